@@ -1,0 +1,819 @@
+//! `llm-router.toml`: the configuration file, its defaults, and its validation.
+//!
+//! Parsing is strict — unknown keys and bad values are errors — and every error names the
+//! file, the line and the key, so `llm-router check` can point at the exact place to fix.
+//! Secrets never live in the file: each model names the environment variable holding its
+//! key (`api_key_env`), and the key is read from the environment (or `.env`, loaded by the
+//! binary) into a [`SecretString`] that never prints.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use router_core::{Capabilities, Price, Profile};
+use secrecy::SecretString;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The whole configuration, validated and with secrets resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub dashboard: DashboardConfig,
+    pub store: StoreConfig,
+    pub privacy: PrivacyConfig,
+    pub routing: RoutingConfig,
+    pub dispatch: DispatchConfig,
+    pub circuit: CircuitConfig,
+    /// Client-facing model names that stand for a configured model (e.g. a Claude model id
+    /// a client is hard-wired to).
+    pub aliases: BTreeMap<String, String>,
+    /// Models in file order, each with its deployments in file order.
+    pub models: Vec<ModelConfig>,
+}
+
+/// A configuration that could not be used: every problem found, each with its place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub problems: Vec<Problem>,
+}
+
+/// One thing wrong with the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line, when the problem has a place in the file.
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// Dotted key path (`models[2].weight`), when known.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}", self.file.display())?;
+            if let Some(line) = p.line {
+                write!(f, ":{line}")?;
+                if let Some(col) = p.column {
+                    write!(f, ":{col}")?;
+                }
+            }
+            write!(f, ": ")?;
+            if let Some(key) = &p.key {
+                write!(f, "`{key}`: ")?;
+            }
+            write!(f, "{}", p.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes (over it: 413).
+    pub max_body_bytes: usize,
+    /// How long a graceful shutdown waits for in-flight requests.
+    pub shutdown_grace: Duration,
+    /// Keys clients must present (`Authorization: Bearer` or `x-api-key`). Empty: no auth.
+    pub client_keys: Vec<SecretString>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DashboardConfig {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `sqlite://path/to/file.db`, `sqlite::memory:` or `postgres://…`.
+    pub url: String,
+    pub queue_capacity: usize,
+    pub batch_size: usize,
+    pub flush_interval: Duration,
+}
+
+/// How much of a prompt the store keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StorePrompts {
+    /// Nothing of the text.
+    None,
+    /// A SHA-256 of the text: repeated prompts can be recognised, not read.
+    Hash,
+    /// The text itself.
+    Full,
+}
+
+#[derive(Debug, Clone)]
+pub struct PrivacyConfig {
+    pub store_prompts: StorePrompts,
+}
+
+#[derive(Debug, Clone)]
+pub struct RoutingConfig {
+    /// The profile plain `auto` uses.
+    pub default_profile: Profile,
+    /// Largest expected cost of one call the router may choose, in US dollars.
+    pub max_cost_usd: Option<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DispatchConfig {
+    /// Attempts per request across deployments and models, the first included.
+    pub max_attempts: u32,
+    /// Base of the exponential backoff before retrying the same deployment.
+    pub retry_backoff: Duration,
+    /// A Retry-After longer than this is not waited out: the request moves on instead.
+    pub max_retry_wait: Duration,
+    pub connect_timeout: Duration,
+    pub first_byte_timeout: Duration,
+    pub total_timeout: Duration,
+    /// Longest silence between two chunks of a stream.
+    pub idle_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct CircuitConfig {
+    /// Consecutive failures that open the circuit.
+    pub consecutive_failures: u32,
+    /// Failure ratio over the recent window that opens the circuit.
+    pub error_ratio: f64,
+    /// Size of that window (and the fewest calls it needs before the ratio counts).
+    pub window: u32,
+    /// How long an open circuit stays open before a half-open probe.
+    pub cooldown: Duration,
+}
+
+/// Which wire protocol and defaults a model's upstream uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Provider {
+    Openai,
+    Anthropic,
+    Deepseek,
+    Ollama,
+    OpenaiCompatible,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Openai => "openai",
+            Provider::Anthropic => "anthropic",
+            Provider::Deepseek => "deepseek",
+            Provider::Ollama => "ollama",
+            Provider::OpenaiCompatible => "openai-compatible",
+        }
+    }
+
+    pub fn default_base_url(self) -> Option<&'static str> {
+        match self {
+            Provider::Openai => Some("https://api.openai.com/v1"),
+            Provider::Anthropic => Some("https://api.anthropic.com/v1"),
+            Provider::Deepseek => Some("https://api.deepseek.com/v1"),
+            Provider::Ollama => Some("http://127.0.0.1:11434"),
+            Provider::OpenaiCompatible => None,
+        }
+    }
+
+    /// The environment variable a key is read from when `api_key_env` is not given.
+    pub fn default_key_env(self) -> Option<&'static str> {
+        match self {
+            Provider::Openai => Some("OPENAI_API_KEY"),
+            Provider::Anthropic => Some("ANTHROPIC_API_KEY"),
+            Provider::Deepseek => Some("DEEPSEEK_API_KEY"),
+            Provider::Ollama | Provider::OpenaiCompatible => None,
+        }
+    }
+
+    /// Whether calls without a key make sense (local servers).
+    pub fn key_optional(self) -> bool {
+        matches!(self, Provider::Ollama | Provider::OpenaiCompatible)
+    }
+}
+
+/// A model: one name clients and the router use, served by one or more deployments.
+#[derive(Debug, Clone)]
+pub struct ModelConfig {
+    pub name: String,
+    pub enabled: bool,
+    pub price: Price,
+    pub context_window: u32,
+    pub capabilities: Capabilities,
+    pub tags: Vec<String>,
+    /// Models to fail over to, in order, when this one cannot answer an explicit request.
+    pub fallbacks: Vec<String>,
+    /// Prior quality per domain (and `lang:<code>`) in [0, 1], for the policy to start from.
+    pub priors: BTreeMap<String, f64>,
+    pub deployments: Vec<DeploymentConfig>,
+}
+
+impl ModelConfig {
+    /// Sum of the weights of the enabled deployments.
+    pub fn weight(&self) -> f64 {
+        self.deployments.iter().filter(|d| d.enabled).map(|d| d.weight).sum()
+    }
+}
+
+/// One place a model can be reached: a provider endpoint with its own key and weight.
+#[derive(Debug, Clone)]
+pub struct DeploymentConfig {
+    /// Unique across the config (`name#1` unless set).
+    pub id: String,
+    pub provider: Provider,
+    /// The model id sent upstream.
+    pub upstream_model: String,
+    pub base_url: String,
+    pub api_key: Option<SecretString>,
+    pub weight: f64,
+    pub enabled: bool,
+}
+
+// ---------------------------------------------------------------------------------------
+// The file's shape. Kept separate from the validated types above: the file allows
+// omissions and repetitions (one model over several entries) that the runtime should not
+// have to think about.
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    dashboard: RawDashboard,
+    #[serde(default)]
+    store: RawStore,
+    #[serde(default)]
+    privacy: RawPrivacy,
+    #[serde(default)]
+    routing: RawRouting,
+    #[serde(default)]
+    dispatch: RawDispatch,
+    #[serde(default)]
+    circuit: RawCircuit,
+    #[serde(default)]
+    aliases: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    models: Vec<Spanned<RawModel>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<Spanned<String>>,
+    max_body_mb: Option<Spanned<f64>>,
+    shutdown_grace_ms: Option<u64>,
+    client_keys_env: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDashboard {
+    enabled: Option<bool>,
+    listen: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    url: Option<Spanned<String>>,
+    queue_capacity: Option<Spanned<usize>>,
+    batch_size: Option<Spanned<usize>>,
+    flush_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrivacy {
+    store_prompts: Option<StorePrompts>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRouting {
+    default_profile: Option<Spanned<String>>,
+    max_cost_usd: Option<Spanned<f64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDispatch {
+    max_attempts: Option<Spanned<u32>>,
+    retry_backoff_ms: Option<u64>,
+    max_retry_wait_ms: Option<u64>,
+    connect_timeout_ms: Option<Spanned<u64>>,
+    first_byte_timeout_ms: Option<Spanned<u64>>,
+    total_timeout_ms: Option<Spanned<u64>>,
+    idle_timeout_ms: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCircuit {
+    consecutive_failures: Option<Spanned<u32>>,
+    error_ratio: Option<Spanned<f64>>,
+    window: Option<Spanned<u32>>,
+    cooldown_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    name: Spanned<String>,
+    provider: Provider,
+    model: Option<String>,
+    base_url: Option<Spanned<String>>,
+    api_key_env: Option<Spanned<String>>,
+    deployment: Option<Spanned<String>>,
+    weight: Option<Spanned<f64>>,
+    enabled: Option<bool>,
+    input_price: Option<Spanned<f64>>,
+    output_price: Option<Spanned<f64>>,
+    context_window: Option<Spanned<u32>>,
+    capabilities: Option<RawCapabilities>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    strengths: Vec<String>,
+    #[serde(default)]
+    fallbacks: Vec<Spanned<String>>,
+    #[serde(default)]
+    priors: BTreeMap<String, Spanned<f64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCapabilities {
+    streaming: Option<bool>,
+    tools: Option<bool>,
+    vision: Option<bool>,
+    json: Option<bool>,
+}
+
+/// Where the environment's values come from; a trait so tests need not touch the process
+/// environment.
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment (after the binary loaded `.env`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+    }
+}
+
+impl Env for HashMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned().filter(|v| !v.trim().is_empty())
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            problems: vec![Problem {
+                line: None,
+                column: None,
+                key: None,
+                message: format!("cannot read the file: {e}"),
+            }],
+        })?;
+        Config::parse(&text, path, env)
+    }
+
+    /// Validates configuration text; `file` is only used to name the place of errors.
+    pub fn parse(text: &str, file: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unzip();
+            ConfigError {
+                file: file.to_path_buf(),
+                problems: vec![Problem { line, column, key: None, message: tidy(e.message()) }],
+            }
+        })?;
+        let mut v = Validator { text, problems: Vec::new() };
+        let config = v.config(raw, env);
+        if v.problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError { file: file.to_path_buf(), problems: v.problems })
+        }
+    }
+
+    pub fn model(&self, name: &str) -> Option<&ModelConfig> {
+        self.models.iter().find(|m| m.name == name)
+    }
+}
+
+/// serde's messages end with a list of expected keys that is long but useful; only trim
+/// whitespace.
+fn tidy(message: &str) -> String {
+    message.trim().replace('\n', " ")
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+    (line, column)
+}
+
+struct Validator<'t> {
+    text: &'t str,
+    problems: Vec<Problem>,
+}
+
+impl Validator<'_> {
+    fn problem(&mut self, span: Option<Range<usize>>, key: impl Into<String>, message: String) {
+        let (line, column) = span.map(|s| line_col(self.text, s.start)).unzip();
+        self.problems.push(Problem { line, column, key: Some(key.into()), message });
+    }
+
+    fn addr(&mut self, raw: Option<Spanned<String>>, key: &str, default: &str) -> SocketAddr {
+        let fallback: SocketAddr = default.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
+        match raw {
+            None => fallback,
+            Some(s) => match s.get_ref().parse::<SocketAddr>() {
+                Ok(a) => a,
+                Err(_) => {
+                    self.problem(
+                        Some(s.span()),
+                        key,
+                        format!("`{}` is not a socket address like \"127.0.0.1:3100\"", s.get_ref()),
+                    );
+                    fallback
+                }
+            },
+        }
+    }
+
+    fn positive_ms(&mut self, raw: Option<Spanned<u64>>, key: &str, default_ms: u64) -> Duration {
+        match raw {
+            Some(v) if *v.get_ref() == 0 => {
+                self.problem(Some(v.span()), key, "must be greater than 0".into());
+                Duration::from_millis(default_ms)
+            }
+            Some(v) => Duration::from_millis(*v.get_ref()),
+            None => Duration::from_millis(default_ms),
+        }
+    }
+
+    fn config(&mut self, raw: RawConfig, env: &dyn Env) -> Config {
+        let server = self.server(raw.server, env);
+        let dashboard = DashboardConfig {
+            enabled: raw.dashboard.enabled.unwrap_or(true),
+            listen: self.addr(raw.dashboard.listen, "dashboard.listen", "127.0.0.1:3200"),
+        };
+        let store = self.store(raw.store);
+        let privacy =
+            PrivacyConfig { store_prompts: raw.privacy.store_prompts.unwrap_or(StorePrompts::Hash) };
+        let routing = self.routing(raw.routing);
+        let dispatch = self.dispatch(raw.dispatch);
+        let circuit = self.circuit(raw.circuit);
+        let models = self.models(raw.models, env);
+        let names: HashSet<&str> = models.iter().map(|m| m.name.as_str()).collect();
+        let mut aliases = BTreeMap::new();
+        for (alias, target) in raw.aliases {
+            if !names.contains(target.get_ref().as_str()) {
+                let message = format!("alias points to `{}`, which is not a model", target.get_ref());
+                self.problem(Some(target.span()), format!("aliases.{alias}"), message);
+            } else if names.contains(alias.as_str()) || is_auto(&alias) {
+                let message = format!("`{alias}` is already a model name or `auto`");
+                self.problem(Some(target.span()), format!("aliases.{alias}"), message);
+            }
+            aliases.insert(alias, target.into_inner());
+        }
+        Config { server, dashboard, store, privacy, routing, dispatch, circuit, aliases, models }
+    }
+
+    fn server(&mut self, raw: RawServer, env: &dyn Env) -> ServerConfig {
+        let max_body_bytes = match raw.max_body_mb {
+            Some(mb) if !(*mb.get_ref() > 0.0 && *mb.get_ref() <= 1024.0) => {
+                self.problem(Some(mb.span()), "server.max_body_mb", "must be in (0, 1024]".into());
+                10 << 20
+            }
+            Some(mb) => (*mb.get_ref() * 1024.0 * 1024.0) as usize,
+            None => 10 << 20,
+        };
+        let mut client_keys = Vec::new();
+        if let Some(var) = raw.client_keys_env {
+            match env.var(var.get_ref()) {
+                Some(value) => {
+                    client_keys = value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|k| !k.is_empty())
+                        .map(|k| SecretString::from(k.to_string()))
+                        .collect()
+                }
+                None => {
+                    let message = format!(
+                        "client keys are read from `{}`, which is not set (in the environment or .env)",
+                        var.get_ref()
+                    );
+                    self.problem(Some(var.span()), "server.client_keys_env", message)
+                }
+            }
+        }
+        ServerConfig {
+            listen: self.addr(raw.listen, "server.listen", "127.0.0.1:3100"),
+            max_body_bytes,
+            shutdown_grace: Duration::from_millis(raw.shutdown_grace_ms.unwrap_or(15_000)),
+            client_keys,
+        }
+    }
+
+    fn store(&mut self, raw: RawStore) -> StoreConfig {
+        let url = match raw.url {
+            Some(u) => {
+                let s = u.get_ref();
+                if !(s.starts_with("sqlite:")
+                    || s.starts_with("postgres://")
+                    || s.starts_with("postgresql://"))
+                {
+                    let message = format!(
+                        "`{s}` is not a store URL: use sqlite://path/to/file.db or postgres://user@host/db"
+                    );
+                    self.problem(Some(u.span()), "store.url", message);
+                }
+                u.into_inner()
+            }
+            None => "sqlite://data/llm-router.db".to_string(),
+        };
+        let mut at_least_one = |v: Option<Spanned<usize>>, key: &str, default: usize| match v {
+            Some(n) if *n.get_ref() == 0 => {
+                self.problem(Some(n.span()), key, "must be at least 1".into());
+                default
+            }
+            Some(n) => n.into_inner(),
+            None => default,
+        };
+        let queue_capacity = at_least_one(raw.queue_capacity, "store.queue_capacity", 65_536);
+        let batch_size = at_least_one(raw.batch_size, "store.batch_size", 512);
+        StoreConfig {
+            url,
+            queue_capacity,
+            batch_size,
+            flush_interval: Duration::from_millis(raw.flush_ms.unwrap_or(50).max(1)),
+        }
+    }
+
+    fn routing(&mut self, raw: RawRouting) -> RoutingConfig {
+        let default_profile = match raw.default_profile {
+            Some(p) => match p.get_ref().parse::<Profile>() {
+                Ok(profile) => profile,
+                Err(e) => {
+                    self.problem(Some(p.span()), "routing.default_profile", e.to_string());
+                    Profile::Balanced
+                }
+            },
+            None => Profile::Balanced,
+        };
+        let max_cost_usd = match raw.max_cost_usd {
+            Some(c) if !(*c.get_ref() > 0.0) => {
+                self.problem(Some(c.span()), "routing.max_cost_usd", "must be greater than 0".into());
+                None
+            }
+            other => other.map(Spanned::into_inner),
+        };
+        RoutingConfig { default_profile, max_cost_usd }
+    }
+
+    fn dispatch(&mut self, raw: RawDispatch) -> DispatchConfig {
+        let max_attempts = match raw.max_attempts {
+            Some(n) if !(1..=20).contains(n.get_ref()) => {
+                self.problem(Some(n.span()), "dispatch.max_attempts", "must be between 1 and 20".into());
+                4
+            }
+            Some(n) => n.into_inner(),
+            None => 4,
+        };
+        DispatchConfig {
+            max_attempts,
+            retry_backoff: Duration::from_millis(raw.retry_backoff_ms.unwrap_or(100)),
+            max_retry_wait: Duration::from_millis(raw.max_retry_wait_ms.unwrap_or(2_000)),
+            connect_timeout: self.positive_ms(raw.connect_timeout_ms, "dispatch.connect_timeout_ms", 5_000),
+            first_byte_timeout: self.positive_ms(
+                raw.first_byte_timeout_ms,
+                "dispatch.first_byte_timeout_ms",
+                60_000,
+            ),
+            total_timeout: self.positive_ms(raw.total_timeout_ms, "dispatch.total_timeout_ms", 600_000),
+            idle_timeout: self.positive_ms(raw.idle_timeout_ms, "dispatch.idle_timeout_ms", 60_000),
+        }
+    }
+
+    fn circuit(&mut self, raw: RawCircuit) -> CircuitConfig {
+        let consecutive_failures = match raw.consecutive_failures {
+            Some(n) if *n.get_ref() == 0 => {
+                self.problem(Some(n.span()), "circuit.consecutive_failures", "must be at least 1".into());
+                5
+            }
+            Some(n) => n.into_inner(),
+            None => 5,
+        };
+        let error_ratio = match raw.error_ratio {
+            Some(r) if !(*r.get_ref() > 0.0 && *r.get_ref() <= 1.0) => {
+                self.problem(Some(r.span()), "circuit.error_ratio", "must be in (0, 1]".into());
+                0.5
+            }
+            Some(r) => r.into_inner(),
+            None => 0.5,
+        };
+        let window = match raw.window {
+            Some(n) if !(2..=10_000).contains(n.get_ref()) => {
+                self.problem(Some(n.span()), "circuit.window", "must be between 2 and 10000".into());
+                20
+            }
+            Some(n) => n.into_inner(),
+            None => 20,
+        };
+        CircuitConfig {
+            consecutive_failures,
+            error_ratio,
+            window,
+            cooldown: Duration::from_millis(raw.cooldown_ms.unwrap_or(30_000)),
+        }
+    }
+
+    fn models(&mut self, raw: Vec<Spanned<RawModel>>, env: &dyn Env) -> Vec<ModelConfig> {
+        let mut models: Vec<ModelConfig> = Vec::new();
+        let mut ids = HashSet::new();
+        let mut fallback_refs = Vec::new();
+        for (index, entry) in raw.into_iter().enumerate() {
+            let span = entry.span();
+            let m = entry.into_inner();
+            let key = |k: &str| format!("models[{index}].{k}");
+            let name = m.name.get_ref().trim().to_string();
+            if name.is_empty() || is_auto(&name) || name.contains(char::is_whitespace) {
+                let message = "must be non-empty, without spaces, and not `auto`".to_string();
+                self.problem(Some(m.name.span()), key("name"), message);
+            }
+            let enabled = m.enabled.unwrap_or(true);
+            let base_url = match (&m.base_url, m.provider.default_base_url()) {
+                (Some(url), _) => {
+                    let u = url.get_ref().trim_end_matches('/').to_string();
+                    if !(u.starts_with("http://") || u.starts_with("https://")) {
+                        let message = format!("`{u}` is not an http:// or https:// URL");
+                        self.problem(Some(url.span()), key("base_url"), message);
+                    }
+                    u
+                }
+                (None, Some(default)) => default.to_string(),
+                (None, None) => {
+                    let message = "an openai-compatible model needs a base_url".to_string();
+                    self.problem(Some(span.clone()), key("base_url"), message);
+                    String::new()
+                }
+            };
+            let key_env = m
+                .api_key_env
+                .as_ref()
+                .map(|s| (s.get_ref().clone(), Some(s.span())))
+                .or_else(|| m.provider.default_key_env().map(|v| (v.to_string(), None)));
+            let api_key = match &key_env {
+                Some((var, var_span)) => {
+                    let value = env.var(var);
+                    if value.is_none() && enabled && !m.provider.key_optional() {
+                        let message = format!(
+                            "the {} key is read from `{var}`, which is not set (in the environment or .env); set it, or `enabled = false`",
+                            m.provider.as_str()
+                        );
+                        let span = var_span.clone().unwrap_or(span.clone());
+                        self.problem(Some(span), key("api_key_env"), message);
+                    }
+                    value.map(SecretString::from)
+                }
+                None => None,
+            };
+            let weight = match &m.weight {
+                Some(w) if !(w.get_ref().is_finite() && *w.get_ref() >= 0.0) => {
+                    self.problem(Some(w.span()), key("weight"), "must be a number ≥ 0".into());
+                    1.0
+                }
+                Some(w) => *w.get_ref(),
+                None => 1.0,
+            };
+            let mut price = |p: &Option<Spanned<f64>>, k: &str| match p {
+                Some(v) if !(v.get_ref().is_finite() && *v.get_ref() >= 0.0) => {
+                    self.problem(Some(v.span()), key(k), "must be a price ≥ 0 (USD per million tokens)".into());
+                    0.0
+                }
+                Some(v) => *v.get_ref(),
+                None => 0.0,
+            };
+            let price = Price {
+                input_per_mtok: price(&m.input_price, "input_price"),
+                output_per_mtok: price(&m.output_price, "output_price"),
+            };
+            let context_window = match &m.context_window {
+                Some(c) if *c.get_ref() < 256 => {
+                    self.problem(Some(c.span()), key("context_window"), "must be at least 256 tokens".into());
+                    8_192
+                }
+                Some(c) => *c.get_ref(),
+                None => 8_192,
+            };
+            let caps = m.capabilities.unwrap_or_default();
+            let defaults = Capabilities::default();
+            let capabilities = Capabilities {
+                streaming: caps.streaming.unwrap_or(defaults.streaming),
+                tools: caps.tools.unwrap_or(defaults.tools),
+                vision: caps.vision.unwrap_or(defaults.vision),
+                json: caps.json.unwrap_or(defaults.json),
+            };
+            let mut priors = BTreeMap::new();
+            for (k, v) in &m.priors {
+                if !(0.0..=1.0).contains(v.get_ref()) {
+                    self.problem(Some(v.span()), key(&format!("priors.{k}")), "must be in [0, 1]".into());
+                }
+                priors.insert(k.clone(), *v.get_ref());
+            }
+            let mut tags = m.tags.clone();
+            tags.extend(m.strengths.iter().cloned());
+
+            let existing = models.iter().position(|x| x.name == name);
+            let ordinal = existing.map_or(1, |i| models[i].deployments.len() + 1);
+            let id = match &m.deployment {
+                Some(d) => d.get_ref().clone(),
+                None => format!("{name}#{ordinal}"),
+            };
+            if !ids.insert(id.clone()) {
+                let d_span = m.deployment.as_ref().map(Spanned::span).unwrap_or(span.clone());
+                self.problem(Some(d_span), key("deployment"), format!("deployment id `{id}` is used twice"));
+            }
+            let deployment = DeploymentConfig {
+                id,
+                provider: m.provider,
+                upstream_model: m.model.clone().unwrap_or_else(|| name.clone()),
+                base_url,
+                api_key,
+                weight,
+                enabled,
+            };
+            for f in &m.fallbacks {
+                fallback_refs.push((name.clone(), f.get_ref().clone(), f.span(), key("fallbacks")));
+            }
+            match existing {
+                // A second entry with the same name is another deployment of that model;
+                // the model-level settings come from the first entry, extended by the rest.
+                Some(i) => {
+                    let model = &mut models[i];
+                    model.enabled |= enabled;
+                    for t in tags {
+                        if !model.tags.contains(&t) {
+                            model.tags.push(t);
+                        }
+                    }
+                    for f in &m.fallbacks {
+                        if !model.fallbacks.contains(f.get_ref()) {
+                            model.fallbacks.push(f.get_ref().clone());
+                        }
+                    }
+                    model.deployments.push(deployment);
+                }
+                None => models.push(ModelConfig {
+                    name,
+                    enabled,
+                    price,
+                    context_window,
+                    capabilities,
+                    tags,
+                    fallbacks: m.fallbacks.iter().map(|f| f.get_ref().clone()).collect(),
+                    priors,
+                    deployments: vec![deployment],
+                }),
+            }
+        }
+        for (model, target, span, key) in fallback_refs {
+            if target == model {
+                self.problem(Some(span), key, format!("`{model}` cannot fall back to itself"));
+            } else if !models.iter().any(|m| m.name == target) {
+                self.problem(Some(span), key, format!("fallback `{target}` is not a configured model"));
+            }
+        }
+        models
+    }
+}
+
+/// `auto` and `auto:<profile>` are routing requests, never model names.
+pub fn is_auto(name: &str) -> bool {
+    name == "auto" || name.starts_with("auto:")
+}

@@ -1,0 +1,4 @@
+//! The servers and everything that talks to upstreams.
+pub mod circuit;
+pub mod config;
+pub mod metrics;
