@@ -1,1 +1,67 @@
-fn main() {}
+//! `llm-router`: the command line of the self-learning LLM routing gateway.
+//!
+//! Each subcommand lives in its own module under `commands/`; this file only parses the
+//! command line, sets up logging and the environment, and hands over.
+
+mod commands;
+mod logging;
+mod table;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A self-learning LLM routing gateway: OpenAI- and Anthropic-compatible, it picks the model
+/// for every request from the query and what it has learned, balances, fails over, and learns
+/// from outcomes and feedback.
+#[derive(Debug, Parser)]
+#[command(name = "llm-router", version, about, long_about = None)]
+struct Cli {
+    /// Configuration file.
+    #[arg(long, short, global = true, env = "LLM_ROUTER_CONFIG", default_value = "llm-router.toml")]
+    config: PathBuf,
+
+    /// Log format: `human` (default on a terminal) or `json`.
+    #[arg(long, global = true, value_enum, default_value_t = logging::LogFormat::Auto)]
+    log_format: logging::LogFormat,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway: the proxy API and the admin dashboard.
+    Serve(commands::serve::Args),
+    /// Run the whole system on simulated upstream models — no API key, no set-up.
+    Demo(commands::demo::Args),
+    /// Create or upgrade the database schema (the gateway also does this on start).
+    InitDb(commands::init_db::Args),
+    /// Validate the configuration file; exits non-zero and names file, line and key on errors.
+    Check,
+    /// List the configured models and deployments (with live health from a running gateway).
+    Models(commands::models::Args),
+}
+
+fn main() -> ExitCode {
+    // `.env` first, so config validation sees the same environment `serve` will. The real
+    // environment wins over the file.
+    let _ = dotenvy::dotenv();
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    let result = match cli.command {
+        Command::Serve(args) => commands::serve::run(&cli.config, args),
+        Command::Demo(args) => commands::demo::run(args),
+        Command::InitDb(args) => commands::init_db::run(&cli.config, args),
+        Command::Check => commands::check::run(&cli.config),
+        Command::Models(args) => commands::models::run(&cli.config, args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

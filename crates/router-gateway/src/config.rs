@@ -181,7 +181,7 @@ impl Provider {
     pub fn default_base_url(self) -> Option<&'static str> {
         match self {
             Provider::Openai => Some("https://api.openai.com/v1"),
-            Provider::Anthropic => Some("https://api.anthropic.com/v1"),
+            Provider::Anthropic => Some("https://api.anthropic.com"),
             Provider::Deepseek => Some("https://api.deepseek.com/v1"),
             Provider::Ollama => Some("http://127.0.0.1:11434"),
             Provider::OpenaiCompatible => None,

@@ -116,8 +116,11 @@ pub async fn dispatch(
                 continue;
             };
             let deployment = &model.deployments[index];
+            let mut probe = ProbeSlot { circuit: &deployment.circuit, held: admission == Admission::Probe };
             let call_started = Instant::now();
             let result = call(deployment, settings, request).await;
+            // From here the result decides the circuit; the slot needs no release.
+            probe.held = false;
             let elapsed = call_started.elapsed();
             let ms = elapsed.as_secs_f64() * 1000.0;
             match result {
@@ -181,6 +184,22 @@ pub async fn dispatch(
         },
     };
     Err(DispatchFailure { error, attempts })
+}
+
+/// A half-open circuit's probe slot, released if the request is abandoned (the client went
+/// away) before the probe's result is known — otherwise the circuit would wait for a
+/// result that never comes and refuse the deployment for good.
+struct ProbeSlot<'a> {
+    circuit: &'a crate::circuit::Circuit,
+    held: bool,
+}
+
+impl Drop for ProbeSlot<'_> {
+    fn drop(&mut self) {
+        if self.held {
+            self.circuit.release_probe();
+        }
+    }
 }
 
 /// How long to wait before the next round on the same model, or `None` to move on.

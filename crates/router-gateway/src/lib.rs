@@ -1,4 +1,23 @@
 //! The servers and everything that talks to upstreams.
+//!
+//! `router-gateway` owns the running system: the [configuration](config), the live
+//! [model table](registry) with its deployments and [circuit breakers](circuit),
+//! [dispatch](dispatch) (weighted balancing, retries, failover), the [proxy API](proxy), the
+//! streaming [relay](relay), [outcome](outcome) recording, [metrics](metrics), and
+//! [starting and stopping](server) it all. Decisions come from `router-core`, wire formats
+//! from `router-providers`, persistence from `router-store`.
+
+pub mod app;
 pub mod circuit;
 pub mod config;
+pub mod dispatch;
 pub mod metrics;
+pub mod outcome;
+pub mod proxy;
+pub mod registry;
+pub mod relay;
+pub mod server;
+
+pub use app::Gateway;
+pub use config::Config;
+pub use server::{Running, ShutdownReport, StartError, start};

@@ -142,11 +142,20 @@ impl Model {
         }
     }
 
-    /// Picks a deployment for the next attempt: weighted among those with a closed circuit;
-    /// if there are none, a half-open one gets its probe. `skip` holds deployments already
-    /// tried for this request; `draw` is uniform in [0, 1).
+    /// Picks a deployment for the next attempt. A deployment whose cooldown is over gets its
+    /// single probe first (otherwise it could never recover while its siblings are healthy);
+    /// then the choice is weighted among deployments with a closed circuit. `skip` holds
+    /// deployments already tried for this request; `draw` is uniform in [0, 1).
     pub fn pick(&self, skip: &[usize], now: Instant, draw: f64) -> Option<(usize, Admission)> {
         let eligible = |i: usize, d: &Deployment| !skip.contains(&i) && d.usable_weight() > 0.0;
+        for (i, d) in self.deployments.iter().enumerate() {
+            if eligible(i, d)
+                && d.circuit.state(now) == CircuitState::HalfOpen
+                && d.circuit.admit(now) == Admission::Probe
+            {
+                return Some((i, Admission::Probe));
+            }
+        }
         let closed: Vec<(usize, f64)> = self
             .deployments
             .iter()
@@ -154,19 +163,8 @@ impl Model {
             .filter(|&(i, d)| eligible(i, d) && d.circuit.state(now) == CircuitState::Closed)
             .map(|(i, d)| (i, d.usable_weight()))
             .collect();
-        if let Some(i) = weighted_index(&closed, draw) {
-            // Closed circuits admit without state change.
-            return Some((i, Admission::Allowed));
-        }
-        for (i, d) in self.deployments.iter().enumerate() {
-            if eligible(i, d) {
-                match d.circuit.admit(now) {
-                    Admission::Rejected => continue,
-                    admission => return Some((i, admission)),
-                }
-            }
-        }
-        None
+        // Closed circuits admit without a state change.
+        weighted_index(&closed, draw).map(|i| (i, Admission::Allowed))
     }
 }
 
@@ -204,44 +202,36 @@ pub struct Registry {
 
 impl Registry {
     /// Builds the table; `upstream` makes the client for each deployment.
-    pub fn new(
+    pub fn new<E>(
         config: &Config,
-        mut upstream: impl FnMut(&crate::config::DeploymentConfig) -> Upstream,
-    ) -> Registry {
+        mut upstream: impl FnMut(&crate::config::DeploymentConfig) -> Result<Upstream, E>,
+    ) -> Result<Registry, E> {
         let mut by_name = HashMap::new();
-        let models: Vec<Model> = config
-            .models
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                by_name.insert(m.name.clone(), i);
-                Model {
-                    enabled: AtomicBool::new(m.enabled),
-                    deployments: m
-                        .deployments
-                        .iter()
-                        .map(|d| Deployment {
-                            id: d.id.clone(),
-                            provider: d.provider,
-                            base_url: d.base_url.clone(),
-                            upstream_model: d.upstream_model.clone(),
-                            upstream: upstream(d),
-                            circuit: Circuit::new(config.circuit.clone()),
-                            counters: CallCounters::default(),
-                            weight: AtomicF64::new(d.weight),
-                            enabled: AtomicBool::new(d.enabled),
-                        })
-                        .collect(),
-                    config: m.clone(),
-                }
-            })
-            .collect();
+        let mut models = Vec::with_capacity(config.models.len());
+        for (i, m) in config.models.iter().enumerate() {
+            by_name.insert(m.name.clone(), i);
+            let mut deployments = Vec::with_capacity(m.deployments.len());
+            for d in &m.deployments {
+                deployments.push(Deployment {
+                    id: d.id.clone(),
+                    provider: d.provider,
+                    base_url: d.base_url.clone(),
+                    upstream_model: d.upstream_model.clone(),
+                    upstream: upstream(d)?,
+                    circuit: Circuit::new(config.circuit.clone()),
+                    counters: CallCounters::default(),
+                    weight: AtomicF64::new(d.weight),
+                    enabled: AtomicBool::new(d.enabled),
+                });
+            }
+            models.push(Model { enabled: AtomicBool::new(m.enabled), deployments, config: m.clone() });
+        }
         for (alias, target) in &config.aliases {
             if let Some(&i) = by_name.get(target) {
                 by_name.entry(alias.clone()).or_insert(i);
             }
         }
-        Registry { models, by_name }
+        Ok(Registry { models, by_name })
     }
 
     pub fn models(&self) -> &[Model] {

@@ -48,7 +48,7 @@ fn the_example_file_is_valid() {
     assert_eq!(c.aliases["claude-3-5-sonnet-latest"], "claude-sonnet");
     let claude = c.model("claude-sonnet").unwrap();
     assert_eq!(claude.deployments[0].provider, Provider::Anthropic);
-    assert_eq!(claude.deployments[0].base_url, "https://api.anthropic.com/v1");
+    assert_eq!(claude.deployments[0].base_url, "https://api.anthropic.com");
     assert_eq!(claude.deployments[0].api_key.as_ref().unwrap().expose_secret(), "sk-ant-test");
     assert!(!c.model("llama3-local").unwrap().enabled);
 }

@@ -1,0 +1,54 @@
+//! One module per subcommand.
+
+pub mod check;
+pub mod demo;
+pub mod init_db;
+pub mod models;
+pub mod serve;
+
+use std::path::Path;
+
+use router_gateway::config::{Config, ProcessEnv};
+
+/// Loads and validates the config; on errors prints them (file, line, key) and returns
+/// `None`, so the caller exits non-zero.
+pub fn load_config(path: &Path) -> Option<Config> {
+    match Config::load(path, &ProcessEnv) {
+        Ok(config) => Some(config),
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!(
+                "{} problem(s) in the configuration; nothing was started. `llm-router check` re-checks it.",
+                e.problems.len()
+            );
+            None
+        }
+    }
+}
+
+/// A multi-threaded Tokio runtime for commands that do I/O.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,44 @@
+//! `llm-router serve`: run the gateway until SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::{load_config, runtime, shutdown_signal};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Listen address of the proxy API (overrides `server.listen`).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Store URL (overrides `store.url`), e.g. sqlite://data/router.db or postgres://…
+    #[arg(long, env = "LLM_ROUTER_STORE_URL")]
+    pub store: Option<String>,
+}
+
+pub fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
+    let Some(mut config) = load_config(path) else {
+        return Ok(ExitCode::from(2));
+    };
+    if let Some(listen) = args.listen {
+        config.server.listen = listen;
+    }
+    if let Some(store) = args.store {
+        config.store.url = store;
+    }
+    runtime()?.block_on(async {
+        let running = router_gateway::start(config, shutdown_signal())
+            .await
+            .context("the gateway could not start")?;
+        println!("llm-router: proxy API on {}", running.proxy_url());
+        let report = running.wait().await;
+        println!(
+            "llm-router stopped: {} record(s) written{}",
+            report.writer.written,
+            if report.forced { "; some requests were cut at the end of the grace period" } else { "" }
+        );
+        Ok(if report.writer.dropped > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    })
+}

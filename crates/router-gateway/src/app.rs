@@ -1,0 +1,295 @@
+//! The gateway's shared state and the routing step every API shares: resolve the model the
+//! client asked for, extract the query's features, decide, and plan the failover order.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use router_core::policy::{self, Params};
+use router_core::{Decision, FeatureExtractor, Features, Profile};
+use router_providers::ChatRequest;
+use router_providers::api_error::{ApiError, ApiErrorKind};
+use router_providers::upstream::{self, Protocol, Timeouts, Upstream, UpstreamConfig};
+use router_store::{Api, RequestContext, RequestRecord, Store, StoredPrompt, Writer};
+use sha2::{Digest, Sha256};
+
+use crate::config::{Config, DeploymentConfig, Provider, StorePrompts};
+use crate::metrics::Metrics;
+use crate::registry::{Registry, Resolved};
+
+/// Why the gateway could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(#[from] reqwest::Error),
+    #[error("deployment `{id}`: {source}")]
+    Deployment {
+        id: String,
+        #[source]
+        source: upstream::ConfigError,
+    },
+}
+
+/// Everything the request path shares. Cheap to clone.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+pub struct Inner {
+    pub config: Config,
+    pub registry: Registry,
+    pub extractor: FeatureExtractor,
+    pub metrics: Metrics,
+    pub store: Store,
+    pub writer: Writer,
+    pub started: Instant,
+}
+
+impl std::ops::Deref for Gateway {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+/// A request after routing: what to try, in which order, and what to record about it.
+#[derive(Debug)]
+pub struct Routed {
+    /// The decision id, also the request's id in the store and the response id's suffix.
+    pub id: String,
+    pub decision: Decision,
+    /// Registry indices of the models to try, in order.
+    pub plan: Vec<usize>,
+    /// When the request arrived.
+    pub received: Instant,
+    pub received_ms: i64,
+}
+
+impl Gateway {
+    /// Builds the gateway around an open store and its writer.
+    pub fn new(config: Config, store: Store, writer: Writer) -> Result<Gateway, BuildError> {
+        let client = upstream::http_client(config.dispatch.connect_timeout)?;
+        let timeouts = Timeouts {
+            first_byte: config.dispatch.first_byte_timeout,
+            total: config.dispatch.total_timeout,
+            idle: config.dispatch.idle_timeout,
+        };
+        let registry = Registry::new(&config, |d| {
+            Upstream::new(upstream_config(d, timeouts), client.clone())
+                .map_err(|source| BuildError::Deployment { id: d.id.clone(), source })
+        })?;
+        Ok(Gateway {
+            inner: Arc::new(Inner {
+                config,
+                registry,
+                extractor: FeatureExtractor::new(),
+                metrics: Metrics::new(),
+                store,
+                writer,
+                started: Instant::now(),
+            }),
+        })
+    }
+
+    /// Resolves the client's `model`, extracts features and decides; no I/O.
+    pub fn route(&self, request: &ChatRequest) -> Result<Routed, ApiError> {
+        let received = Instant::now();
+        let requested = request.model.trim();
+        let resolved = self.registry.resolve(requested).ok_or_else(|| {
+            let mut e = ApiError::new(
+                ApiErrorKind::NotFound,
+                format!(
+                    "The model `{requested}` does not exist. Use one of the configured models ({}), or `auto` to let the router choose.",
+                    self.registry.models().iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
+                ),
+            );
+            e.param = Some("model".into());
+            e.code = Some("model_not_found".into());
+            e
+        })?;
+        let features = self.extractor.extract(&request.prompt());
+        let now = Instant::now();
+        let (decision, plan) = match resolved {
+            Resolved::Auto => {
+                let profile = profile_of(requested, self.config.routing.default_profile)?;
+                self.decide(&features, profile, now)?
+            }
+            Resolved::Model(index) => {
+                let model = self.registry.model(index);
+                let decision =
+                    policy::explicit(&features, &model.candidate(now), self.config.routing.default_profile);
+                let mut plan = vec![index];
+                for name in &model.config.fallbacks {
+                    if let Some(i) = self.registry.index_of(name)
+                        && !plan.contains(&i)
+                    {
+                        plan.push(i);
+                    }
+                }
+                (decision, plan)
+            }
+        };
+        let mut decision = decision;
+        decision.decision_us = received.elapsed().as_micros() as u64;
+        Ok(Routed {
+            id: uuid::Uuid::now_v7().to_string(),
+            decision,
+            plan,
+            received,
+            received_ms: epoch_ms(),
+        })
+    }
+
+    fn decide(
+        &self,
+        features: &Features,
+        profile: Profile,
+        now: Instant,
+    ) -> Result<(Decision, Vec<usize>), ApiError> {
+        let candidates = self.registry.candidates(now);
+        let params = Params {
+            profile,
+            draw: fastrand::f64(),
+            max_cost_usd: self.config.routing.max_cost_usd,
+        };
+        let decision = policy::weighted(features, &candidates, &params).map_err(|e| {
+            let mut error = ApiError::new(ApiErrorKind::Overloaded, e.to_string());
+            error.code = Some("no_model_available".into());
+            error
+        })?;
+        let plan = decision
+            .ranking
+            .iter()
+            .filter_map(|r| self.registry.index_of(&r.model))
+            .collect();
+        Ok((decision, plan))
+    }
+
+    /// Queues the record of a routed request for the store.
+    pub fn record_request(&self, routed: &Routed, request: &ChatRequest, api: Api) {
+        let context = RequestContext {
+            id: routed.id.clone(),
+            received_at_ms: routed.received_ms,
+            api,
+            requested_model: request.model.clone(),
+            stream: request.stream,
+            prompt: self.stored_prompt(request),
+            message_count: request.messages.len() as u32,
+        };
+        match RequestRecord::from_decision(context, &routed.decision) {
+            Ok(record) => self.enqueue(record.into()),
+            Err(e) => tracing::error!(id = %routed.id, error = %e, "cannot build the request record"),
+        }
+    }
+
+    /// Hands a record to the writer without waiting: if the queue is full, a task waits for
+    /// room, so the request never blocks on the store and no accepted record is lost.
+    pub fn enqueue(&self, record: router_store::Record) {
+        match self.writer.try_send(record) {
+            Ok(()) => {}
+            Err(router_store::TrySendError::Full(record)) => {
+                let writer = self.writer.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = writer.send(record).await {
+                        tracing::error!(record = %e.0.summary(), "store writer closed; record lost");
+                    }
+                });
+            }
+            Err(router_store::TrySendError::Closed(record)) => {
+                tracing::error!(record = %record.summary(), "store writer closed; record lost");
+            }
+        }
+    }
+
+    fn stored_prompt(&self, request: &ChatRequest) -> StoredPrompt {
+        match self.config.privacy.store_prompts {
+            StorePrompts::None => StoredPrompt::None,
+            StorePrompts::Hash => StoredPrompt::Hash(hex_sha256(&prompt_text(request))),
+            StorePrompts::Full => StoredPrompt::Full(prompt_text(request)),
+        }
+    }
+}
+
+/// `auto` → the default profile; `auto:<profile>` → that profile.
+fn profile_of(requested: &str, default: Profile) -> Result<Profile, ApiError> {
+    match requested.strip_prefix("auto:") {
+        None => Ok(default),
+        Some(name) => name.parse().map_err(|e: router_core::decision::UnknownProfile| {
+            let mut error = ApiError::new(ApiErrorKind::InvalidRequest, e.to_string());
+            error.param = Some("model".into());
+            error
+        }),
+    }
+}
+
+/// The text of a request as stored under `store_prompts = "full"` (and hashed under
+/// `"hash"`): one `role: text` line per text part.
+fn prompt_text(request: &ChatRequest) -> String {
+    let prompt = request.prompt();
+    let mut out = String::new();
+    for m in &prompt.messages {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(match m.role {
+            router_core::Role::System => "system: ",
+            router_core::Role::User => "user: ",
+            router_core::Role::Assistant => "assistant: ",
+            router_core::Role::Tool => "tool: ",
+        });
+        out.push_str(m.text);
+    }
+    out
+}
+
+fn hex_sha256(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    let mut out = String::with_capacity(64);
+    for byte in digest {
+        out.push(char::from_digit(u32::from(byte >> 4), 16).unwrap_or('0'));
+        out.push(char::from_digit(u32::from(byte & 0xf), 16).unwrap_or('0'));
+    }
+    out
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn epoch_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Seconds since the Unix epoch (OpenAI's `created`).
+pub fn epoch_s() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn upstream_config(d: &DeploymentConfig, timeouts: Timeouts) -> UpstreamConfig {
+    let protocol = match d.provider {
+        Provider::Openai | Provider::Deepseek | Provider::OpenaiCompatible => Protocol::OpenAi,
+        Provider::Anthropic => Protocol::Anthropic,
+        Provider::Ollama => Protocol::Ollama,
+    };
+    let mut config = UpstreamConfig::new(protocol, d.base_url.clone(), d.upstream_model.clone());
+    config.api_key = d.api_key.clone();
+    config.timeouts = timeouts;
+    config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_is_hex_of_the_right_length() {
+        assert_eq!(
+            hex_sha256("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn profiles_parse_from_auto_names() {
+        assert_eq!(profile_of("auto", Profile::Cost).unwrap(), Profile::Cost);
+        assert_eq!(profile_of("auto:quality", Profile::Cost).unwrap(), Profile::Quality);
+        assert!(profile_of("auto:nonsense", Profile::Cost).is_err());
+    }
+}

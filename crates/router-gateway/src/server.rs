@@ -1,0 +1,141 @@
+//! Starting and stopping the gateway: open the store, start the writer, bind the listeners,
+//! serve; on shutdown stop accepting, let in-flight requests finish up to the grace period,
+//! then drain the writer so that every accepted record reaches the database.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use router_store::{Store, StoreError, WriterOptions, WriterReport, spawn_writer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::app::{BuildError, Gateway};
+use crate::config::Config;
+use crate::proxy;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the store: {0}")]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What a shutdown did.
+#[derive(Debug, Clone, Copy)]
+pub struct ShutdownReport {
+    /// In-flight requests were still running at the end of the grace period and were cut.
+    pub forced: bool,
+    pub writer: WriterReport,
+}
+
+/// A running gateway.
+pub struct Running {
+    pub gateway: Gateway,
+    pub proxy_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<ShutdownReport>,
+}
+
+impl Running {
+    /// The proxy's base URL, e.g. `http://127.0.0.1:3100`.
+    pub fn proxy_url(&self) -> String {
+        format!("http://{}", self.proxy_addr)
+    }
+
+    /// Stops the gateway and waits until everything accepted is recorded.
+    pub async fn shutdown(self) -> ShutdownReport {
+        let _ = self.stop.send(true);
+        self.wait().await
+    }
+
+    /// Waits for the gateway to stop (after [`Running::shutdown`] or a signal given to
+    /// [`start`]).
+    pub async fn wait(self) -> ShutdownReport {
+        match self.task.await {
+            Ok(report) => report,
+            Err(e) => {
+                tracing::error!(error = %e, "the server task ended abnormally");
+                ShutdownReport { forced: true, writer: WriterReport::default() }
+            }
+        }
+    }
+}
+
+/// Opens the store (migrating it) and starts serving. The gateway stops when `signal`
+/// resolves or [`Running::shutdown`] is called.
+pub async fn start(
+    config: Config,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> Result<Running, StartError> {
+    let store = Store::connect(&config.store.url).await?;
+    store.migrate().await?;
+    let (writer, writer_task) = spawn_writer(
+        store.clone(),
+        WriterOptions {
+            capacity: config.store.queue_capacity,
+            max_batch: config.store.batch_size,
+            max_delay: config.store.flush_interval,
+            ..WriterOptions::default()
+        },
+    );
+    let listen = config.server.listen;
+    let grace = config.server.shutdown_grace;
+    let gateway = Gateway::new(config, store.clone(), writer)?;
+    let listener =
+        TcpListener::bind(listen).await.map_err(|source| StartError::Bind { addr: listen, source })?;
+    let proxy_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: listen, source })?;
+
+    let (stop, mut stopped) = watch::channel(false);
+    let stop_on_signal = stop.clone();
+    tokio::spawn(async move {
+        signal.await;
+        let _ = stop_on_signal.send(true);
+    });
+
+    let app = proxy::router(gateway.clone());
+    let mut graceful = stopped.clone();
+    let task = tokio::spawn(async move {
+        let server = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = graceful.wait_for(|s| *s).await;
+            })
+            .into_future();
+        tokio::pin!(server);
+        // Serve until the stop signal; then give in-flight requests the grace period.
+        let forced = tokio::select! {
+            result = &mut server => {
+                if let Err(e) = result {
+                    tracing::error!(error = %e, "the proxy server failed");
+                }
+                false
+            }
+            _ = async { let _ = stopped.wait_for(|s| *s).await; } => {
+                tracing::info!(grace_ms = grace.as_millis() as u64, "shutting down: no new connections; finishing in-flight requests");
+                match tokio::time::timeout(grace, &mut server).await {
+                    Ok(_) => false,
+                    Err(_) => {
+                        tracing::warn!("grace period over: cutting the remaining requests");
+                        true
+                    }
+                }
+            }
+        };
+        // Dropping the server ends any request still running; each records its own end.
+        drop(server);
+        let writer = writer_task.shutdown().await;
+        store.close().await;
+        tracing::info!(written = writer.written, dropped = writer.dropped, "store drained");
+        ShutdownReport { forced, writer }
+    });
+    tracing::info!(proxy = %proxy_addr, "llm-router listening");
+    Ok(Running { gateway, proxy_addr, stop, task })
+}
