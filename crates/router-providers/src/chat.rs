@@ -87,13 +87,21 @@ impl Message {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ContentPart {
-    Text { text: String },
-    Image { source: ImageSource },
+    Text {
+        text: String,
+    },
+    Image {
+        source: ImageSource,
+    },
     /// The assistant asks for a tool call (OpenAI `tool_calls[]`, Anthropic `tool_use`).
     ToolCall(ToolCall),
     /// The result of a tool call, sent back by the client (OpenAI `role: tool`, Anthropic
     /// `tool_result`).
-    ToolResult { call_id: String, content: String, is_error: bool },
+    ToolResult {
+        call_id: String,
+        content: String,
+        is_error: bool,
+    },
 }
 
 /// Where an image comes from.
@@ -102,6 +110,31 @@ pub enum ContentPart {
 pub enum ImageSource {
     Url { url: String },
     Base64 { media_type: String, data: String },
+}
+
+impl ImageSource {
+    /// An image given as a URL; a `data:<media type>;base64,<data>` URL becomes inline data,
+    /// so that formats that take only inline images can still take it.
+    pub fn from_url(url: &str) -> ImageSource {
+        let inline = url
+            .strip_prefix("data:")
+            .and_then(|rest| rest.split_once(','))
+            .and_then(|(header, data)| Some((header.strip_suffix(";base64")?, data)));
+        match inline {
+            Some((media_type, data)) => {
+                ImageSource::Base64 { media_type: media_type.to_owned(), data: data.to_owned() }
+            }
+            None => ImageSource::Url { url: url.to_owned() },
+        }
+    }
+
+    /// The image as a URL, inline data as a `data:` URL.
+    pub fn to_url(&self) -> String {
+        match self {
+            ImageSource::Url { url } => url.clone(),
+            ImageSource::Base64 { media_type, data } => format!("data:{media_type};base64,{data}"),
+        }
+    }
 }
 
 /// A tool call made by the model.
@@ -153,6 +186,12 @@ pub struct Usage {
     pub output_tokens: u64,
 }
 
+impl Usage {
+    pub fn total(&self) -> u64 {
+        self.input_tokens + self.output_tokens
+    }
+}
+
 /// A complete (non-streaming) answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatResponse {
@@ -178,6 +217,23 @@ impl ChatResponse {
         }
         out
     }
+
+    pub fn tool_calls(&self) -> impl Iterator<Item = &ToolCall> {
+        self.content.iter().filter_map(|part| match part {
+            ContentPart::ToolCall(call) => Some(call),
+            _ => None,
+        })
+    }
+}
+
+/// What the gateway tells a client about the answer it is sending, whatever upstream wrote
+/// it: the id and model name the client sees, and the creation time (Unix seconds) for
+/// formats that carry one. Handed to the encoders so that they read no clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseMeta {
+    pub id: String,
+    pub model: String,
+    pub created: u64,
 }
 
 /// One event of a streamed answer, in the order the upstream produced them.

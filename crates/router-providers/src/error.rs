@@ -6,10 +6,12 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeoutPhase {
     Connect,
-    /// No response head, or no first stream event, within the first-byte timeout.
+    /// No response head, or no first output of a stream, within the first-byte timeout.
     FirstByte,
-    /// The whole call (or, streaming, the gap between two chunks) took too long.
+    /// The whole call took longer than the total timeout.
     Total,
+    /// A stream that had started went quiet for longer than the idle timeout.
+    Idle,
 }
 
 /// A failed upstream call.
@@ -45,6 +47,11 @@ pub enum UpstreamError {
     /// A stream ended or broke before it finished.
     #[error("upstream stream broke: {message}")]
     StreamBroken { message: String },
+    /// The request cannot be expressed in this upstream's format (an image URL for an API
+    /// that takes only inline images, a forced tool call for one that cannot force it). No
+    /// request was sent; another model may take it.
+    #[error("request cannot be sent to this upstream: {message}")]
+    Unsupported { message: String },
 }
 
 impl UpstreamError {
@@ -66,12 +73,23 @@ impl UpstreamError {
     /// different provider other credentials). Bad requests are the client's to fix.
     pub fn is_failover(&self) -> bool {
         self.is_retryable()
-            || matches!(self, UpstreamError::Auth { .. } | UpstreamError::ContextTooLong { .. })
+            || matches!(
+                self,
+                UpstreamError::Auth { .. }
+                    | UpstreamError::ContextTooLong { .. }
+                    | UpstreamError::Unsupported { .. }
+            )
     }
 
-    /// Counts against the deployment's health (a bad request is the client's fault).
+    /// Counts against the deployment's health (a bad request is the client's fault, and an
+    /// untranslatable one never reached the deployment).
     pub fn counts_against_deployment(&self) -> bool {
-        !matches!(self, UpstreamError::BadRequest { .. } | UpstreamError::ContextTooLong { .. })
+        !matches!(
+            self,
+            UpstreamError::BadRequest { .. }
+                | UpstreamError::ContextTooLong { .. }
+                | UpstreamError::Unsupported { .. }
+        )
     }
 
     /// How long the upstream asked us to wait, if it did.
@@ -96,6 +114,101 @@ impl UpstreamError {
             UpstreamError::Connect { .. } => "connect",
             UpstreamError::Protocol { .. } => "protocol",
             UpstreamError::StreamBroken { .. } => "stream_broken",
+            UpstreamError::Unsupported { .. } => "unsupported",
         }
+    }
+}
+
+/// Whether a provider's error says the prompt does not fit the model's context window.
+/// Providers say it in words more often than in codes: OpenAI and OpenAI-compatible servers
+/// ("maximum context length", code `context_length_exceeded`), Anthropic ("prompt is too
+/// long", "exceed context limit"), Ollama ("the input length exceeds the context length").
+pub(crate) fn says_context_too_long(code: Option<&str>, message: &str) -> bool {
+    if code == Some("context_length_exceeded") {
+        return true;
+    }
+    let message = message.to_ascii_lowercase();
+    [
+        "context length",
+        "context_length",
+        "context window",
+        "context limit",
+        "maximum context",
+        "prompt is too long",
+        "too many tokens",
+    ]
+    .iter()
+    .any(|needle| message.contains(needle))
+}
+
+/// The error a provider reports inside a stream (an Anthropic `error` event, an OpenAI
+/// chunk with an `error` object, an Ollama line with `error`), typed by the provider's own
+/// error type where it gives one.
+pub(crate) fn from_error_event(error_type: Option<&str>, message: String) -> UpstreamError {
+    if says_context_too_long(error_type, &message) {
+        return UpstreamError::ContextTooLong { message };
+    }
+    match error_type {
+        Some("overloaded_error" | "server_overloaded" | "overloaded") => {
+            UpstreamError::Overloaded { retry_after: None, message }
+        }
+        Some("rate_limit_error" | "rate_limit_exceeded" | "requests" | "tokens") => {
+            UpstreamError::RateLimited { retry_after: None, message }
+        }
+        Some("authentication_error" | "invalid_api_key") => {
+            UpstreamError::Auth { status: 401, message }
+        }
+        Some("permission_error") => UpstreamError::Auth { status: 403, message },
+        Some("invalid_request_error" | "not_found_error") => {
+            UpstreamError::BadRequest { status: 400, message }
+        }
+        _ => UpstreamError::Server { status: 500, message },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_context_errors_of_every_provider() {
+        for message in [
+            "This model's maximum context length is 8192 tokens. However, you requested 9000",
+            "prompt is too long: 210000 tokens > 200000 maximum",
+            "input length and `max_tokens` exceed context limit: 199759 + 8192 > 200000",
+            "the input length exceeds the context length",
+        ] {
+            assert!(says_context_too_long(None, message), "{message}");
+        }
+        assert!(says_context_too_long(Some("context_length_exceeded"), "whatever"));
+        assert!(!says_context_too_long(Some("invalid_value"), "temperature must be <= 2"));
+    }
+
+    #[test]
+    fn error_events_are_typed_by_the_providers_type() {
+        let cases = [
+            (Some("overloaded_error"), "overloaded"),
+            (Some("rate_limit_error"), "rate_limited"),
+            (Some("authentication_error"), "auth"),
+            (Some("invalid_request_error"), "bad_request"),
+            (Some("api_error"), "server_error"),
+            (None, "server_error"),
+        ];
+        for (error_type, kind) in cases {
+            assert_eq!(from_error_event(error_type, "x".into()).kind(), kind, "{error_type:?}");
+        }
+        let long = from_error_event(Some("invalid_request_error"), "prompt is too long".into());
+        assert_eq!(long.kind(), "context_too_long");
+    }
+
+    #[test]
+    fn failover_and_health_rules() {
+        let bad = UpstreamError::BadRequest { status: 400, message: String::new() };
+        assert!(!bad.is_failover() && !bad.counts_against_deployment());
+        let unsupported = UpstreamError::Unsupported { message: String::new() };
+        assert!(unsupported.is_failover() && !unsupported.is_retryable());
+        assert!(!unsupported.counts_against_deployment());
+        let idle = UpstreamError::Timeout { phase: TimeoutPhase::Idle };
+        assert!(idle.is_retryable() && idle.counts_against_deployment());
     }
 }

@@ -9,12 +9,25 @@
 //! - [`upstream`]: the HTTP client for one upstream deployment, with failures mapped to
 //!   [`UpstreamError`].
 //! - [`usage`]: token usage and its cost from configured prices.
+//! - [`api_error`]: the errors the gateway sends its own clients, in any format.
 
+pub mod anthropic;
+pub mod api_error;
 pub mod chat;
 pub mod error;
+mod json;
+pub mod ollama;
+pub mod openai;
+pub mod sse;
+pub mod upstream;
+pub mod usage;
+mod validate;
 
+pub use api_error::{ApiError, ApiErrorKind, RequestError};
 pub use chat::{
-    ChatRequest, ChatResponse, ContentPart, FinishReason, ImageSource, Message, StreamEvent,
-    ToolCall, ToolChoice, ToolDef, Usage,
+    ChatRequest, ChatResponse, ContentPart, FinishReason, ImageSource, Message, ResponseMeta,
+    StreamEvent, ToolCall, ToolChoice, ToolDef, Usage,
 };
-pub use error::UpstreamError;
+pub use error::{TimeoutPhase, UpstreamError};
+pub use upstream::{EventStream, Protocol, Timeouts, Upstream, UpstreamConfig, http_client};
+pub use usage::StreamAccumulator;

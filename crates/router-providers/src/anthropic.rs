@@ -1,0 +1,987 @@
+//! Anthropic Messages, both sides.
+//!
+//! Client side (the gateway's `/v1/messages`): [`parse_request`] validates a body into the
+//! neutral [`ChatRequest`]; [`encode_response`], [`StreamEncoder`] (the exact event sequence
+//! `message_start`, `content_block_start`, `ping`, `content_block_delta`,
+//! `content_block_stop`, `message_delta`, `message_stop`) and [`error_body`] write what
+//! Anthropic's SDKs expect back.
+//!
+//! Upstream side: [`request_body`] writes the request for a deployment (system prompt
+//! hoisted, tool results as `tool_result` blocks, same-role turns merged so that roles
+//! alternate), [`parse_response`] and [`StreamDecoder`] read its answers. Requests carry
+//! `x-api-key` and `anthropic-version: 2023-06-01` (see [`VERSION`]).
+//!
+//! Sampling-only fields with no neutral counterpart (`top_k`, `thinking`, `service_tier`,
+//! `cache_control`) are accepted and not forwarded; thinking blocks in the history are
+//! dropped, since no other provider can read them.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use router_core::Role;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::api_error::{ApiError, ApiErrorKind, RequestError};
+use crate::chat::{
+    ChatRequest, ChatResponse, ContentPart, FinishReason, ImageSource, Message, ResponseMeta,
+    StreamEvent, ToolCall, ToolChoice, ToolDef, Usage,
+};
+use crate::error::{UpstreamError, from_error_event};
+use crate::json::{f32_json, null_as_default};
+use crate::sse::{self, SseEvent, SseParser};
+use crate::validate::{Dialect, Field, parse_body};
+
+/// The `anthropic-version` header value every request carries.
+pub const VERSION: &str = "2023-06-01";
+
+// ---------------------------------------------------------------------------------------
+// Client side: parsing requests
+// ---------------------------------------------------------------------------------------
+
+/// Parses and validates a `/v1/messages` body.
+pub fn parse_request(body: &[u8]) -> Result<ChatRequest, RequestError> {
+    let value = parse_body(body, Dialect::Anthropic)?;
+    let root = Field::root(&value, Dialect::Anthropic).object()?;
+
+    let model_field = root.require("model")?;
+    let model = model_field.string()?;
+    if model.trim().is_empty() {
+        return Err(model_field.invalid("String should have at least 1 character"));
+    }
+    let max_tokens = root.require("max_tokens")?.count(1)?;
+
+    let mut messages = Vec::new();
+    if let Some(system) = root.get("system") {
+        messages.push(Message { role: Role::System, content: system_parts(&system)? });
+    }
+    for field in root.require("messages")?.non_empty_array()? {
+        messages.push(parse_message(&field)?);
+    }
+
+    let temperature = root.get("temperature").map(|f| f.number_in(0.0, 1.0)).transpose()?;
+    let top_p = root.get("top_p").map(|f| f.number_in(0.0, 1.0)).transpose()?;
+    if let Some(top_k) = root.get("top_k") {
+        top_k.count(0)?;
+    }
+    let stop = match root.get("stop_sequences") {
+        Some(field) => field
+            .array()?
+            .iter()
+            .map(|item| item.string().map(str::to_owned))
+            .collect::<Result<_, _>>()?,
+        None => Vec::new(),
+    };
+    let stream = root.get("stream").map(|f| f.boolean()).transpose()?.unwrap_or(false);
+    let user = match root.get("metadata") {
+        Some(field) => {
+            field.object()?.get("user_id").map(|f| f.string().map(str::to_owned)).transpose()?
+        }
+        None => None,
+    };
+    let tools = match root.get("tools") {
+        Some(field) => field.array()?.iter().map(parse_tool).collect::<Result<_, _>>()?,
+        None => Vec::new(),
+    };
+    let tool_choice = root.get("tool_choice").map(|f| parse_tool_choice(&f, &tools)).transpose()?;
+
+    Ok(ChatRequest {
+        model: model.to_owned(),
+        messages,
+        max_tokens: Some(max_tokens),
+        temperature,
+        top_p,
+        stop,
+        stream,
+        tools,
+        tool_choice,
+        json_output: None,
+        user,
+        seed: None,
+    })
+}
+
+fn system_parts(field: &Field<'_>) -> Result<Vec<ContentPart>, RequestError> {
+    if let Value::String(text) = field.value {
+        return Ok(vec![ContentPart::Text { text: text.clone() }]);
+    }
+    if !field.value.is_array() {
+        return Err(field.wrong_type("a valid string or a list of text blocks"));
+    }
+    let mut parts = Vec::new();
+    for item in field.array()? {
+        let block = item.object()?;
+        block.require("type")?.one_of(&["text"])?;
+        parts.push(ContentPart::Text { text: block.require("text")?.string()?.to_owned() });
+    }
+    Ok(parts)
+}
+
+fn parse_message(field: &Field<'_>) -> Result<Message, RequestError> {
+    let message = field.object()?;
+    let role = match message.require("role")?.one_of(&["user", "assistant"])? {
+        "user" => Role::User,
+        _ => Role::Assistant,
+    };
+    let content_field = message.require("content")?;
+    let content = match content_field.value {
+        Value::String(text) => vec![ContentPart::Text { text: text.clone() }],
+        Value::Array(_) => {
+            let mut parts = Vec::new();
+            for block in content_field.array()? {
+                if let Some(part) = parse_block(&block, role)? {
+                    parts.push(part);
+                }
+            }
+            parts
+        }
+        _ => return Err(content_field.wrong_type("a valid string or a list of content blocks")),
+    };
+    Ok(Message { role, content })
+}
+
+fn parse_block(field: &Field<'_>, role: Role) -> Result<Option<ContentPart>, RequestError> {
+    let block = field.object()?;
+    let kind_field = block.require("type")?;
+    let kind = kind_field.string()?;
+    let part = match (kind, role) {
+        ("text", _) => ContentPart::Text { text: block.require("text")?.string()?.to_owned() },
+        ("image", Role::User) => {
+            ContentPart::Image { source: parse_image(&block.require("source")?)? }
+        }
+        ("tool_use", Role::Assistant) => {
+            let input = block.require("input")?;
+            input.object()?;
+            ContentPart::ToolCall(ToolCall {
+                id: block.require("id")?.string()?.to_owned(),
+                name: block.require("name")?.string()?.to_owned(),
+                arguments: input.value.to_string(),
+            })
+        }
+        ("tool_result", Role::User) => {
+            let content = match block.get("content") {
+                None => String::new(),
+                Some(field) => tool_result_text(&field)?,
+            };
+            ContentPart::ToolResult {
+                call_id: block.require("tool_use_id")?.string()?.to_owned(),
+                content,
+                is_error: block.get("is_error").map(|f| f.boolean()).transpose()?.unwrap_or(false),
+            }
+        }
+        ("thinking" | "redacted_thinking", Role::Assistant) => return Ok(None),
+        ("image" | "tool_result", Role::Assistant)
+        | ("tool_use" | "thinking" | "redacted_thinking", _) => {
+            let owner = if role == Role::User { "user" } else { "assistant" };
+            return Err(
+                kind_field.invalid(&format!("'{kind}' blocks are not allowed in {owner} messages"))
+            );
+        }
+        (
+            "document"
+            | "search_result"
+            | "server_tool_use"
+            | "web_search_tool_result"
+            | "container_upload",
+            _,
+        ) => {
+            return Err(kind_field.unsupported(&format!(
+                "'{kind}' blocks are not supported by this gateway; send text, image, tool_use \
+                 and tool_result blocks"
+            )));
+        }
+        (other, _) => {
+            return Err(
+                kind_field.invalid_value(other, &["text", "image", "tool_use", "tool_result"])
+            );
+        }
+    };
+    Ok(Some(part))
+}
+
+fn parse_image(field: &Field<'_>) -> Result<ImageSource, RequestError> {
+    let source = field.object()?;
+    match source.require("type")?.one_of(&["base64", "url"])? {
+        "base64" => Ok(ImageSource::Base64 {
+            media_type: source
+                .require("media_type")?
+                .one_of(&["image/jpeg", "image/png", "image/gif", "image/webp"])?
+                .to_owned(),
+            data: source.require("data")?.string()?.to_owned(),
+        }),
+        _ => Ok(ImageSource::Url { url: source.require("url")?.string()?.to_owned() }),
+    }
+}
+
+/// A tool result's content: a string or a list of text blocks (the neutral model carries
+/// tool results as text, so an image inside one cannot be carried and is refused).
+fn tool_result_text(field: &Field<'_>) -> Result<String, RequestError> {
+    if let Value::String(text) = field.value {
+        return Ok(text.clone());
+    }
+    let mut texts = Vec::new();
+    for item in field.array()? {
+        let block = item.object()?;
+        let kind = block.require("type")?;
+        match kind.string()? {
+            "text" => texts.push(block.require("text")?.string()?.to_owned()),
+            "image" => {
+                return Err(kind.unsupported(
+                    "images inside tool results are not supported by this gateway; put the \
+                     image in a separate image block of the user message",
+                ));
+            }
+            other => return Err(kind.invalid_value(other, &["text"])),
+        }
+    }
+    Ok(texts.join("\n\n"))
+}
+
+fn parse_tool(field: &Field<'_>) -> Result<ToolDef, RequestError> {
+    let tool = field.object()?;
+    if let Some(kind) = tool.get("type") {
+        let kind_name = kind.string()?;
+        if kind_name != "custom" {
+            return Err(kind.unsupported(&format!(
+                "server tools such as '{kind_name}' are not supported by this gateway; define \
+                 client tools with name, description and input_schema"
+            )));
+        }
+    }
+    let schema = tool.require("input_schema")?;
+    schema.object()?;
+    Ok(ToolDef {
+        name: tool.require("name")?.string()?.to_owned(),
+        description: tool.get("description").map(|f| f.string().map(str::to_owned)).transpose()?,
+        parameters: schema.value.clone(),
+    })
+}
+
+fn parse_tool_choice(field: &Field<'_>, tools: &[ToolDef]) -> Result<ToolChoice, RequestError> {
+    let choice = field.object()?;
+    Ok(match choice.require("type")?.one_of(&["auto", "any", "tool", "none"])? {
+        "auto" => ToolChoice::Auto,
+        "any" => ToolChoice::Required,
+        "none" => ToolChoice::None,
+        _ => {
+            let name_field = choice.require("name")?;
+            let name = name_field.string()?;
+            if !tools.iter().any(|tool| tool.name == name) {
+                return Err(
+                    name_field.invalid(&format!("no tool named '{name}' is defined in tools"))
+                );
+            }
+            ToolChoice::Tool(name.to_owned())
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Client side: writing responses, streams and errors
+// ---------------------------------------------------------------------------------------
+
+fn stop_reason_name(reason: FinishReason) -> &'static str {
+    match reason {
+        FinishReason::Stop => "end_turn",
+        FinishReason::Length => "max_tokens",
+        FinishReason::ToolCalls => "tool_use",
+        FinishReason::StopSequence => "stop_sequence",
+        FinishReason::ContentFilter => "refusal",
+    }
+}
+
+/// A tool call's arguments as the JSON object Anthropic's `input` must be.
+fn arguments_object(call: &ToolCall) -> Option<Value> {
+    if call.arguments.trim().is_empty() {
+        return Some(Value::Object(Map::new()));
+    }
+    serde_json::from_str::<Value>(&call.arguments).ok().filter(Value::is_object)
+}
+
+/// A `message` object for a complete answer. Fails only when the upstream produced tool-call
+/// arguments that are not a JSON object, which an Anthropic client could not read.
+pub fn encode_response(
+    response: &ChatResponse,
+    meta: &ResponseMeta,
+) -> Result<Bytes, UpstreamError> {
+    let mut content = Vec::with_capacity(response.content.len());
+    for part in &response.content {
+        match part {
+            ContentPart::Text { text } => {
+                // Anthropic never sends empty text blocks, and its SDKs may trip on one.
+                if !text.is_empty() {
+                    content.push(json!({"type": "text", "text": text}));
+                }
+            }
+            ContentPart::ToolCall(call) => {
+                let input = arguments_object(call).ok_or_else(|| UpstreamError::Protocol {
+                    message: format!(
+                        "the model's call of tool '{}' has arguments that are not a JSON object",
+                        call.name
+                    ),
+                })?;
+                content.push(
+                    json!({"type": "tool_use", "id": call.id, "name": call.name, "input": input}),
+                );
+            }
+            ContentPart::Image { .. } | ContentPart::ToolResult { .. } => {}
+        }
+    }
+    let body = json!({
+        "id": meta.id,
+        "type": "message",
+        "role": "assistant",
+        "model": meta.model,
+        "content": content,
+        "stop_reason": stop_reason_name(response.finish_reason),
+        "stop_sequence": response.stop_sequence,
+        "usage": {
+            "input_tokens": response.usage.input_tokens,
+            "output_tokens": response.usage.output_tokens,
+        },
+    });
+    Ok(Bytes::from(body.to_string()))
+}
+
+/// The Anthropic name of an error kind.
+pub fn error_type(kind: ApiErrorKind) -> &'static str {
+    match kind {
+        ApiErrorKind::InvalidRequest => "invalid_request_error",
+        ApiErrorKind::Authentication => "authentication_error",
+        ApiErrorKind::PermissionDenied => "permission_error",
+        ApiErrorKind::NotFound => "not_found_error",
+        ApiErrorKind::RequestTooLarge => "request_too_large",
+        ApiErrorKind::RateLimited => "rate_limit_error",
+        ApiErrorKind::Overloaded => "overloaded_error",
+        ApiErrorKind::Timeout => "timeout_error",
+        ApiErrorKind::Upstream | ApiErrorKind::Internal => "api_error",
+    }
+}
+
+fn error_json(error: &ApiError) -> Value {
+    json!({"type": "error", "error": {"type": error_type(error.kind), "message": error.message}})
+}
+
+/// `{"type": "error", "error": {"type", "message"}}`; send with [`ApiError::anthropic_status`].
+pub fn error_body(error: &ApiError) -> Bytes {
+    Bytes::from(error_json(error).to_string())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpenBlock {
+    Text(u32),
+    Tool(u32),
+}
+
+/// Turns neutral stream events into Anthropic's event sequence.
+///
+/// Call [`encode`](Self::encode) for each event, then [`finish`](Self::finish) when the
+/// upstream stream has ended (it closes the open block and writes `message_delta` with the
+/// stop reason and usage, then `message_stop`; usage often arrives after the finish event,
+/// which is why the delta waits for the end), or [`error`](Self::error) when it failed.
+#[derive(Debug)]
+pub struct StreamEncoder {
+    meta: ResponseMeta,
+    input_tokens: u64,
+    started: bool,
+    open: Option<OpenBlock>,
+    next_block: u32,
+    /// Neutral tool-call index → content block index.
+    tool_blocks: HashMap<u32, u32>,
+    finish: Option<(FinishReason, Option<String>)>,
+    usage: Option<Usage>,
+    closed: bool,
+}
+
+impl StreamEncoder {
+    /// `input_tokens` is what `message_start` reports before the upstream's count is known
+    /// (an estimate, or 0); the final `message_delta` carries the real one.
+    pub fn new(meta: ResponseMeta, input_tokens: u64) -> Self {
+        StreamEncoder {
+            meta,
+            input_tokens,
+            started: false,
+            open: None,
+            next_block: 0,
+            tool_blocks: HashMap::new(),
+            finish: None,
+            usage: None,
+            closed: false,
+        }
+    }
+
+    pub fn encode(&mut self, event: &StreamEvent) -> Bytes {
+        if self.closed {
+            return Bytes::new();
+        }
+        let mut out = Vec::new();
+        self.start(&mut out);
+        match event {
+            StreamEvent::Start { .. } => {}
+            StreamEvent::TextDelta { text } => {
+                if text.is_empty() {
+                    return Bytes::from(out);
+                }
+                let block = match self.open {
+                    Some(OpenBlock::Text(block)) => block,
+                    _ => {
+                        let block = self.open_block(&mut out, json!({"type": "text", "text": ""}));
+                        self.open = Some(OpenBlock::Text(block));
+                        block
+                    }
+                };
+                let delta = json!({"type": "text_delta", "text": text});
+                out.extend_from_slice(&block_delta(block, delta));
+            }
+            StreamEvent::ToolCallStart { index, id, name } => {
+                let start = json!({"type": "tool_use", "id": id, "name": name, "input": {}});
+                let block = self.open_block(&mut out, start);
+                self.open = Some(OpenBlock::Tool(block));
+                self.tool_blocks.insert(*index, block);
+            }
+            StreamEvent::ToolCallDelta { index, arguments } => {
+                // Deltas are addressed by block index, so a late delta for an earlier call
+                // still lands in the right block.
+                if let Some(block) = self.tool_blocks.get(index) {
+                    let delta = json!({"type": "input_json_delta", "partial_json": arguments});
+                    out.extend_from_slice(&block_delta(*block, delta));
+                }
+            }
+            StreamEvent::Finish { reason, stop_sequence } => {
+                self.finish = Some((*reason, stop_sequence.clone()));
+            }
+            StreamEvent::Usage(usage) => self.usage = Some(*usage),
+        }
+        Bytes::from(out)
+    }
+
+    /// `content_block_stop` for the open block, `message_delta`, `message_stop`.
+    pub fn finish(&mut self) -> Bytes {
+        if self.closed {
+            return Bytes::new();
+        }
+        let mut out = Vec::new();
+        self.start(&mut out);
+        self.close_block(&mut out);
+        self.closed = true;
+        let made_tool_calls = !self.tool_blocks.is_empty();
+        let (reason, stop_sequence) = self.finish.clone().unwrap_or(if made_tool_calls {
+            (FinishReason::ToolCalls, None)
+        } else {
+            (FinishReason::Stop, None)
+        });
+        let usage =
+            self.usage.unwrap_or(Usage { input_tokens: self.input_tokens, output_tokens: 0 });
+        let delta = json!({
+            "type": "message_delta",
+            "delta": {"stop_reason": stop_reason_name(reason), "stop_sequence": stop_sequence},
+            "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
+        });
+        out.extend_from_slice(&sse::event_frame("message_delta", &delta.to_string()));
+        out.extend_from_slice(&sse::event_frame("message_stop", r#"{"type":"message_stop"}"#));
+        Bytes::from(out)
+    }
+
+    /// An `error` event that ends the stream.
+    pub fn error(&mut self, error: &ApiError) -> Bytes {
+        if self.closed {
+            return Bytes::new();
+        }
+        self.closed = true;
+        sse::event_frame("error", &error_json(error).to_string())
+    }
+
+    fn start(&mut self, out: &mut Vec<u8>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        let start = json!({
+            "type": "message_start",
+            "message": {
+                "id": self.meta.id,
+                "type": "message",
+                "role": "assistant",
+                "model": self.meta.model,
+                "content": [],
+                "stop_reason": null,
+                "stop_sequence": null,
+                "usage": {"input_tokens": self.input_tokens, "output_tokens": 0},
+            },
+        });
+        out.extend_from_slice(&sse::event_frame("message_start", &start.to_string()));
+        out.extend_from_slice(&sse::event_frame("ping", r#"{"type":"ping"}"#));
+    }
+
+    fn open_block(&mut self, out: &mut Vec<u8>, content_block: Value) -> u32 {
+        self.close_block(out);
+        let index = self.next_block;
+        self.next_block += 1;
+        let start =
+            json!({"type": "content_block_start", "index": index, "content_block": content_block});
+        out.extend_from_slice(&sse::event_frame("content_block_start", &start.to_string()));
+        index
+    }
+
+    fn close_block(&mut self, out: &mut Vec<u8>) {
+        if let Some(OpenBlock::Text(index) | OpenBlock::Tool(index)) = self.open.take() {
+            let stop = json!({"type": "content_block_stop", "index": index});
+            out.extend_from_slice(&sse::event_frame("content_block_stop", &stop.to_string()));
+        }
+    }
+}
+
+fn block_delta(index: u32, delta: Value) -> Bytes {
+    let event = json!({"type": "content_block_delta", "index": index, "delta": delta});
+    sse::event_frame("content_block_delta", &event.to_string())
+}
+
+// ---------------------------------------------------------------------------------------
+// Upstream side: requests
+// ---------------------------------------------------------------------------------------
+
+/// The request body for an Anthropic deployment serving `model_id`. `default_max_tokens`
+/// fills the `max_tokens` Anthropic requires when the client set none.
+pub fn request_body(
+    request: &ChatRequest,
+    model_id: &str,
+    default_max_tokens: u32,
+    stream: bool,
+) -> Result<Value, UpstreamError> {
+    let leading_system = request.messages.iter().take_while(|m| m.role == Role::System).count();
+    let mut system: Vec<String> = request.messages[..leading_system]
+        .iter()
+        .map(|message| {
+            if message.content.iter().all(|part| matches!(part, ContentPart::Text { .. })) {
+                Ok(message.joined_text())
+            } else {
+                Err(UpstreamError::Unsupported {
+                    message: "a system message may hold only text".into(),
+                })
+            }
+        })
+        .collect::<Result<_, _>>()?;
+    system.retain(|text| !text.is_empty());
+
+    // Anthropic has no structured-output switch; asking in the system prompt is the nearest
+    // equivalent.
+    match &request.json_output {
+        None => {}
+        Some(None) => system.push("Respond with a single JSON object and nothing else.".into()),
+        Some(Some(schema)) => system.push(format!(
+            "Respond with a single JSON object that conforms to this JSON schema, and nothing \
+             else:\n{schema}"
+        )),
+    }
+
+    let mut turns: Vec<(Role, Vec<Value>)> = Vec::new();
+    for message in &request.messages[leading_system..] {
+        let (role, blocks) = upstream_blocks(message)?;
+        if blocks.is_empty() {
+            continue;
+        }
+        match turns.last_mut() {
+            // Anthropic wants user and assistant turns to alternate.
+            Some((last, merged)) if *last == role => merged.extend(blocks),
+            _ => turns.push((role, blocks)),
+        }
+    }
+    if turns.is_empty() {
+        return Err(UpstreamError::Unsupported {
+            message: "Anthropic needs at least one user or assistant message".into(),
+        });
+    }
+    let messages: Vec<Value> = turns
+        .into_iter()
+        .map(|(role, mut blocks)| {
+            if role == Role::User {
+                // Tool results must lead the turn that answers the tool calls.
+                blocks.sort_by_key(|block| block["type"] != "tool_result");
+            }
+            let role = if role == Role::User { "user" } else { "assistant" };
+            json!({"role": role, "content": blocks})
+        })
+        .collect();
+
+    let mut body = json!({
+        "model": model_id,
+        "max_tokens": request.max_tokens.unwrap_or(default_max_tokens),
+        "messages": messages,
+        "stream": stream,
+    });
+    if !system.is_empty() {
+        body["system"] = json!(system.join("\n\n"));
+    }
+    if let Some(temperature) = request.temperature {
+        // OpenAI's range is 0..2, Anthropic's 0..1; the top of one is the top of the other.
+        body["temperature"] = f32_json(temperature.min(1.0));
+    }
+    if let Some(top_p) = request.top_p {
+        body["top_p"] = f32_json(top_p);
+    }
+    if request.stop.iter().any(|stop| stop.trim().is_empty()) {
+        // Anthropic rejects them, and dropping one would let the answer run past where the
+        // client wanted it cut.
+        return Err(UpstreamError::Unsupported {
+            message: "Anthropic does not accept empty or whitespace-only stop sequences".into(),
+        });
+    }
+    if !request.stop.is_empty() {
+        body["stop_sequences"] = json!(request.stop);
+    }
+    if let Some(user) = &request.user {
+        body["metadata"] = json!({"user_id": user});
+    }
+    if !request.tools.is_empty() {
+        let tools: Vec<Value> = request
+            .tools
+            .iter()
+            .map(|tool| {
+                let mut def = json!({"name": tool.name, "input_schema": tool.parameters});
+                if let Some(description) = &tool.description {
+                    def["description"] = json!(description);
+                }
+                def
+            })
+            .collect();
+        body["tools"] = Value::Array(tools);
+        if let Some(choice) = &request.tool_choice {
+            body["tool_choice"] = match choice {
+                ToolChoice::Auto => json!({"type": "auto"}),
+                ToolChoice::None => json!({"type": "none"}),
+                ToolChoice::Required => json!({"type": "any"}),
+                ToolChoice::Tool(name) => json!({"type": "tool", "name": name}),
+            };
+        }
+    }
+    Ok(body)
+}
+
+/// One neutral message as an Anthropic turn. A system message after the conversation has
+/// begun becomes user text, its nearest equivalent in a format with one system prompt.
+fn upstream_blocks(message: &Message) -> Result<(Role, Vec<Value>), UpstreamError> {
+    let role = if message.role == Role::Assistant { Role::Assistant } else { Role::User };
+    let mut blocks = Vec::with_capacity(message.content.len());
+    for part in &message.content {
+        let block = match part {
+            ContentPart::Text { text } if text.is_empty() => continue,
+            ContentPart::Text { text } => json!({"type": "text", "text": text}),
+            ContentPart::Image { source } if role == Role::User => match source {
+                ImageSource::Base64 { media_type, data } => json!({
+                    "type": "image",
+                    "source": {"type": "base64", "media_type": media_type, "data": data},
+                }),
+                ImageSource::Url { url } => {
+                    json!({"type": "image", "source": {"type": "url", "url": url}})
+                }
+            },
+            ContentPart::ToolCall(call) if role == Role::Assistant => {
+                let input = arguments_object(call).ok_or_else(|| UpstreamError::Unsupported {
+                    message: format!(
+                        "the arguments of tool call '{}' are not a JSON object, which Anthropic \
+                         requires",
+                        call.id
+                    ),
+                })?;
+                json!({"type": "tool_use", "id": call.id, "name": call.name, "input": input})
+            }
+            ContentPart::ToolResult { call_id, content, is_error } if role == Role::User => {
+                let mut block =
+                    json!({"type": "tool_result", "tool_use_id": call_id, "content": content});
+                if *is_error {
+                    block["is_error"] = json!(true);
+                }
+                block
+            }
+            other => {
+                return Err(UpstreamError::Unsupported {
+                    message: format!(
+                        "a {:?} message cannot hold {}",
+                        message.role,
+                        part_name(other)
+                    ),
+                });
+            }
+        };
+        blocks.push(block);
+    }
+    Ok((role, blocks))
+}
+
+fn part_name(part: &ContentPart) -> &'static str {
+    match part {
+        ContentPart::Text { .. } => "text",
+        ContentPart::Image { .. } => "an image",
+        ContentPart::ToolCall(_) => "a tool call",
+        ContentPart::ToolResult { .. } => "a tool result",
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Upstream side: responses
+// ---------------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct WireMessage {
+    #[serde(default, deserialize_with = "null_as_default")]
+    id: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    model: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    content: Vec<WireBlock>,
+    stop_reason: Option<String>,
+    stop_sequence: Option<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    usage: WireUsage,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum WireBlock {
+    Text {
+        #[serde(default, deserialize_with = "null_as_default")]
+        text: String,
+    },
+    ToolUse {
+        id: String,
+        name: String,
+        #[serde(default, deserialize_with = "null_as_default")]
+        input: Value,
+    },
+    /// Thinking and server-tool blocks: nothing a client of another format could read.
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+struct WireUsage {
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    cache_creation_input_tokens: Option<u64>,
+    cache_read_input_tokens: Option<u64>,
+}
+
+impl WireUsage {
+    /// Cached prompt tokens are still prompt tokens; counting them keeps the input total
+    /// comparable with other providers (their lower price is not modelled).
+    fn input(&self) -> Option<u64> {
+        let parts =
+            [self.input_tokens, self.cache_creation_input_tokens, self.cache_read_input_tokens];
+        parts.iter().any(Option::is_some).then(|| parts.iter().flatten().sum())
+    }
+}
+
+fn parse_stop_reason(reason: Option<&str>) -> FinishReason {
+    match reason {
+        Some("max_tokens" | "model_context_window_exceeded") => FinishReason::Length,
+        Some("tool_use") => FinishReason::ToolCalls,
+        Some("stop_sequence") => FinishReason::StopSequence,
+        Some("refusal") => FinishReason::ContentFilter,
+        _ => FinishReason::Stop,
+    }
+}
+
+/// Reads an upstream `message` body.
+pub fn parse_response(body: &[u8]) -> Result<ChatResponse, UpstreamError> {
+    let wire: WireMessage = serde_json::from_slice(body).map_err(|error| {
+        UpstreamError::Protocol { message: format!("not an Anthropic message: {error}") }
+    })?;
+    let content = wire
+        .content
+        .into_iter()
+        .filter_map(|block| match block {
+            WireBlock::Text { text } => Some(ContentPart::Text { text }),
+            WireBlock::ToolUse { id, name, input } => {
+                Some(ContentPart::ToolCall(ToolCall { id, name, arguments: input.to_string() }))
+            }
+            WireBlock::Other => None,
+        })
+        .collect();
+    Ok(ChatResponse {
+        id: wire.id,
+        model: wire.model,
+        content,
+        finish_reason: parse_stop_reason(wire.stop_reason.as_deref()),
+        stop_sequence: wire.stop_sequence,
+        usage: Usage {
+            input_tokens: wire.usage.input().unwrap_or(0),
+            output_tokens: wire.usage.output_tokens.unwrap_or(0),
+        },
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum WireEvent {
+    MessageStart {
+        message: WireStartMessage,
+    },
+    ContentBlockStart {
+        index: u32,
+        content_block: WireBlock,
+    },
+    ContentBlockDelta {
+        index: u32,
+        delta: WireDelta,
+    },
+    ContentBlockStop {},
+    MessageDelta {
+        delta: WireMessageDelta,
+        #[serde(default, deserialize_with = "null_as_default")]
+        usage: WireUsage,
+    },
+    MessageStop {},
+    Ping {},
+    Error {
+        error: WireError,
+    },
+    #[serde(other)]
+    Unknown,
+}
+
+#[derive(Deserialize)]
+struct WireStartMessage {
+    #[serde(default, deserialize_with = "null_as_default")]
+    id: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    model: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    usage: WireUsage,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum WireDelta {
+    TextDelta {
+        text: String,
+    },
+    InputJsonDelta {
+        partial_json: String,
+    },
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize)]
+struct WireMessageDelta {
+    stop_reason: Option<String>,
+    stop_sequence: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireError {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    message: String,
+}
+
+/// Decodes an Anthropic Messages event stream into neutral events. The stream is complete
+/// only once `message_stop` has arrived.
+#[derive(Debug, Default)]
+pub struct StreamDecoder {
+    sse: SseParser,
+    scratch: Vec<SseEvent>,
+    finished: bool,
+    input_tokens: u64,
+    /// Content block index → neutral tool-call index, for tool_use blocks.
+    tool_blocks: HashMap<u32, u32>,
+}
+
+impl StreamDecoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether `message_stop` has arrived.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Decodes `chunk`, appending events to `out`. An `error` event is returned as the
+    /// error, typed by its `error.type`; events decoded before it are in `out`.
+    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), UpstreamError> {
+        let mut events = std::mem::take(&mut self.scratch);
+        let parsed = self.sse.feed(chunk, &mut events);
+        let mut result =
+            parsed.map_err(|error| UpstreamError::Protocol { message: error.to_string() });
+        for event in events.drain(..) {
+            if result.is_err() || self.finished {
+                break;
+            }
+            result = self.decode_event(&event, out);
+        }
+        self.scratch = events;
+        result
+    }
+
+    fn decode_event(
+        &mut self,
+        event: &SseEvent,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), UpstreamError> {
+        let wire: WireEvent = serde_json::from_str(&event.data).map_err(|error| {
+            UpstreamError::Protocol { message: format!("not an Anthropic stream event: {error}") }
+        })?;
+        match wire {
+            WireEvent::MessageStart { message } => {
+                self.input_tokens = message.usage.input().unwrap_or(0);
+                out.push(StreamEvent::Start { id: message.id, model: message.model });
+            }
+            WireEvent::ContentBlockStart { index, content_block } => match content_block {
+                WireBlock::Text { text } => {
+                    if !text.is_empty() {
+                        out.push(StreamEvent::TextDelta { text });
+                    }
+                }
+                WireBlock::ToolUse { id, name, input } => {
+                    let tool_index = self.tool_blocks.len() as u32;
+                    self.tool_blocks.insert(index, tool_index);
+                    out.push(StreamEvent::ToolCallStart { index: tool_index, id, name });
+                    // The start block carries `{}`; arguments follow as deltas.
+                    if input.as_object().is_some_and(|object| !object.is_empty()) {
+                        out.push(StreamEvent::ToolCallDelta {
+                            index: tool_index,
+                            arguments: input.to_string(),
+                        });
+                    }
+                }
+                WireBlock::Other => {}
+            },
+            WireEvent::ContentBlockDelta { index, delta } => match delta {
+                WireDelta::TextDelta { text } => {
+                    if !text.is_empty() {
+                        out.push(StreamEvent::TextDelta { text });
+                    }
+                }
+                WireDelta::InputJsonDelta { partial_json } => {
+                    if let Some(tool_index) = self.tool_blocks.get(&index)
+                        && !partial_json.is_empty()
+                    {
+                        out.push(StreamEvent::ToolCallDelta {
+                            index: *tool_index,
+                            arguments: partial_json,
+                        });
+                    }
+                }
+                WireDelta::Other => {}
+            },
+            WireEvent::MessageDelta { delta, usage } => {
+                out.push(StreamEvent::Finish {
+                    reason: parse_stop_reason(delta.stop_reason.as_deref()),
+                    stop_sequence: delta.stop_sequence,
+                });
+                out.push(StreamEvent::Usage(Usage {
+                    input_tokens: usage.input().unwrap_or(self.input_tokens),
+                    output_tokens: usage.output_tokens.unwrap_or(0),
+                }));
+            }
+            WireEvent::MessageStop {} => self.finished = true,
+            WireEvent::Error { error } => {
+                return Err(from_error_event(error.kind.as_deref(), error.message));
+            }
+            WireEvent::ContentBlockStop {} | WireEvent::Ping {} | WireEvent::Unknown => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,1026 @@
+//! OpenAI Chat Completions, both sides.
+//!
+//! Client side (the gateway's `/v1/chat/completions`): [`parse_request`] validates a body
+//! into the neutral [`ChatRequest`]; [`encode_response`], [`StreamEncoder`] and
+//! [`error_body`] write what OpenAI's SDKs expect back.
+//!
+//! Upstream side (OpenAI, DeepSeek and any OpenAI-compatible server, which differ only in
+//! base URL): [`request_body`] writes the request for a deployment, [`parse_response`] and
+//! [`StreamDecoder`] read its answers.
+//!
+//! Fields that only shape sampling (`presence_penalty`, `logit_bias`, `parallel_tool_calls`,
+//! ...) are accepted and not forwarded; fields whose answer the gateway could not give in the
+//! shape the client expects (`n` > 1, `logprobs`, audio, the deprecated `functions`) are
+//! refused with an error that says so.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use router_core::Role;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::api_error::{ApiError, ApiErrorKind, RequestError};
+use crate::chat::{
+    ChatRequest, ChatResponse, ContentPart, FinishReason, ImageSource, Message, ResponseMeta,
+    StreamEvent, ToolCall, ToolChoice, ToolDef, Usage,
+};
+use crate::error::{UpstreamError, from_error_event};
+use crate::json::{f32_json, null_as_default};
+use crate::sse::{self, SseEvent, SseParser};
+use crate::validate::{Dialect, Field, Obj, parse_body};
+
+// ---------------------------------------------------------------------------------------
+// Client side: parsing requests
+// ---------------------------------------------------------------------------------------
+
+/// A client's request, and what it asked of the stream that the neutral model does not carry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientRequest {
+    pub request: ChatRequest,
+    /// `stream_options.include_usage`: the client wants a final chunk with token usage.
+    pub include_usage: bool,
+}
+
+/// Parses and validates a `/v1/chat/completions` body.
+pub fn parse_request(body: &[u8]) -> Result<ClientRequest, RequestError> {
+    let value = parse_body(body, Dialect::OpenAi)?;
+    let root = Field::root(&value, Dialect::OpenAi).object()?;
+
+    refuse_unsupported(&root)?;
+
+    let model_field = root.require("model")?;
+    let model = model_field.string()?;
+    if model.trim().is_empty() {
+        return Err(model_field.invalid("the model name must not be empty."));
+    }
+
+    let messages = root
+        .require("messages")?
+        .non_empty_array()?
+        .iter()
+        .map(parse_message)
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let max_tokens = match root.get("max_completion_tokens") {
+        Some(field) => Some(field.count(1)?),
+        None => root.get("max_tokens").map(|field| field.count(1)).transpose()?,
+    };
+    let temperature = root.get("temperature").map(|f| f.number_in(0.0, 2.0)).transpose()?;
+    let top_p = root.get("top_p").map(|f| f.number_in(0.0, 1.0)).transpose()?;
+    let stop = match root.get("stop") {
+        None => Vec::new(),
+        Some(field) => match field.value {
+            Value::String(text) => vec![text.clone()],
+            Value::Array(_) => field
+                .array()?
+                .iter()
+                .map(|item| item.string().map(str::to_owned))
+                .collect::<Result<_, _>>()?,
+            _ => return Err(field.wrong_type("a string or an array of strings")),
+        },
+    };
+
+    let stream = root.get("stream").map(|f| f.boolean()).transpose()?.unwrap_or(false);
+    let include_usage = match root.get("stream_options") {
+        None => false,
+        Some(field) => {
+            if !stream {
+                return Err(field.invalid(
+                    "'stream_options' is only allowed when 'stream' is true; set \"stream\": \
+                     true or remove 'stream_options'.",
+                ));
+            }
+            let options = field.object()?;
+            options.get("include_usage").map(|f| f.boolean()).transpose()?.unwrap_or(false)
+        }
+    };
+
+    let tools = match root.get("tools") {
+        None => Vec::new(),
+        Some(field) => field.array()?.iter().map(parse_tool).collect::<Result<_, _>>()?,
+    };
+    let tool_choice = root.get("tool_choice").map(|f| parse_tool_choice(&f, &tools)).transpose()?;
+    let json_output = root.get("response_format").map(|f| parse_response_format(&f)).transpose()?;
+
+    let user = root.get("user").map(|f| f.string().map(str::to_owned)).transpose()?;
+    let seed = root.get("seed").map(|f| f.integer()).transpose()?;
+
+    Ok(ClientRequest {
+        request: ChatRequest {
+            model: model.to_owned(),
+            messages,
+            max_tokens,
+            temperature,
+            top_p,
+            stop,
+            stream,
+            tools,
+            tool_choice,
+            json_output: json_output.flatten(),
+            user,
+            seed,
+        },
+        include_usage,
+    })
+}
+
+/// Parameters whose answer the gateway cannot give in the shape the client expects.
+fn refuse_unsupported(root: &Obj<'_>) -> Result<(), RequestError> {
+    if let Some(n) = root.get("n")
+        && n.count(1)? > 1
+    {
+        return Err(n.unsupported(
+            "this gateway returns one choice per request; set 'n' to 1 or send several requests.",
+        ));
+    }
+    if let Some(field) = root.get("logprobs")
+        && field.boolean()?
+    {
+        return Err(field.unsupported(
+            "log probabilities are not available through this gateway; remove 'logprobs'.",
+        ));
+    }
+    if let Some(field) = root.get("top_logprobs") {
+        return Err(field.unsupported(
+            "log probabilities are not available through this gateway; remove 'top_logprobs'.",
+        ));
+    }
+    if let Some(field) = root.get("audio") {
+        return Err(field.unsupported("audio output is not available through this gateway."));
+    }
+    if let Some(field) = root.get("modalities") {
+        for item in field.array()? {
+            if item.string()? != "text" {
+                return Err(item.unsupported("only text output is available through this gateway."));
+            }
+        }
+    }
+    for legacy in ["functions", "function_call"] {
+        if let Some(field) = root.get(legacy) {
+            return Err(field.unsupported(
+                "'functions' and 'function_call' are deprecated; use 'tools' and 'tool_choice'.",
+            ));
+        }
+    }
+    Ok(())
+}
+
+const ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool"];
+
+fn parse_message(field: &Field<'_>) -> Result<Message, RequestError> {
+    let message = field.object()?;
+    let role = message.require("role")?.one_of(ROLES)?;
+    match role {
+        "system" | "developer" => {
+            let content = message.require("content")?;
+            Ok(Message { role: Role::System, content: text_parts(&content)? })
+        }
+        "user" => {
+            let content = message.require("content")?;
+            Ok(Message { role: Role::User, content: user_parts(&content)? })
+        }
+        "assistant" => {
+            let mut content = match message.get("content") {
+                Some(field) => text_parts(&field)?,
+                None => Vec::new(),
+            };
+            content.retain(|part| !matches!(part, ContentPart::Text { text } if text.is_empty()));
+            let calls = match message.get("tool_calls") {
+                Some(field) => field.array()?,
+                None => Vec::new(),
+            };
+            for call in &calls {
+                content.push(ContentPart::ToolCall(parse_tool_call(call)?));
+            }
+            if message.get("content").is_none() && calls.is_empty() {
+                return Err(message.missing("content"));
+            }
+            Ok(Message { role: Role::Assistant, content })
+        }
+        _ => {
+            let call_id = message.require("tool_call_id")?.string()?.to_owned();
+            let content = message.require("content")?;
+            let text = joined(&text_parts(&content)?);
+            Ok(Message {
+                role: Role::Tool,
+                content: vec![ContentPart::ToolResult { call_id, content: text, is_error: false }],
+            })
+        }
+    }
+}
+
+/// Content that may only be text: a string, or an array of `text` (and, for assistants,
+/// `refusal`) parts.
+fn text_parts(field: &Field<'_>) -> Result<Vec<ContentPart>, RequestError> {
+    if let Value::String(text) = field.value {
+        return Ok(vec![ContentPart::Text { text: text.clone() }]);
+    }
+    if !field.value.is_array() {
+        return Err(field.wrong_type("a string or an array of content parts"));
+    }
+    let mut parts = Vec::new();
+    for item in field.array()? {
+        let part = item.object()?;
+        let kind = part.require("type")?;
+        match kind.string()? {
+            "text" => {
+                parts.push(ContentPart::Text { text: part.require("text")?.string()?.into() })
+            }
+            "refusal" => {
+                parts.push(ContentPart::Text { text: part.require("refusal")?.string()?.into() })
+            }
+            other => return Err(kind.invalid_value(other, &["text"])),
+        }
+    }
+    Ok(parts)
+}
+
+fn user_parts(field: &Field<'_>) -> Result<Vec<ContentPart>, RequestError> {
+    if let Value::String(text) = field.value {
+        return Ok(vec![ContentPart::Text { text: text.clone() }]);
+    }
+    if !field.value.is_array() {
+        return Err(field.wrong_type("a string or an array of content parts"));
+    }
+    let mut parts = Vec::new();
+    for item in field.array()? {
+        let part = item.object()?;
+        let kind = part.require("type")?;
+        match kind.string()? {
+            "text" => {
+                parts.push(ContentPart::Text { text: part.require("text")?.string()?.into() })
+            }
+            "image_url" => {
+                let image = part.require("image_url")?;
+                let url_field = match image.value {
+                    // Some clients send the URL directly rather than `{ "url": ... }`.
+                    Value::String(_) => image.clone(),
+                    _ => image.object()?.require("url")?,
+                };
+                parts.push(ContentPart::Image { source: parse_image_url(&url_field)? });
+            }
+            "input_audio" | "file" => {
+                return Err(kind.unsupported(
+                    "only text and image content parts are accepted by this gateway.",
+                ));
+            }
+            other => return Err(kind.invalid_value(other, &["text", "image_url"])),
+        }
+    }
+    Ok(parts)
+}
+
+fn parse_image_url(field: &Field<'_>) -> Result<ImageSource, RequestError> {
+    let url = field.string()?;
+    let source = ImageSource::from_url(url);
+    match &source {
+        ImageSource::Base64 { .. } => Ok(source),
+        ImageSource::Url { url } if url.starts_with("https://") || url.starts_with("http://") => {
+            Ok(source)
+        }
+        ImageSource::Url { .. } => Err(field
+            .invalid("expected an http(s) URL or a data URL like 'data:image/png;base64,...'.")),
+    }
+}
+
+fn parse_tool_call(field: &Field<'_>) -> Result<ToolCall, RequestError> {
+    let call = field.object()?;
+    if let Some(kind) = call.get("type") {
+        kind.one_of(&["function"])?;
+    }
+    let function = call.require("function")?.object()?;
+    Ok(ToolCall {
+        id: call.require("id")?.string()?.to_owned(),
+        name: function.require("name")?.string()?.to_owned(),
+        arguments: function
+            .get("arguments")
+            .map(|f| f.string().map(str::to_owned))
+            .transpose()?
+            .unwrap_or_default(),
+    })
+}
+
+fn parse_tool(field: &Field<'_>) -> Result<ToolDef, RequestError> {
+    let tool = field.object()?;
+    tool.require("type")?.one_of(&["function"])?;
+    let function = tool.require("function")?.object()?;
+    let name_field = function.require("name")?;
+    let name = name_field.string()?;
+    let valid_name = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !valid_name {
+        return Err(name_field
+            .invalid("tool names must be 1 to 64 characters of letters, digits, '_' and '-'."));
+    }
+    let parameters = match function.get("parameters") {
+        Some(field) => {
+            field.object()?;
+            field.value.clone()
+        }
+        None => json!({"type": "object", "properties": {}}),
+    };
+    Ok(ToolDef {
+        name: name.to_owned(),
+        description: function
+            .get("description")
+            .map(|f| f.string().map(str::to_owned))
+            .transpose()?,
+        parameters,
+    })
+}
+
+fn parse_tool_choice(field: &Field<'_>, tools: &[ToolDef]) -> Result<ToolChoice, RequestError> {
+    let choice = match field.value {
+        Value::String(_) => match field.one_of(&["none", "auto", "required"])? {
+            "none" => ToolChoice::None,
+            "auto" => ToolChoice::Auto,
+            _ => ToolChoice::Required,
+        },
+        Value::Object(_) => {
+            let object = field.object()?;
+            object.require("type")?.one_of(&["function"])?;
+            let name_field = object.require("function")?.object()?.require("name")?;
+            let name = name_field.string()?;
+            if !tools.iter().any(|tool| tool.name == name) {
+                return Err(
+                    name_field.invalid(&format!("no tool named '{name}' is defined in 'tools'."))
+                );
+            }
+            ToolChoice::Tool(name.to_owned())
+        }
+        _ => return Err(field.wrong_type("a string or an object")),
+    };
+    if tools.is_empty() && choice != ToolChoice::None {
+        return Err(field.invalid("'tool_choice' is only allowed when 'tools' are specified."));
+    }
+    Ok(choice)
+}
+
+/// `None` for plain text, `Some(None)` for any JSON object, `Some(Some(schema))`.
+fn parse_response_format(field: &Field<'_>) -> Result<Option<Option<Value>>, RequestError> {
+    let format = field.object()?;
+    let kind = format.require("type")?.one_of(&["text", "json_object", "json_schema"])?;
+    Ok(match kind {
+        "text" => None,
+        "json_object" => Some(None),
+        _ => {
+            let spec = format.require("json_schema")?.object()?;
+            spec.require("name")?.string()?;
+            let schema = match spec.get("schema") {
+                Some(field) => {
+                    field.object()?;
+                    Some(field.value.clone())
+                }
+                None => None,
+            };
+            Some(schema)
+        }
+    })
+}
+
+fn joined(parts: &[ContentPart]) -> String {
+    let texts: Vec<&str> = parts
+        .iter()
+        .filter_map(|part| match part {
+            ContentPart::Text { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    texts.join("\n\n")
+}
+
+// ---------------------------------------------------------------------------------------
+// Client side: writing responses, streams and errors
+// ---------------------------------------------------------------------------------------
+
+fn finish_reason_name(reason: FinishReason) -> &'static str {
+    match reason {
+        FinishReason::Stop | FinishReason::StopSequence => "stop",
+        FinishReason::Length => "length",
+        FinishReason::ToolCalls => "tool_calls",
+        FinishReason::ContentFilter => "content_filter",
+    }
+}
+
+fn usage_json(usage: &Usage) -> Value {
+    json!({
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.total(),
+    })
+}
+
+/// A `chat.completion` object for a complete answer.
+pub fn encode_response(response: &ChatResponse, meta: &ResponseMeta) -> Bytes {
+    let text = response.text();
+    let calls: Vec<Value> = response
+        .tool_calls()
+        .map(|call| {
+            json!({
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            })
+        })
+        .collect();
+    let mut message = json!({
+        "role": "assistant",
+        "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { json!(text) },
+        "refusal": null,
+    });
+    if !calls.is_empty() {
+        message["tool_calls"] = Value::Array(calls);
+    }
+    let body = json!({
+        "id": meta.id,
+        "object": "chat.completion",
+        "created": meta.created,
+        "model": meta.model,
+        "choices": [{
+            "index": 0,
+            "message": message,
+            "logprobs": null,
+            "finish_reason": finish_reason_name(response.finish_reason),
+        }],
+        "usage": usage_json(&response.usage),
+    });
+    Bytes::from(body.to_string())
+}
+
+/// The OpenAI name of an error kind.
+pub fn error_type(kind: ApiErrorKind) -> &'static str {
+    match kind {
+        ApiErrorKind::InvalidRequest | ApiErrorKind::RequestTooLarge => "invalid_request_error",
+        ApiErrorKind::Authentication => "authentication_error",
+        ApiErrorKind::PermissionDenied => "permission_error",
+        ApiErrorKind::NotFound => "not_found_error",
+        ApiErrorKind::RateLimited => "rate_limit_error",
+        ApiErrorKind::Overloaded => "overloaded_error",
+        ApiErrorKind::Upstream | ApiErrorKind::Timeout | ApiErrorKind::Internal => "server_error",
+    }
+}
+
+fn error_json(error: &ApiError) -> Value {
+    json!({
+        "error": {
+            "message": error.message,
+            "type": error_type(error.kind),
+            "param": error.param,
+            "code": error.code,
+        }
+    })
+}
+
+/// `{"error": {"message", "type", "param", "code"}}`; send with [`ApiError::status`].
+pub fn error_body(error: &ApiError) -> Bytes {
+    Bytes::from(error_json(error).to_string())
+}
+
+/// Turns neutral stream events into `chat.completion.chunk` frames.
+///
+/// Call [`encode`](Self::encode) for each event, then [`finish`](Self::finish) when the
+/// upstream stream has ended (it writes the usage chunk, if asked for, and `[DONE]`), or
+/// [`error`](Self::error) when it failed. The role chunk comes first even if the upstream
+/// never sent a start event. When usage was asked for but the upstream reported none, feed
+/// an estimated [`StreamEvent::Usage`] before `finish`.
+#[derive(Debug)]
+pub struct StreamEncoder {
+    meta: ResponseMeta,
+    include_usage: bool,
+    started: bool,
+    usage: Option<Usage>,
+    closed: bool,
+}
+
+impl StreamEncoder {
+    pub fn new(meta: ResponseMeta, include_usage: bool) -> Self {
+        StreamEncoder { meta, include_usage, started: false, usage: None, closed: false }
+    }
+
+    /// The frames for one event (possibly none).
+    pub fn encode(&mut self, event: &StreamEvent) -> Bytes {
+        if self.closed {
+            return Bytes::new();
+        }
+        let mut out = Vec::new();
+        if !self.started {
+            self.started = true;
+            out.extend_from_slice(&self.chunk(json!({"role": "assistant", "content": ""}), None));
+        }
+        match event {
+            StreamEvent::Start { .. } => {}
+            StreamEvent::TextDelta { text } => {
+                if !text.is_empty() {
+                    out.extend_from_slice(&self.chunk(json!({"content": text}), None));
+                }
+            }
+            StreamEvent::ToolCallStart { index, id, name } => {
+                let call = json!({
+                    "index": index,
+                    "id": id,
+                    "type": "function",
+                    "function": {"name": name, "arguments": ""},
+                });
+                out.extend_from_slice(&self.chunk(json!({"tool_calls": [call]}), None));
+            }
+            StreamEvent::ToolCallDelta { index, arguments } => {
+                let call = json!({"index": index, "function": {"arguments": arguments}});
+                out.extend_from_slice(&self.chunk(json!({"tool_calls": [call]}), None));
+            }
+            StreamEvent::Finish { reason, .. } => {
+                out.extend_from_slice(&self.chunk(json!({}), Some(*reason)));
+            }
+            StreamEvent::Usage(usage) => self.usage = Some(*usage),
+        }
+        Bytes::from(out)
+    }
+
+    /// The usage chunk (when the client asked for it) and `data: [DONE]`.
+    pub fn finish(&mut self) -> Bytes {
+        if self.closed {
+            return Bytes::new();
+        }
+        self.closed = true;
+        let mut out = Vec::new();
+        if self.include_usage {
+            let usage = self.usage.unwrap_or_default();
+            let chunk = json!({
+                "id": self.meta.id,
+                "object": "chat.completion.chunk",
+                "created": self.meta.created,
+                "model": self.meta.model,
+                "choices": [],
+                "usage": usage_json(&usage),
+            });
+            out.extend_from_slice(&sse::data_frame(&chunk.to_string()));
+        }
+        out.extend_from_slice(&sse::data_frame("[DONE]"));
+        Bytes::from(out)
+    }
+
+    /// An error chunk that ends the stream; OpenAI's SDKs raise it as an API error.
+    pub fn error(&mut self, error: &ApiError) -> Bytes {
+        if self.closed {
+            return Bytes::new();
+        }
+        self.closed = true;
+        sse::data_frame(&error_json(error).to_string())
+    }
+
+    fn chunk(&self, delta: Value, finish: Option<FinishReason>) -> Bytes {
+        let mut chunk = json!({
+            "id": self.meta.id,
+            "object": "chat.completion.chunk",
+            "created": self.meta.created,
+            "model": self.meta.model,
+            "choices": [{
+                "index": 0,
+                "delta": delta,
+                "logprobs": null,
+                "finish_reason": finish.map(finish_reason_name),
+            }],
+        });
+        if self.include_usage {
+            chunk["usage"] = Value::Null;
+        }
+        sse::data_frame(&chunk.to_string())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Upstream side: requests
+// ---------------------------------------------------------------------------------------
+
+/// The request body for an OpenAI-compatible deployment serving `model_id`.
+pub fn request_body(
+    request: &ChatRequest,
+    model_id: &str,
+    stream: bool,
+) -> Result<Value, UpstreamError> {
+    let mut messages = Vec::with_capacity(request.messages.len());
+    for message in &request.messages {
+        push_upstream_message(message, &mut messages)?;
+    }
+    let mut body = json!({"model": model_id, "messages": messages, "stream": stream});
+    if stream {
+        // Without it OpenAI sends no usage in streams, and cost could not be accounted.
+        body["stream_options"] = json!({"include_usage": true});
+    }
+    if let Some(max_tokens) = request.max_tokens {
+        body["max_tokens"] = json!(max_tokens);
+    }
+    if let Some(temperature) = request.temperature {
+        body["temperature"] = f32_json(temperature);
+    }
+    if let Some(top_p) = request.top_p {
+        body["top_p"] = f32_json(top_p);
+    }
+    if !request.stop.is_empty() {
+        body["stop"] = json!(request.stop);
+    }
+    if !request.tools.is_empty() {
+        let tools: Vec<Value> = request
+            .tools
+            .iter()
+            .map(|tool| {
+                let mut function = json!({"name": tool.name, "parameters": tool.parameters});
+                if let Some(description) = &tool.description {
+                    function["description"] = json!(description);
+                }
+                json!({"type": "function", "function": function})
+            })
+            .collect();
+        body["tools"] = Value::Array(tools);
+        if let Some(choice) = &request.tool_choice {
+            body["tool_choice"] = match choice {
+                ToolChoice::Auto => json!("auto"),
+                ToolChoice::None => json!("none"),
+                ToolChoice::Required => json!("required"),
+                ToolChoice::Tool(name) => json!({"type": "function", "function": {"name": name}}),
+            };
+        }
+    }
+    match &request.json_output {
+        None => {}
+        Some(None) => body["response_format"] = json!({"type": "json_object"}),
+        Some(Some(schema)) => {
+            body["response_format"] = json!({
+                "type": "json_schema",
+                "json_schema": {"name": "response", "schema": schema},
+            });
+        }
+    }
+    if let Some(user) = &request.user {
+        body["user"] = json!(user);
+    }
+    if let Some(seed) = request.seed {
+        body["seed"] = json!(seed);
+    }
+    Ok(body)
+}
+
+fn push_upstream_message(message: &Message, out: &mut Vec<Value>) -> Result<(), UpstreamError> {
+    match message.role {
+        Role::System => {
+            if message.content.iter().any(|part| !matches!(part, ContentPart::Text { .. })) {
+                return Err(UpstreamError::Unsupported {
+                    message: "a system message may hold only text".into(),
+                });
+            }
+            out.push(json!({"role": "system", "content": joined(&message.content)}));
+        }
+        Role::User | Role::Tool => {
+            // Tool results become `tool` messages, which OpenAI wants right after the
+            // assistant turn that made the calls, so they go before any text of the turn.
+            for part in &message.content {
+                if let ContentPart::ToolResult { call_id, content, is_error } = part {
+                    out.push(json!({
+                        "role": "tool",
+                        "tool_call_id": call_id,
+                        "content": tool_result_text(content, *is_error),
+                    }));
+                }
+            }
+            let rest: Vec<&ContentPart> = message
+                .content
+                .iter()
+                .filter(|part| !matches!(part, ContentPart::ToolResult { .. }))
+                .collect();
+            if rest.is_empty() {
+                return Ok(());
+            }
+            if rest.iter().any(|part| matches!(part, ContentPart::ToolCall(_))) {
+                return Err(UpstreamError::Unsupported {
+                    message: "a user message cannot hold a tool call".into(),
+                });
+            }
+            let has_images = rest.iter().any(|part| matches!(part, ContentPart::Image { .. }));
+            let content = if has_images {
+                let parts: Vec<Value> = rest
+                    .iter()
+                    .filter_map(|part| match part {
+                        ContentPart::Text { text } => Some(json!({"type": "text", "text": text})),
+                        ContentPart::Image { source } => Some(
+                            json!({"type": "image_url", "image_url": {"url": source.to_url()}}),
+                        ),
+                        _ => None,
+                    })
+                    .collect();
+                Value::Array(parts)
+            } else {
+                // Plain strings, because not every OpenAI-compatible server takes part arrays.
+                let texts: Vec<&str> = rest
+                    .iter()
+                    .filter_map(|part| match part {
+                        ContentPart::Text { text } => Some(text.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                json!(texts.join("\n\n"))
+            };
+            out.push(json!({"role": "user", "content": content}));
+        }
+        Role::Assistant => {
+            let mut calls = Vec::new();
+            for part in &message.content {
+                match part {
+                    ContentPart::ToolCall(call) => calls.push(json!({
+                        "id": call.id,
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": call.arguments},
+                    })),
+                    ContentPart::Image { .. } | ContentPart::ToolResult { .. } => {
+                        return Err(UpstreamError::Unsupported {
+                            message: "an assistant message may hold only text and tool calls"
+                                .into(),
+                        });
+                    }
+                    ContentPart::Text { .. } => {}
+                }
+            }
+            let text = joined(&message.content);
+            let mut turn = json!({"role": "assistant"});
+            turn["content"] =
+                if text.is_empty() && !calls.is_empty() { Value::Null } else { json!(text) };
+            if !calls.is_empty() {
+                turn["tool_calls"] = Value::Array(calls);
+            }
+            out.push(turn);
+        }
+    }
+    Ok(())
+}
+
+/// OpenAI has no error flag on tool results; saying it in the text is the nearest equivalent.
+fn tool_result_text(content: &str, is_error: bool) -> String {
+    if is_error { format!("Error: {content}") } else { content.to_owned() }
+}
+
+// ---------------------------------------------------------------------------------------
+// Upstream side: responses
+// ---------------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct WireResponse {
+    #[serde(default, deserialize_with = "null_as_default")]
+    id: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    model: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    choices: Vec<WireChoice>,
+    usage: Option<WireUsage>,
+}
+
+#[derive(Deserialize)]
+struct WireChoice {
+    message: WireMessage,
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireMessage {
+    content: Option<String>,
+    refusal: Option<String>,
+    tool_calls: Option<Vec<WireToolCall>>,
+}
+
+#[derive(Deserialize)]
+struct WireToolCall {
+    id: String,
+    function: WireFunction,
+}
+
+#[derive(Deserialize)]
+struct WireFunction {
+    name: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    arguments: String,
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+struct WireUsage {
+    #[serde(default, deserialize_with = "null_as_default")]
+    prompt_tokens: u64,
+    #[serde(default, deserialize_with = "null_as_default")]
+    completion_tokens: u64,
+}
+
+impl From<WireUsage> for Usage {
+    fn from(usage: WireUsage) -> Self {
+        Usage { input_tokens: usage.prompt_tokens, output_tokens: usage.completion_tokens }
+    }
+}
+
+fn parse_finish_reason(reason: Option<&str>, made_tool_calls: bool) -> FinishReason {
+    match reason {
+        Some("length") => FinishReason::Length,
+        Some("tool_calls" | "function_call") => FinishReason::ToolCalls,
+        Some("content_filter") => FinishReason::ContentFilter,
+        Some(_) => FinishReason::Stop,
+        None if made_tool_calls => FinishReason::ToolCalls,
+        None => FinishReason::Stop,
+    }
+}
+
+/// Reads an upstream `chat.completion` body.
+pub fn parse_response(body: &[u8]) -> Result<ChatResponse, UpstreamError> {
+    let wire: WireResponse = serde_json::from_slice(body).map_err(|error| {
+        UpstreamError::Protocol { message: format!("not an OpenAI chat completion: {error}") }
+    })?;
+    let Some(choice) = wire.choices.into_iter().next() else {
+        return Err(UpstreamError::Protocol { message: "the completion has no choices".into() });
+    };
+    let mut content = Vec::new();
+    if let Some(text) = choice.message.content.filter(|t| !t.is_empty()) {
+        content.push(ContentPart::Text { text });
+    } else if let Some(refusal) = choice.message.refusal.filter(|t| !t.is_empty()) {
+        content.push(ContentPart::Text { text: refusal });
+    }
+    let calls = choice.message.tool_calls.unwrap_or_default();
+    let made_tool_calls = !calls.is_empty();
+    for call in calls {
+        content.push(ContentPart::ToolCall(ToolCall {
+            id: call.id,
+            name: call.function.name,
+            arguments: call.function.arguments,
+        }));
+    }
+    Ok(ChatResponse {
+        id: wire.id,
+        model: wire.model,
+        content,
+        finish_reason: parse_finish_reason(choice.finish_reason.as_deref(), made_tool_calls),
+        stop_sequence: None,
+        usage: wire.usage.map(Usage::from).unwrap_or_default(),
+    })
+}
+
+#[derive(Deserialize)]
+struct WireChunk {
+    #[serde(default, deserialize_with = "null_as_default")]
+    id: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    model: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    choices: Vec<WireChunkChoice>,
+    usage: Option<WireUsage>,
+    /// Some servers report a failure mid-stream as a chunk with only an `error`.
+    error: Option<WireErrorObject>,
+}
+
+#[derive(Deserialize)]
+struct WireChunkChoice {
+    #[serde(default, deserialize_with = "null_as_default")]
+    index: u32,
+    delta: Option<WireDelta>,
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct WireDelta {
+    content: Option<String>,
+    refusal: Option<String>,
+    tool_calls: Option<Vec<WireToolCallDelta>>,
+}
+
+#[derive(Deserialize)]
+struct WireToolCallDelta {
+    index: Option<u32>,
+    id: Option<String>,
+    function: Option<WireFunctionDelta>,
+}
+
+#[derive(Deserialize)]
+struct WireFunctionDelta {
+    name: Option<String>,
+    arguments: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireErrorObject {
+    #[serde(default, deserialize_with = "null_as_default")]
+    message: String,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    code: Option<Value>,
+}
+
+/// Decodes an OpenAI chat-completion SSE stream into neutral events. The stream is complete
+/// only once `data: [DONE]` has arrived.
+#[derive(Debug, Default)]
+pub struct StreamDecoder {
+    sse: SseParser,
+    scratch: Vec<SseEvent>,
+    started: bool,
+    finished: bool,
+    made_tool_calls: bool,
+    /// The upstream's tool-call index → ours (they agree with OpenAI, but a compatible
+    /// server may number from anywhere).
+    tool_indexes: HashMap<u32, u32>,
+}
+
+impl StreamDecoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether `[DONE]` has arrived.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Decodes `chunk`, appending events to `out`. A provider error inside the stream is
+    /// returned as the error; events decoded before it are in `out`.
+    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), UpstreamError> {
+        let mut events = std::mem::take(&mut self.scratch);
+        let parsed = self.sse.feed(chunk, &mut events);
+        let mut result =
+            parsed.map_err(|error| UpstreamError::Protocol { message: error.to_string() });
+        for event in events.drain(..) {
+            if result.is_err() || self.finished {
+                break;
+            }
+            result = self.decode_event(&event, out);
+        }
+        self.scratch = events;
+        result
+    }
+
+    fn decode_event(
+        &mut self,
+        event: &SseEvent,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), UpstreamError> {
+        let data = event.data.trim();
+        if data == "[DONE]" {
+            self.finished = true;
+            return Ok(());
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        let chunk: WireChunk = serde_json::from_str(data).map_err(|error| {
+            UpstreamError::Protocol { message: format!("not an OpenAI stream chunk: {error}") }
+        })?;
+        if let Some(error) = chunk.error {
+            let code = error.code.as_ref().and_then(Value::as_str);
+            let kind = code.filter(|c| *c == "context_length_exceeded").or(error.kind.as_deref());
+            return Err(from_error_event(kind, error.message));
+        }
+        if !self.started {
+            self.started = true;
+            out.push(StreamEvent::Start { id: chunk.id.clone(), model: chunk.model.clone() });
+        }
+        // Only the first choice is ever asked for (n is never above 1 upstream).
+        for choice in chunk.choices.into_iter().filter(|choice| choice.index == 0) {
+            let delta = choice.delta.unwrap_or_default();
+            for text in [delta.content, delta.refusal].into_iter().flatten() {
+                if !text.is_empty() {
+                    out.push(StreamEvent::TextDelta { text });
+                }
+            }
+            for (position, call) in delta.tool_calls.unwrap_or_default().into_iter().enumerate() {
+                self.decode_tool_call(position, call, out);
+            }
+            if let Some(reason) = choice.finish_reason {
+                out.push(StreamEvent::Finish {
+                    reason: parse_finish_reason(Some(&reason), self.made_tool_calls),
+                    stop_sequence: None,
+                });
+            }
+        }
+        if let Some(usage) = chunk.usage {
+            out.push(StreamEvent::Usage(usage.into()));
+        }
+        Ok(())
+    }
+
+    fn decode_tool_call(
+        &mut self,
+        position: usize,
+        call: WireToolCallDelta,
+        out: &mut Vec<StreamEvent>,
+    ) {
+        let upstream_index = call.index.unwrap_or(position as u32);
+        let function = call.function.unwrap_or(WireFunctionDelta { name: None, arguments: None });
+        let next = self.tool_indexes.len() as u32;
+        let index = match self.tool_indexes.get(&upstream_index) {
+            Some(index) => *index,
+            None => {
+                self.tool_indexes.insert(upstream_index, next);
+                self.made_tool_calls = true;
+                out.push(StreamEvent::ToolCallStart {
+                    index: next,
+                    id: call.id.unwrap_or_else(|| format!("call_{next}")),
+                    name: function.name.unwrap_or_default(),
+                });
+                next
+            }
+        };
+        if let Some(arguments) = function.arguments.filter(|a| !a.is_empty()) {
+            out.push(StreamEvent::ToolCallDelta { index, arguments });
+        }
+    }
+}
