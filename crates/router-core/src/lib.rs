@@ -13,10 +13,12 @@
 pub mod candidate;
 pub mod decision;
 pub mod features;
+pub mod learning;
 pub mod policy;
 
 pub use candidate::{Availability, Capabilities, Candidate, Price};
 pub use decision::{Decision, Estimate, Exclusion, Profile, RankedCandidate, Source};
+pub use learning::{Context, Knowledge, LearningConfig, Outcome, Prior};
 pub use features::{
     Band, Complexity, Domain, DomainGuess, FeatureExtractor, Features, Language, LanguageGuess,
     Needs, Prompt, PromptMessage, Role,

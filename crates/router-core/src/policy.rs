@@ -1,28 +1,66 @@
-//! The policy: from features and candidates to a ranked [`Decision`].
+//! The policy: from features, candidates and what has been learned, to a ranked
+//! [`Decision`].
 //!
 //! This is the seam the gateway's `auto` routing calls. It is a plain function of its inputs
-//! (plus a random draw the caller hands in), so every decision can be replayed in a test.
+//! (plus a seed the caller hands in for exploration), so every decision can be replayed in
+//! a test, benchmarked, and run unchanged by the offline evaluation.
+//!
+//! Each usable candidate gets an [`Estimate`] from the [`Knowledge`] (expected quality,
+//! cost, latency in this query's context) and a utility under the objective:
+//! `quality − cost_weight · cost/max_cost − latency_weight · latency/max_latency`, plus a
+//! nudge for the operator's weight and, when exploring, a draw from the quality's
+//! uncertainty (Thompson-style), so that models with little evidence still get measured.
 
 use crate::candidate::{Availability, Candidate};
 use crate::decision::{Decision, Estimate, Exclusion, Profile, RankedCandidate, Source};
 use crate::features::Features;
+use crate::learning::{Context, Knowledge};
 
-/// Inputs to one decision besides the query and the candidates.
+/// What a decision trades off: quality always counts 1; cost and latency count these
+/// weights, each relative to the most expensive (slowest) usable candidate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Objective {
+    pub cost_weight: f64,
+    pub latency_weight: f64,
+}
+
+impl Profile {
+    /// The trade-off a profile stands for.
+    pub fn objective(self) -> Objective {
+        match self {
+            Profile::Quality => Objective { cost_weight: 0.02, latency_weight: 0.01 },
+            Profile::Balanced => Objective { cost_weight: 0.15, latency_weight: 0.05 },
+            Profile::Cost => Objective { cost_weight: 0.6, latency_weight: 0.02 },
+            Profile::Fast => Objective { cost_weight: 0.05, latency_weight: 0.6 },
+        }
+    }
+}
+
+/// Inputs to one decision besides the query, the candidates and the knowledge.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Params {
     pub profile: Profile,
-    /// A uniform draw in [0, 1) from the caller's random source; the policy's only
-    /// randomness.
-    pub draw: f64,
+    /// Overrides the profile's trade-off (the evaluation sweeps it).
+    pub objective: Option<Objective>,
+    /// Seeds the exploration draws; the policy's only randomness.
+    pub seed: u64,
+    /// Scale of exploration: 0 always exploits; 1 samples quality from its full
+    /// uncertainty.
+    pub exploration: f64,
     /// Largest acceptable expected cost of the call in US dollars, if the caller set one.
     pub max_cost_usd: Option<f64>,
 }
 
 impl Default for Params {
     fn default() -> Self {
-        Params { profile: Profile::Balanced, draw: 0.5, max_cost_usd: None }
+        Params { profile: Profile::Balanced, objective: None, seed: 0, exploration: 0.0, max_cost_usd: None }
     }
 }
+
+/// Utility per doubling of an operator's weight above the candidates' mean weight.
+const WEIGHT_NUDGE: f64 = 0.1;
+/// Utility taken from a model that is only recovering (its circuits half-open).
+const RECOVERING_PENALTY: f64 = 0.1;
 
 /// No candidate can serve the request; each candidate's reason is in the list.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,6 +80,7 @@ fn describe(excluded: &[Exclusion]) -> String {
 pub fn exclusion_reason(
     features: &Features,
     candidate: &Candidate<'_>,
+    estimate: &Estimate,
     params: &Params,
 ) -> Option<String> {
     let needs = &features.needs;
@@ -57,99 +96,125 @@ pub fn exclusion_reason(
     if needs.tools && !candidate.capabilities.tools {
         return Some("cannot call tools".into());
     }
+    if needs.json && !candidate.capabilities.json {
+        return Some("cannot guarantee JSON output".into());
+    }
     if needs.context_tokens > candidate.context_window {
         return Some(format!(
             "needs ~{} tokens of context, model holds {}",
             needs.context_tokens, candidate.context_window
         ));
     }
-    if let Some(max) = params.max_cost_usd {
-        let cost = expected_cost(features, candidate);
-        if cost > max {
-            return Some(format!("expected cost ${cost:.6} is over the budget ${max:.6}"));
-        }
+    if let Some(max) = params.max_cost_usd
+        && estimate.cost_usd > max
+    {
+        return Some(format!("expected cost ${:.6} is over the budget ${max:.6}", estimate.cost_usd));
     }
     None
 }
 
-/// Expected cost of sending this query to this candidate.
+/// Expected cost of sending this query to this candidate, from its price alone.
 pub fn expected_cost(features: &Features, candidate: &Candidate<'_>) -> f64 {
-    candidate
-        .price
-        .cost(u64::from(features.prompt_tokens), u64::from(features.expected_output_tokens))
+    candidate.price.cost(u64::from(features.prompt_tokens), u64::from(features.expected_output_tokens))
 }
 
-/// Weighted choice among usable candidates: the first is drawn with probability
-/// proportional to its weight, the rest follow by weight. Recovering models go last.
-pub fn weighted(
+/// Ranks the usable candidates for this query and picks the best.
+pub fn decide(
     features: &Features,
     candidates: &[Candidate<'_>],
+    knowledge: &Knowledge,
     params: &Params,
 ) -> Result<Decision, NoCandidate> {
-    let mut usable = Vec::with_capacity(candidates.len());
+    let mut usable: Vec<(&Candidate<'_>, Estimate)> = Vec::with_capacity(candidates.len());
     let mut excluded = Vec::new();
     for c in candidates {
-        match exclusion_reason(features, c, params) {
+        let estimate = knowledge.estimate(features, c);
+        match exclusion_reason(features, c, &estimate, params) {
             Some(reason) => excluded.push(Exclusion { model: c.name.to_string(), reason }),
-            None => usable.push(c),
+            None => usable.push((c, estimate)),
         }
     }
     if usable.is_empty() {
         return Err(NoCandidate { excluded });
     }
-    usable.sort_by(|a, b| {
-        (a.availability != Availability::Healthy)
-            .cmp(&(b.availability != Availability::Healthy))
-            .then(b.weight.total_cmp(&a.weight))
-    });
-    let healthy = usable.iter().take_while(|c| c.availability == Availability::Healthy).count();
-    let pool = if healthy > 0 { healthy } else { usable.len() };
-    let total: f64 = usable[..pool].iter().map(|c| c.weight).sum();
-    let mut target = params.draw.clamp(0.0, 1.0) * total;
-    let mut first = pool - 1;
-    for (i, c) in usable[..pool].iter().enumerate() {
-        if target < c.weight {
-            first = i;
-            break;
-        }
-        target -= c.weight;
-    }
-    let chosen = usable.remove(first);
-    usable.insert(0, chosen);
-    let ranking: Vec<RankedCandidate> = usable
+
+    let objective = params.objective.unwrap_or_else(|| params.profile.objective());
+    let max_cost = usable.iter().map(|(_, e)| e.cost_usd).fold(0.0, f64::max);
+    let max_latency = usable.iter().map(|(_, e)| e.latency_ms).fold(0.0, f64::max);
+    let mean_weight = usable.iter().map(|(c, _)| c.weight).sum::<f64>() / usable.len() as f64;
+    let mut rng = SplitMix(params.seed ^ 0x9e37_79b9_7f4a_7c15);
+
+    let mut ranking: Vec<RankedCandidate> = usable
         .iter()
-        .map(|c| RankedCandidate {
-            model: c.name.to_string(),
-            estimate: Estimate {
-                cost_usd: expected_cost(features, c),
-                ..Estimate::default()
-            },
-            utility: c.weight / total.max(f64::MIN_POSITIVE),
+        .map(|(c, e)| {
+            let mut quality = e.quality;
+            if params.exploration > 0.0 {
+                // Thompson-style: sample quality from a normal approximation of its
+                // posterior, whose spread shrinks as evidence grows.
+                let spread = (e.quality * (1.0 - e.quality) / (e.evidence + 1.0)).sqrt();
+                quality += params.exploration * spread * rng.normal();
+            }
+            let cost = if max_cost > 0.0 { e.cost_usd / max_cost } else { 0.0 };
+            let slow = if max_latency > 0.0 { e.latency_ms / max_latency } else { 0.0 };
+            let mut utility = quality - objective.cost_weight * cost - objective.latency_weight * slow;
+            if mean_weight > 0.0 && c.weight > 0.0 {
+                utility += WEIGHT_NUDGE * (c.weight / mean_weight).log2();
+            }
+            if c.availability == Availability::Recovering {
+                utility -= RECOVERING_PENALTY;
+            }
+            RankedCandidate { model: c.name.to_string(), estimate: *e, utility }
         })
         .collect();
+    ranking.sort_by(|a, b| b.utility.total_cmp(&a.utility).then_with(|| a.model.cmp(&b.model)));
+
+    let reason = explain(features, params.profile, params.objective.is_some(), &ranking);
     Ok(Decision {
         model: ranking[0].model.clone(),
-        reason: format!(
-            "weighted choice among {} usable model(s); {} has weight {}",
-            pool, chosen.name, chosen.weight
-        ),
         ranking,
         excluded,
         source: Source::Policy,
         profile: params.profile,
+        reason,
         features: *features,
         decision_us: 0,
     })
 }
 
+fn explain(features: &Features, profile: Profile, custom: bool, ranking: &[RankedCandidate]) -> String {
+    let context = Context::of(features);
+    let best = &ranking[0];
+    let objective = if custom { "custom trade-off".to_string() } else { format!("profile {profile}") };
+    let mut reason = format!(
+        "{objective}: {} expects quality {:.2} for {}/{}/{} (evidence {:.0}) at ~${:.6}",
+        best.model,
+        best.estimate.quality,
+        context.domain.as_str(),
+        context.language.code(),
+        context.band.as_str(),
+        best.estimate.evidence,
+        best.estimate.cost_usd,
+    );
+    if let Some(next) = ranking.get(1) {
+        reason.push_str(&format!(
+            "; next {} at {:.2} for ~${:.6} (utility {:+.3} behind)",
+            next.model,
+            next.estimate.quality,
+            next.estimate.cost_usd,
+            next.utility - best.utility
+        ));
+    }
+    reason
+}
+
 /// The decision for a request that named its model: that model first, no ranking beyond it.
-pub fn explicit(features: &Features, model: &Candidate<'_>, profile: Profile) -> Decision {
+pub fn explicit(features: &Features, model: &Candidate<'_>, knowledge: &Knowledge, profile: Profile) -> Decision {
     Decision {
         model: model.name.to_string(),
         ranking: vec![RankedCandidate {
             model: model.name.to_string(),
-            estimate: Estimate { cost_usd: expected_cost(features, model), ..Estimate::default() },
-            utility: 1.0,
+            estimate: knowledge.estimate(features, model),
+            utility: 0.0,
         }],
         excluded: Vec::new(),
         source: Source::Explicit,
@@ -157,5 +222,148 @@ pub fn explicit(features: &Features, model: &Candidate<'_>, profile: Profile) ->
         reason: format!("the client asked for {}", model.name),
         features: *features,
         decision_us: 0,
+    }
+}
+
+/// A small deterministic generator for exploration draws (SplitMix64).
+#[derive(Debug, Clone, Copy)]
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in (0, 1).
+    fn unit(&mut self) -> f64 {
+        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    /// Standard normal (Box–Muller).
+    fn normal(&mut self) -> f64 {
+        let (u, v) = (self.unit(), self.unit());
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::candidate::{Capabilities, Price};
+    use crate::features::{Band, Complexity, Domain, DomainGuess, Language, LanguageGuess, Needs};
+    use crate::learning::{Context, Outcome};
+
+    fn features(domain: Domain, language: Language) -> Features {
+        Features {
+            language: LanguageGuess { primary: language, secondary: None, confidence: 1.0 },
+            domain: DomainGuess { domain, confidence: 1.0, runner_up: None },
+            complexity: Complexity { score: 0.5, band: Band::Medium },
+            prompt_tokens: 200,
+            expected_output_tokens: 300,
+            needs: Needs { context_tokens: 500, ..Needs::default() },
+        }
+    }
+
+    fn candidate(name: &'static str, input: f64, output: f64) -> Candidate<'static> {
+        Candidate {
+            name,
+            weight: 1.0,
+            price: Price { input_per_mtok: input, output_per_mtok: output },
+            context_window: 100_000,
+            capabilities: Capabilities::default(),
+            availability: Availability::Healthy,
+            tags: &[],
+        }
+    }
+
+    #[test]
+    fn the_profile_decides_between_a_strong_expensive_model_and_a_cheap_one() {
+        let mut k = Knowledge::default();
+        let f = features(Domain::Code, Language::En);
+        for _ in 0..50 {
+            k.feedback("strong", Context::of(&f), 0.95, None);
+            k.feedback("cheap", Context::of(&f), 0.75, None);
+        }
+        let candidates = [candidate("strong", 10.0, 30.0), candidate("cheap", 0.2, 0.6)];
+        let pick = |profile| decide(&f, &candidates, &k, &Params { profile, ..Params::default() }).unwrap().model;
+        assert_eq!(pick(Profile::Quality), "strong");
+        assert_eq!(pick(Profile::Cost), "cheap");
+        // Equal quality: cost decides even for quality.
+        let mut tie = Knowledge::default();
+        for _ in 0..50 {
+            tie.feedback("strong", Context::of(&f), 0.9, None);
+            tie.feedback("cheap", Context::of(&f), 0.9, None);
+        }
+        let d = decide(&f, &candidates, &tie, &Params { profile: Profile::Quality, ..Params::default() }).unwrap();
+        assert_eq!(d.model, "cheap");
+        assert_eq!(d.ranking.len(), 2);
+        assert!(d.reason.contains("cheap"), "{}", d.reason);
+    }
+
+    #[test]
+    fn fast_prefers_the_measured_faster_model() {
+        let mut k = Knowledge::default();
+        let f = features(Domain::Chat, Language::En);
+        for _ in 0..10 {
+            k.observe("slow", Context::of(&f), Outcome::Success { latency_ms: 3000.0, output_tokens: 100, signal: None });
+            k.observe("quick", Context::of(&f), Outcome::Success { latency_ms: 300.0, output_tokens: 100, signal: None });
+        }
+        let candidates = [candidate("slow", 1.0, 1.0), candidate("quick", 1.0, 1.0)];
+        let d = decide(&f, &candidates, &k, &Params { profile: Profile::Fast, ..Params::default() }).unwrap();
+        assert_eq!(d.model, "quick");
+    }
+
+    #[test]
+    fn incapable_unavailable_and_over_budget_candidates_are_excluded_with_reasons() {
+        let k = Knowledge::default();
+        let mut f = features(Domain::Chat, Language::En);
+        f.needs.vision = true;
+        let mut seeing = candidate("seeing", 1.0, 1.0);
+        seeing.capabilities.vision = true;
+        let mut down = candidate("down", 1.0, 1.0);
+        down.capabilities.vision = true;
+        down.availability = Availability::Unavailable;
+        let mut pricey = candidate("pricey", 1000.0, 1000.0);
+        pricey.capabilities.vision = true;
+        let blind = candidate("blind", 1.0, 1.0);
+        let params = Params { max_cost_usd: Some(0.01), ..Params::default() };
+        let d = decide(&f, &[blind, down, seeing, pricey], &k, &params).unwrap();
+        assert_eq!(d.model, "seeing");
+        let reasons: Vec<_> = d.excluded.iter().map(|e| (e.model.as_str(), e.reason.as_str())).collect();
+        assert_eq!(reasons.len(), 3, "{reasons:?}");
+        assert!(reasons.iter().any(|(m, r)| *m == "blind" && r.contains("images")));
+        assert!(reasons.iter().any(|(m, r)| *m == "pricey" && r.contains("budget")));
+        let err = decide(&f, &[candidate("blind", 1.0, 1.0)], &k, &Params::default()).unwrap_err();
+        assert!(err.to_string().contains("blind"));
+    }
+
+    #[test]
+    fn exploration_is_deterministic_per_seed_and_tries_the_unmeasured() {
+        let mut k = Knowledge::default();
+        let f = features(Domain::Chat, Language::En);
+        for _ in 0..100 {
+            k.feedback("known", Context::of(&f), 0.62, None);
+        }
+        let candidates = [candidate("known", 1.0, 1.0), candidate("new", 1.0, 1.0)];
+        let params = |seed| Params { seed, exploration: 1.0, ..Params::default() };
+        let a = decide(&f, &candidates, &k, &params(7)).unwrap();
+        let b = decide(&f, &candidates, &k, &params(7)).unwrap();
+        assert_eq!(a, b);
+        let tried = (0..200).filter(|s| decide(&f, &candidates, &k, &params(*s)).unwrap().model == "new").count();
+        assert!(tried > 20 && tried < 180, "the unmeasured model was tried {tried} times in 200");
+    }
+
+    #[test]
+    fn operator_weight_nudges_the_choice() {
+        let k = Knowledge::default();
+        let f = features(Domain::Chat, Language::En);
+        let mut heavy = candidate("heavy", 1.0, 1.0);
+        heavy.weight = 8.0;
+        let d = decide(&f, &[candidate("plain", 1.0, 1.0), heavy], &k, &Params::default()).unwrap();
+        assert_eq!(d.model, "heavy");
     }
 }

@@ -1,9 +1,11 @@
 //! The gateway's shared state and the routing step every API shares: resolve the model the
 //! client asked for, extract the query's features, decide, and plan the failover order.
 
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use router_core::learning::{Context, Knowledge, LearningConfig, Prior};
 use router_core::policy::{self, Params};
 use router_core::{Decision, FeatureExtractor, Features, Profile};
 use router_providers::ChatRequest;
@@ -27,6 +29,49 @@ pub enum BuildError {
         #[source]
         source: upstream::ConfigError,
     },
+    #[error("model `{model}`: {message}")]
+    Prior { model: String, message: String },
+}
+
+/// Answered requests the gateway remembers, so feedback on them is learned from at once
+/// (before the store's writer has flushed them) and a second rating replaces the first.
+#[derive(Debug, Default)]
+pub struct RecentAnswers {
+    order: VecDeque<String>,
+    entries: HashMap<String, Answered>,
+}
+
+/// What feedback on an answer needs to be learned from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answered {
+    pub model: String,
+    pub context: Context,
+    /// The score of the feedback already given, if any.
+    pub feedback: Option<f64>,
+}
+
+impl RecentAnswers {
+    const CAPACITY: usize = 100_000;
+
+    pub fn insert(&mut self, id: String, answered: Answered) {
+        if self.entries.len() >= Self::CAPACITY
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.entries.remove(&oldest);
+        }
+        self.order.push_back(id.clone());
+        self.entries.insert(id, answered);
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Answered> {
+        self.entries.get(id)
+    }
+
+    pub fn set_feedback(&mut self, id: &str, score: f64) {
+        if let Some(entry) = self.entries.get_mut(id) {
+            entry.feedback = Some(score);
+        }
+    }
 }
 
 /// Everything the request path shares. Cheap to clone.
@@ -43,6 +88,8 @@ pub struct Inner {
     pub store: Store,
     pub writer: Writer,
     pub started: Instant,
+    knowledge: RwLock<Knowledge>,
+    pub recent: Mutex<RecentAnswers>,
 }
 
 impl std::ops::Deref for Gateway {
@@ -78,6 +125,7 @@ impl Gateway {
             Upstream::new(upstream_config(d, timeouts), client.clone())
                 .map_err(|source| BuildError::Deployment { id: d.id.clone(), source })
         })?;
+        let knowledge = RwLock::new(fresh_knowledge(&config)?);
         Ok(Gateway {
             inner: Arc::new(Inner {
                 config,
@@ -87,8 +135,45 @@ impl Gateway {
                 store,
                 writer,
                 started: Instant::now(),
+                knowledge,
+                recent: Mutex::new(RecentAnswers::default()),
             }),
         })
+    }
+
+    /// What the router has learned (read access; decisions take this).
+    pub fn knowledge(&self) -> RwLockReadGuard<'_, Knowledge> {
+        // A panic while the lock was held cannot leave the state half-written in a way that
+        // matters more than losing routing altogether; keep going with it.
+        self.knowledge.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Write access to the learned state (outcomes and feedback).
+    pub fn knowledge_mut(&self) -> RwLockWriteGuard<'_, Knowledge> {
+        self.knowledge.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replaces the learned state with one loaded from the store; the config's current
+    /// priors and settings win over the saved ones.
+    pub fn restore_knowledge(&self, mut saved: Knowledge) -> Result<(), BuildError> {
+        let fresh = fresh_knowledge(&self.config)?;
+        saved.config = fresh.config;
+        for m in &self.config.models {
+            if let Some(prior) = fresh.prior(&m.name) {
+                saved.set_prior(&m.name, prior.clone());
+            }
+        }
+        *self.knowledge_mut() = saved;
+        Ok(())
+    }
+
+    /// Saves the learned state to the store.
+    pub async fn save_knowledge(&self) -> Result<(), router_store::StoreError> {
+        let json = match serde_json::to_string(&*self.knowledge()) {
+            Ok(json) => json,
+            Err(e) => return Err(router_store::StoreError::InvalidArgument(e.to_string())),
+        };
+        self.store.put_state(KNOWLEDGE_STATE, &json).await
     }
 
     /// Resolves the client's `model`, extracts features and decides; no I/O.
@@ -116,8 +201,12 @@ impl Gateway {
             }
             Resolved::Model(index) => {
                 let model = self.registry.model(index);
-                let decision =
-                    policy::explicit(&features, &model.candidate(now), self.config.routing.default_profile);
+                let decision = policy::explicit(
+                    &features,
+                    &model.candidate(now),
+                    &self.knowledge(),
+                    self.config.routing.default_profile,
+                );
                 let mut plan = vec![index];
                 for name in &model.config.fallbacks {
                     if let Some(i) = self.registry.index_of(name)
@@ -149,10 +238,12 @@ impl Gateway {
         let candidates = self.registry.candidates(now);
         let params = Params {
             profile,
-            draw: fastrand::f64(),
+            objective: None,
+            seed: fastrand::u64(..),
+            exploration: self.config.routing.exploration,
             max_cost_usd: self.config.routing.max_cost_usd,
         };
-        let decision = policy::weighted(features, &candidates, &params).map_err(|e| {
+        let decision = policy::decide(features, &candidates, &self.knowledge(), &params).map_err(|e| {
             let mut error = ApiError::new(ApiErrorKind::Overloaded, e.to_string());
             error.code = Some("no_model_available".into());
             error
@@ -208,6 +299,23 @@ impl Gateway {
             StorePrompts::Full => StoredPrompt::Full(prompt_text(request)),
         }
     }
+}
+
+/// The name the learned state is saved under in the store.
+pub const KNOWLEDGE_STATE: &str = "knowledge";
+
+/// Empty learned state with the config's priors.
+fn fresh_knowledge(config: &Config) -> Result<Knowledge, BuildError> {
+    let mut knowledge = Knowledge::new(LearningConfig::default());
+    for m in &config.models {
+        let prior = Prior::from_config(
+            m.priors.iter().map(|(k, v)| (k.as_str(), *v)),
+            m.tags.iter().map(String::as_str),
+        )
+        .map_err(|message| BuildError::Prior { model: m.name.clone(), message })?;
+        knowledge.set_prior(&m.name, prior);
+    }
+    Ok(knowledge)
 }
 
 /// `auto` → the default profile; `auto:<profile>` → that profile.

@@ -28,6 +28,7 @@ pub struct Config {
     pub routing: RoutingConfig,
     pub dispatch: DispatchConfig,
     pub circuit: CircuitConfig,
+    pub judge: JudgeConfig,
     /// Client-facing model names that stand for a configured model (e.g. a Claude model id
     /// a client is hard-wired to).
     pub aliases: BTreeMap<String, String>,
@@ -127,6 +128,51 @@ pub struct RoutingConfig {
     pub default_profile: Profile,
     /// Largest expected cost of one call the router may choose, in US dollars.
     pub max_cost_usd: Option<f64>,
+    /// Scale of exploration (0 never explores; 1 samples quality from its full uncertainty).
+    pub exploration: f64,
+    /// How often the learned state is saved to the store.
+    pub save_interval: Duration,
+}
+
+/// When the judge is asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JudgeMode {
+    Off,
+    /// Only when the policy is unsure (top candidates close, or little evidence).
+    Hybrid,
+    /// On every routed request.
+    Always,
+}
+
+/// Which API the judge's server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JudgeApi {
+    /// Ollama's native `/api/chat` with a JSON-schema `format`.
+    Ollama,
+    /// An OpenAI-compatible `/v1/chat/completions` with `response_format` (llama.cpp, vLLM,
+    /// LM Studio, Ollama's compatibility endpoint).
+    Openai,
+}
+
+/// The local LLM judge (Llama 3 through Ollama by default).
+#[derive(Debug, Clone)]
+pub struct JudgeConfig {
+    pub mode: JudgeMode,
+    pub api: JudgeApi,
+    /// Base URL of the judge's server (`http://127.0.0.1:11434`; for `api = "openai"`
+    /// including `/v1`).
+    pub url: String,
+    pub model: String,
+    /// Hard budget for one judge call; past it the policy decides.
+    pub timeout: Duration,
+    /// Ollama's `keep_alive`: how long the model stays loaded between calls.
+    pub keep_alive: String,
+    /// Answers cached (by normalised prompt), at most.
+    pub cache_size: usize,
+    /// Key for an OpenAI-compatible judge server, if it needs one.
+    pub api_key: Option<SecretString>,
 }
 
 #[derive(Debug, Clone)]
@@ -264,6 +310,8 @@ struct RawConfig {
     #[serde(default)]
     circuit: RawCircuit,
     #[serde(default)]
+    judge: RawJudge,
+    #[serde(default)]
     aliases: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     models: Vec<Spanned<RawModel>>,
@@ -305,6 +353,21 @@ struct RawPrivacy {
 struct RawRouting {
     default_profile: Option<Spanned<String>>,
     max_cost_usd: Option<Spanned<f64>>,
+    exploration: Option<Spanned<f64>>,
+    save_interval_ms: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJudge {
+    mode: Option<JudgeMode>,
+    api: Option<JudgeApi>,
+    url: Option<Spanned<String>>,
+    model: Option<String>,
+    timeout_ms: Option<Spanned<u64>>,
+    keep_alive: Option<String>,
+    cache_size: Option<usize>,
+    api_key_env: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -487,6 +550,7 @@ impl Validator<'_> {
         let routing = self.routing(raw.routing);
         let dispatch = self.dispatch(raw.dispatch);
         let circuit = self.circuit(raw.circuit);
+        let judge = self.judge(raw.judge, env);
         let models = self.models(raw.models, env);
         let names: HashSet<&str> = models.iter().map(|m| m.name.as_str()).collect();
         let mut aliases = BTreeMap::new();
@@ -500,7 +564,7 @@ impl Validator<'_> {
             }
             aliases.insert(alias, target.into_inner());
         }
-        Config { server, dashboard, store, privacy, routing, dispatch, circuit, aliases, models }
+        Config { server, dashboard, store, privacy, routing, dispatch, circuit, judge, aliases, models }
     }
 
     fn server(&mut self, raw: RawServer, env: &dyn Env) -> ServerConfig {
@@ -593,7 +657,55 @@ impl Validator<'_> {
             }
             other => other.map(Spanned::into_inner),
         };
-        RoutingConfig { default_profile, max_cost_usd }
+        let exploration = match raw.exploration {
+            Some(e) if !(0.0..=2.0).contains(e.get_ref()) => {
+                self.problem(Some(e.span()), "routing.exploration", "must be between 0 and 2".into());
+                0.3
+            }
+            Some(e) => e.into_inner(),
+            None => 0.3,
+        };
+        let save_interval = self.positive_ms(raw.save_interval_ms, "routing.save_interval_ms", 10_000);
+        RoutingConfig { default_profile, max_cost_usd, exploration, save_interval }
+    }
+
+    fn judge(&mut self, raw: RawJudge, env: &dyn Env) -> JudgeConfig {
+        let api = raw.api.unwrap_or(JudgeApi::Ollama);
+        let url = match raw.url {
+            Some(u) => {
+                let url = u.get_ref().trim_end_matches('/').to_string();
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    self.problem(Some(u.span()), "judge.url", format!("`{url}` is not an http:// or https:// URL"));
+                }
+                url
+            }
+            None => match api {
+                JudgeApi::Ollama => "http://127.0.0.1:11434".to_string(),
+                JudgeApi::Openai => "http://127.0.0.1:11434/v1".to_string(),
+            },
+        };
+        let mode = raw.mode.unwrap_or(JudgeMode::Off);
+        let api_key = match raw.api_key_env {
+            Some(var) => {
+                let value = env.var(var.get_ref());
+                if value.is_none() && mode != JudgeMode::Off {
+                    let message = format!("the judge's key is read from `{}`, which is not set", var.get_ref());
+                    self.problem(Some(var.span()), "judge.api_key_env", message);
+                }
+                value.map(SecretString::from)
+            }
+            None => None,
+        };
+        JudgeConfig {
+            mode,
+            api,
+            url,
+            model: raw.model.unwrap_or_else(|| "llama3".to_string()),
+            timeout: self.positive_ms(raw.timeout_ms, "judge.timeout_ms", 1_500),
+            keep_alive: raw.keep_alive.unwrap_or_else(|| "30m".to_string()),
+            cache_size: raw.cache_size.unwrap_or(10_000),
+            api_key,
+        }
     }
 
     fn dispatch(&mut self, raw: RawDispatch) -> DispatchConfig {

@@ -1,9 +1,10 @@
 //! Dispatch: getting one request answered by the models of a plan, in order.
 //!
 //! For each model of the plan, deployments are drawn by weight among those whose circuit
-//! admits a call; a failure that another deployment or model could fix moves on at once, and
-//! when a model's deployments are exhausted on retryable errors it gets one more round after
-//! a backoff (or the upstream's Retry-After, when that is short). Failover happens only
+//! admits a call; a failure that another deployment or model could fix moves on at once.
+//! When the whole plan has failed on passing errors (server errors, timeouts, rate limits)
+//! and attempts remain, it gets one more pass after a backoff (or the upstream's
+//! Retry-After, when that is short). Failover happens only
 //! before anything has been sent to the client: a stream counts as answered once its first
 //! event has arrived, and from then on it belongs to the client.
 
@@ -87,88 +88,84 @@ pub async fn dispatch(
     let mut last_error: Option<UpstreamError> = None;
     let max_attempts = settings.max_attempts as usize;
 
-    'models: for &model_index in plan {
-        let model = registry.model(model_index);
-        if !model.is_enabled() {
-            continue;
-        }
-        let mut tried: Vec<usize> = Vec::new();
-        let mut rounds = 0;
-        loop {
-            if attempts.len() >= max_attempts {
-                break 'models;
+    // First every model of the plan, each deployment once: failover is immediate. Then, if
+    // everything failed in a passing way and attempts remain, one more pass after a backoff.
+    'rounds: for round in 0..2u32 {
+        if round > 0 {
+            let retry = last_error.as_ref().is_some_and(UpstreamError::is_retryable);
+            match backoff(settings, round - 1, last_error.as_ref()) {
+                Some(wait) if retry && attempts.len() < max_attempts => tokio::time::sleep(wait).await,
+                _ => break,
             }
-            let now = Instant::now();
-            let Some((index, admission)) = model.pick(&tried, now, fastrand::f64()) else {
-                // Every deployment tried (or none admits). One more round after a backoff,
-                // if the failures were the passing kind.
-                let retry = rounds == 0
-                    && !tried.is_empty()
-                    && last_error.as_ref().is_some_and(UpstreamError::is_retryable);
-                if !retry {
-                    continue 'models;
-                }
-                let wait = backoff(settings, rounds, last_error.as_ref());
-                let Some(wait) = wait else { continue 'models };
-                tokio::time::sleep(wait).await;
-                rounds += 1;
-                tried.clear();
+        }
+        for &model_index in plan {
+            let model = registry.model(model_index);
+            if !model.is_enabled() {
                 continue;
-            };
-            let deployment = &model.deployments[index];
-            let mut probe = ProbeSlot { circuit: &deployment.circuit, held: admission == Admission::Probe };
-            let call_started = Instant::now();
-            let result = call(deployment, settings, request).await;
-            // From here the result decides the circuit; the slot needs no release.
-            probe.held = false;
-            let elapsed = call_started.elapsed();
-            let ms = elapsed.as_secs_f64() * 1000.0;
-            match result {
-                Ok(answer) => {
-                    deployment.circuit.record_success();
-                    deployment.counters.record(true, ms);
-                    attempts.push(Attempt {
-                        model: model.name().to_string(),
-                        deployment: deployment.id.clone(),
-                        error_kind: None,
-                        error: None,
-                        duration_ms: elapsed.as_millis() as u64,
-                    });
-                    return Ok(Dispatched {
-                        model: model_index,
-                        deployment: index,
-                        answer,
-                        attempts,
-                        first_byte: started.elapsed(),
-                    });
+            }
+            let mut tried: Vec<usize> = Vec::new();
+            loop {
+                if attempts.len() >= max_attempts {
+                    break 'rounds;
                 }
-                Err(error) => {
-                    if error.counts_against_deployment() {
-                        deployment.circuit.record_failure(Instant::now(), error.retry_after());
-                        deployment.counters.record(false, ms);
-                    } else if admission == Admission::Probe {
-                        // The upstream answered, so it is up; the request was the problem.
+                let Some((index, admission)) = model.pick(&tried, Instant::now(), fastrand::f64()) else {
+                    break;
+                };
+                let deployment = &model.deployments[index];
+                let mut probe = ProbeSlot { circuit: &deployment.circuit, held: admission == Admission::Probe };
+                let call_started = Instant::now();
+                let result = call(deployment, settings, request).await;
+                // From here the result decides the circuit; the slot needs no release.
+                probe.held = false;
+                let elapsed = call_started.elapsed();
+                let ms = elapsed.as_secs_f64() * 1000.0;
+                match result {
+                    Ok(answer) => {
                         deployment.circuit.record_success();
+                        deployment.counters.record(true, ms);
+                        attempts.push(Attempt {
+                            model: model.name().to_string(),
+                            deployment: deployment.id.clone(),
+                            error_kind: None,
+                            error: None,
+                            duration_ms: elapsed.as_millis() as u64,
+                        });
+                        return Ok(Dispatched {
+                            model: model_index,
+                            deployment: index,
+                            answer,
+                            attempts,
+                            first_byte: started.elapsed(),
+                        });
                     }
-                    tracing::debug!(
-                        model = model.name(),
-                        deployment = %deployment.id,
-                        error = %error,
-                        "upstream attempt failed"
-                    );
-                    attempts.push(Attempt {
-                        model: model.name().to_string(),
-                        deployment: deployment.id.clone(),
-                        error_kind: Some(error.kind()),
-                        error: Some(error.to_string()),
-                        duration_ms: elapsed.as_millis() as u64,
-                    });
-                    let failover = error.is_failover();
-                    last_error = Some(error);
-                    if !failover {
-                        break 'models;
+                    Err(error) => {
+                        if error.counts_against_deployment() {
+                            deployment.circuit.record_failure(Instant::now(), error.retry_after());
+                            deployment.counters.record(false, ms);
+                        } else if admission == Admission::Probe {
+                            // The upstream answered, so it is up; the request was the problem.
+                            deployment.circuit.record_success();
+                        }
+                        tracing::debug!(
+                            model = model.name(),
+                            deployment = %deployment.id,
+                            error = %error,
+                            "upstream attempt failed"
+                        );
+                        attempts.push(Attempt {
+                            model: model.name().to_string(),
+                            deployment: deployment.id.clone(),
+                            error_kind: Some(error.kind()),
+                            error: Some(error.to_string()),
+                            duration_ms: elapsed.as_millis() as u64,
+                        });
+                        let failover = error.is_failover();
+                        last_error = Some(error);
+                        if !failover {
+                            break 'rounds;
+                        }
+                        tried.push(index);
                     }
-                    tried.push(index);
                 }
             }
         }

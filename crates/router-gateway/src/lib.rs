@@ -16,8 +16,10 @@ pub mod outcome;
 pub mod proxy;
 pub mod registry;
 pub mod relay;
+pub mod routing_api;
 pub mod server;
 
 pub use app::Gateway;
 pub use config::Config;
+pub use routing_api::routing_api;
 pub use server::{Running, ShutdownReport, StartError, start};

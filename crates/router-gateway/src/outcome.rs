@@ -6,11 +6,12 @@
 
 use std::time::{Duration, Instant};
 
+use router_core::learning::{Context, Implicit, Outcome};
 use router_core::{Features, Price, Source};
 use router_providers::Usage;
 use router_store::{Api, OutcomeRecord, OutcomeStatus};
 
-use crate::app::{Gateway, epoch_ms};
+use crate::app::{Answered, Gateway, epoch_ms};
 use crate::dispatch::Attempt;
 
 /// What is known about a request from its routing on, carried to its end.
@@ -35,8 +36,9 @@ pub struct Served {
 #[derive(Debug, Clone)]
 pub enum Ending {
     /// Answered in full. `estimated` when the upstream reported no usage and the token
-    /// counts are the gateway's estimate.
-    Answered { usage: Usage, estimated: bool },
+    /// counts are the gateway's estimate; `signal` says something about the answer's quality
+    /// when it was empty or cut off.
+    Answered { usage: Usage, estimated: bool, signal: Option<Implicit> },
     /// Failed: before an answer (no deployment could serve it) or mid-stream.
     Failed { kind: String, message: String },
     /// The client went away first.
@@ -111,5 +113,40 @@ impl Gateway {
                 .collect(),
         };
         self.enqueue(record.into());
+        self.learn(trace, served, attempts, &ending, latency);
+    }
+
+    /// Updates the learned state from how the request ended: every model that failed an
+    /// attempt, and the model that answered.
+    fn learn(&self, trace: &Trace, served: Option<&Served>, attempts: &[Attempt], ending: &Ending, latency: Duration) {
+        let context = Context::of(&trace.features);
+        let failed: Vec<&str> = attempts
+            .iter()
+            .filter(|a| a.error_kind.is_some_and(|k| !matches!(k, "bad_request" | "context_too_long" | "unsupported")))
+            .map(|a| a.model.as_str())
+            .collect();
+        let answered = match (served, ending) {
+            (Some(s), Ending::Answered { usage, signal, .. }) => Some((s, usage.output_tokens, *signal)),
+            (Some(s), Ending::Cancelled) => Some((s, 0, Some(Implicit::Abandoned))),
+            _ => None,
+        };
+        let broke = matches!((served, ending), (Some(_), Ending::Failed { .. }));
+        {
+            let mut knowledge = self.knowledge_mut();
+            for model in &failed {
+                knowledge.observe(model, context, Outcome::Failure);
+            }
+            if broke && let Some(s) = served {
+                knowledge.observe(&s.model, context, Outcome::Failure);
+            }
+            if let Some((s, output_tokens, signal)) = answered {
+                let latency_ms = latency.as_secs_f64() * 1000.0;
+                knowledge.observe(&s.model, context, Outcome::Success { latency_ms, output_tokens, signal });
+            }
+        }
+        if let (Some(s), Ending::Answered { .. }) = (served, ending) {
+            let entry = Answered { model: s.model.clone(), context, feedback: None };
+            self.recent.lock().unwrap_or_else(|e| e.into_inner()).insert(trace.id.clone(), entry);
+        }
     }
 }

@@ -17,11 +17,23 @@ use futures_util::Stream;
 use router_providers::api_error::ApiError;
 use router_providers::upstream::EventStream;
 use router_providers::usage::StreamAccumulator;
-use router_providers::{StreamEvent, Usage, anthropic, openai};
+use router_core::learning::Implicit;
+use router_providers::{FinishReason, StreamEvent, Usage, anthropic, openai};
 
 use crate::app::Gateway;
 use crate::dispatch::Attempt;
 use crate::outcome::{Ending, Served, Trace};
+
+/// What an answer's end says about its quality, if anything.
+pub fn implicit_signal(has_output: bool, finish: Option<FinishReason>) -> Option<Implicit> {
+    if !has_output {
+        Some(Implicit::Empty)
+    } else if finish == Some(FinishReason::Length) {
+        Some(Implicit::Truncated)
+    } else {
+        None
+    }
+}
 
 /// A client format's stream writer.
 pub trait Encoding: Send + Unpin + 'static {
@@ -168,7 +180,8 @@ impl<E: Encoding> Stream for Relay<E> {
                     }
                     bytes.extend_from_slice(&this.encoder.finish());
                     let bytes = Bytes::from(bytes);
-                    this.end(Ending::Answered { usage, estimated });
+                    let signal = implicit_signal(this.seen.has_output(), this.seen.finish_reason());
+                    this.end(Ending::Answered { usage, estimated, signal });
                     return Poll::Ready(Some(Ok(bytes)));
                 }
             }

@@ -10,7 +10,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::app::{BuildError, Gateway};
+use router_core::Knowledge;
+
+use crate::app::{BuildError, Gateway, KNOWLEDGE_STATE};
 use crate::config::Config;
 use crate::proxy;
 
@@ -70,6 +72,23 @@ impl Running {
     }
 }
 
+/// Loads what an earlier run learned, if the store has it.
+async fn load_knowledge(gateway: &Gateway) -> Result<(), StartError> {
+    let Some(saved) = gateway.store.get_state(KNOWLEDGE_STATE).await? else {
+        return Ok(());
+    };
+    match serde_json::from_str::<Knowledge>(&saved.value) {
+        Ok(knowledge) => {
+            gateway.restore_knowledge(knowledge)?;
+            tracing::info!("learned state restored from the store");
+        }
+        // A state from an incompatible version is not worth refusing to start over: the
+        // router relearns, and says so.
+        Err(e) => tracing::warn!(error = %e, "the saved learned state could not be read; starting afresh"),
+    }
+    Ok(())
+}
+
 /// Opens the store (migrating it) and starts serving. The gateway stops when `signal`
 /// resolves or [`Running::shutdown`] is called.
 pub async fn start(
@@ -89,7 +108,9 @@ pub async fn start(
     );
     let listen = config.server.listen;
     let grace = config.server.shutdown_grace;
+    let save_interval = config.routing.save_interval;
     let gateway = Gateway::new(config, store.clone(), writer)?;
+    load_knowledge(&gateway).await?;
     let listener =
         TcpListener::bind(listen).await.map_err(|source| StartError::Bind { addr: listen, source })?;
     let proxy_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: listen, source })?;
@@ -101,8 +122,24 @@ pub async fn start(
         let _ = stop_on_signal.send(true);
     });
 
+    // Learned state is saved on an interval, so a crash loses at most that much learning.
+    let saver = {
+        let gateway = gateway.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(save_interval);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = gateway.save_knowledge().await {
+                    tracing::warn!(error = %e, "could not save the learned state");
+                }
+            }
+        })
+    };
+
     let app = proxy::router(gateway.clone());
     let mut graceful = stopped.clone();
+    let task_gateway = gateway.clone();
     let task = tokio::spawn(async move {
         let server = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -131,6 +168,11 @@ pub async fn start(
         };
         // Dropping the server ends any request still running; each records its own end.
         drop(server);
+        saver.abort();
+        if let Err(e) = task_gateway.save_knowledge().await {
+            tracing::error!(error = %e, "could not save the learned state at shutdown");
+        }
+        drop(task_gateway);
         let writer = writer_task.shutdown().await;
         store.close().await;
         tracing::info!(written = writer.written, dropped = writer.dropped, "store drained");

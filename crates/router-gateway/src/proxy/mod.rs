@@ -9,6 +9,8 @@ mod info;
 mod openai;
 mod simple;
 
+pub use openai::error_response;
+
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -43,7 +45,8 @@ pub fn router(gateway: Gateway) -> Router {
         .route("/models", get(info::models))
         .route("/metrics", get(info::metrics))
         .fallback(not_found)
-        .with_state(gateway)
+        .with_state(gateway.clone())
+        .merge(crate::routing_api(gateway))
 }
 
 async fn not_found(request: Request) -> Response {
@@ -238,7 +241,14 @@ pub async fn serve_chat<D: Dialect>(gateway: Gateway, request: ChatRequest, incl
                         &trace,
                         Some(&served),
                         &dispatched.attempts,
-                        Ending::Answered { usage, estimated },
+                        Ending::Answered {
+                            usage,
+                            estimated,
+                            signal: crate::relay::implicit_signal(
+                                !answer.content.is_empty() && !answer.text().is_empty() || answer.tool_calls().next().is_some(),
+                                Some(answer.finish_reason),
+                            ),
+                        },
                         200,
                         None,
                     );

@@ -1,0 +1,666 @@
+//! What the router has learned of each model, and how it learns.
+//!
+//! For every model the router keeps posteriors in a hierarchy of contexts — the model as a
+//! whole, per domain, per language, per (domain, language), and per (domain, language,
+//! complexity band) — so that a thin context borrows strength from the coarser ones above
+//! it: each level's estimate is its own evidence shrunk toward its parent's estimate
+//! (`(Σw·r + k·parent) / (Σw + k)`). Quality is learned from explicit feedback (ratings
+//! and scores) and from the few implicit signals that say something about an answer
+//! (empty, truncated, abandoned); reliability from every outcome; latency and answer length
+//! from every success. Config priors (per domain, per language, strengths) seed it all.
+//!
+//! Evidence is capped per cell, so the state keeps moving: a model that starts failing, or
+//! gets better, shows it within a bounded number of requests.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::candidate::Candidate;
+use crate::decision::Estimate;
+use crate::features::{Band, Domain, Features, Language};
+
+const DOMAINS: usize = Domain::ALL.len();
+const LANGUAGES: usize = Language::ALL.len();
+const BANDS: usize = Band::ALL.len();
+
+/// Cell layout: [model] [domain × 8] [language × 13] [domain×language × 104]
+/// [domain×language×band × 312].
+const DOMAIN_BASE: usize = 1;
+const LANGUAGE_BASE: usize = DOMAIN_BASE + DOMAINS;
+const PAIR_BASE: usize = LANGUAGE_BASE + LANGUAGES;
+const LEAF_BASE: usize = PAIR_BASE + DOMAINS * LANGUAGES;
+const CELLS: usize = LEAF_BASE + DOMAINS * LANGUAGES * BANDS;
+
+/// The context a request is learned under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Context {
+    pub domain: Domain,
+    pub language: Language,
+    pub band: Band,
+}
+
+impl Context {
+    pub fn of(features: &Features) -> Context {
+        Context {
+            domain: features.domain.domain,
+            language: features.language.primary,
+            band: features.complexity.band,
+        }
+    }
+
+    fn domain_cell(self) -> usize {
+        DOMAIN_BASE + self.domain as usize
+    }
+    fn language_cell(self) -> usize {
+        LANGUAGE_BASE + language_index(self.language)
+    }
+    fn pair_cell(self) -> usize {
+        PAIR_BASE + self.domain as usize * LANGUAGES + language_index(self.language)
+    }
+    fn leaf_cell(self) -> usize {
+        LEAF_BASE + (self.domain as usize * LANGUAGES + language_index(self.language)) * BANDS + self.band as usize
+    }
+
+    /// Every cell an observation in this context updates.
+    fn cells(self) -> [usize; 5] {
+        [0, self.domain_cell(), self.language_cell(), self.pair_cell(), self.leaf_cell()]
+    }
+}
+
+fn language_index(language: Language) -> usize {
+    Language::ALL.iter().position(|l| *l == language).unwrap_or(LANGUAGES - 1)
+}
+
+/// Tunables of learning.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LearningConfig {
+    /// Pseudo-observations a parent estimate (or a prior) counts for in its child: how much
+    /// evidence a context needs before it outweighs the coarser view.
+    pub backoff_strength: f64,
+    /// Pseudo-observations behind a configured prior.
+    pub prior_strength: f64,
+    /// Weight of one explicit feedback (a rating or a score).
+    pub feedback_weight: f64,
+    /// Weight of one implicit quality signal (an empty, truncated or abandoned answer).
+    pub implicit_weight: f64,
+    /// Evidence kept per cell at most; older evidence fades proportionally beyond it.
+    pub max_evidence: f64,
+    /// Quality assumed of a model with no prior and no data.
+    pub default_quality: f64,
+    /// Success rate assumed of a model with no data, and its pseudo-observations.
+    pub default_reliability: f64,
+    pub reliability_strength: f64,
+    /// Latency assumed of a model not yet measured, in milliseconds.
+    pub default_latency_ms: f64,
+    /// Outcomes kept for the reliability estimate at most (a sliding memory).
+    pub max_outcomes: f64,
+}
+
+impl Default for LearningConfig {
+    fn default() -> Self {
+        LearningConfig {
+            backoff_strength: 4.0,
+            prior_strength: 3.0,
+            feedback_weight: 1.0,
+            implicit_weight: 0.3,
+            max_evidence: 400.0,
+            default_quality: 0.6,
+            default_reliability: 0.98,
+            reliability_strength: 10.0,
+            default_latency_ms: 2_000.0,
+            max_outcomes: 30.0,
+        }
+    }
+}
+
+/// Prior knowledge of a model from the config: quality per domain and per language in
+/// [0, 1], and free-form strengths.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Prior {
+    /// Overall quality, if configured (`priors.overall`).
+    pub overall: Option<f64>,
+    pub domains: Vec<(Domain, f64)>,
+    pub languages: Vec<(Language, f64)>,
+}
+
+impl Prior {
+    /// Reads config priors (`code = 0.9`, `"lang:zh" = 0.8`, `overall = 0.7`) and strength
+    /// tags (`code`, `math`, `chinese`, `writing`, ...): a tag that names a domain or a
+    /// language lifts that prior a little above the model's overall prior.
+    pub fn from_config<'a>(
+        entries: impl IntoIterator<Item = (&'a str, f64)>,
+        tags: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Prior, String> {
+        let mut prior = Prior::default();
+        for (key, value) in entries {
+            let value = value.clamp(0.0, 1.0);
+            if key == "overall" {
+                prior.overall = Some(value);
+            } else if let Some(code) = key.strip_prefix("lang:") {
+                let language =
+                    Language::from_code(code).ok_or_else(|| format!("unknown language `{code}` in `{key}`"))?;
+                prior.languages.push((language, value));
+            } else {
+                let domain = Domain::parse(key).ok_or_else(|| {
+                    format!(
+                        "`{key}` is not a domain ({}), `lang:<code>` or `overall`",
+                        Domain::ALL.map(Domain::as_str).join(", ")
+                    )
+                })?;
+                prior.domains.push((domain, value));
+            }
+        }
+        let base = prior.overall.unwrap_or(LearningConfig::default().default_quality);
+        let lifted = (base + 0.15).min(0.95);
+        for tag in tags {
+            let tag = tag.trim().to_ascii_lowercase();
+            if let Some(domain) = Domain::parse(&tag).or_else(|| tag_domain(&tag))
+                && !prior.domains.iter().any(|(d, _)| *d == domain)
+            {
+                prior.domains.push((domain, lifted));
+            }
+            if let Some(language) = tag_language(&tag)
+                && !prior.languages.iter().any(|(l, _)| *l == language)
+            {
+                prior.languages.push((language, lifted));
+            }
+        }
+        Ok(prior)
+    }
+
+    fn domain(&self, d: Domain) -> Option<f64> {
+        self.domains.iter().find(|(x, _)| *x == d).map(|(_, v)| *v)
+    }
+
+    fn language(&self, l: Language) -> Option<f64> {
+        self.languages.iter().find(|(x, _)| *x == l).map(|(_, v)| *v)
+    }
+}
+
+fn tag_domain(tag: &str) -> Option<Domain> {
+    Some(match tag {
+        "coding" | "programming" => Domain::Code,
+        "maths" | "mathematics" => Domain::Math,
+        "creative" | "creative-writing" | "roleplay" => Domain::Writing,
+        "translate" => Domain::Translation,
+        "summarization" | "summarisation" | "extraction" => Domain::TextProcessing,
+        "qa" | "facts" => Domain::Knowledge,
+        "conversation" => Domain::Chat,
+        _ => return None,
+    })
+}
+
+fn tag_language(tag: &str) -> Option<Language> {
+    Some(match tag {
+        "chinese" | "zh" | "中文" => Language::Zh,
+        "english" | "en" => Language::En,
+        "japanese" | "ja" => Language::Ja,
+        "korean" | "ko" => Language::Ko,
+        "french" | "fr" => Language::Fr,
+        "german" | "de" => Language::De,
+        "spanish" | "es" => Language::Es,
+        "italian" | "it" => Language::It,
+        "portuguese" | "pt" => Language::Pt,
+        "dutch" | "nl" => Language::Nl,
+        "russian" | "ru" => Language::Ru,
+        _ => return None,
+    })
+}
+
+/// Weighted evidence about quality: `Σw` and `Σw·r` for rewards `r` in [0, 1].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+struct Cell {
+    w: f64,
+    s: f64,
+}
+
+impl Cell {
+    fn add(&mut self, weight: f64, reward: f64, cap: f64) {
+        self.w += weight;
+        self.s += weight * reward;
+        if self.w > cap {
+            let keep = cap / self.w;
+            self.w *= keep;
+            self.s *= keep;
+        }
+        // Removing feedback (a replaced rating) must not leave the cell negative.
+        if self.w <= 1e-9 {
+            *self = Cell::default();
+        }
+        self.s = self.s.clamp(0.0, self.w);
+    }
+
+    fn shrunk(self, prior: f64, strength: f64) -> f64 {
+        (self.s + strength * prior) / (self.w + strength)
+    }
+}
+
+/// Running means of what a model's successful answers took.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+struct Usage {
+    n: f64,
+    latency_ms: f64,
+    output_tokens: f64,
+}
+
+impl Usage {
+    fn add(&mut self, latency_ms: f64, output_tokens: f64) {
+        // A running mean over the first 20 answers, then an exponential one, so that the
+        // estimate follows a model that gets slower.
+        self.n += 1.0;
+        let rate = 1.0 / self.n.min(20.0);
+        self.latency_ms += rate * (latency_ms - self.latency_ms);
+        self.output_tokens += rate * (output_tokens - self.output_tokens);
+    }
+}
+
+/// Everything learned of one model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelState {
+    #[serde(with = "cells_serde")]
+    quality: Vec<Cell>,
+    /// Successes and failures, decayed beyond `max_outcomes`.
+    ok: f64,
+    failed: f64,
+    usage: Usage,
+    usage_by_domain: [Usage; DOMAINS],
+    /// Requests decided for this model, all time.
+    pub decisions: u64,
+}
+
+impl Default for ModelState {
+    fn default() -> Self {
+        ModelState {
+            quality: vec![Cell::default(); CELLS],
+            ok: 0.0,
+            failed: 0.0,
+            usage: Usage::default(),
+            usage_by_domain: [Usage::default(); DOMAINS],
+            decisions: 0,
+        }
+    }
+}
+
+/// Cells are stored sparsely: most of the 438 are empty.
+mod cells_serde {
+    use super::{CELLS, Cell};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(cells: &[Cell], s: S) -> Result<S::Ok, S::Error> {
+        let sparse: Vec<(usize, f64, f64)> =
+            cells.iter().enumerate().filter(|(_, c)| c.w > 0.0).map(|(i, c)| (i, c.w, c.s)).collect();
+        sparse.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Cell>, D::Error> {
+        let sparse = Vec::<(usize, f64, f64)>::deserialize(d)?;
+        let mut cells = vec![Cell::default(); CELLS];
+        for (i, w, s) in sparse {
+            if i < CELLS && w.is_finite() && s.is_finite() && w > 0.0 {
+                cells[i] = Cell { w, s: s.clamp(0.0, w) };
+            }
+        }
+        Ok(cells)
+    }
+}
+
+/// How a routed request ended, as learning sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Outcome {
+    /// Answered. `signal` is an implicit judgement of the answer, if there is one.
+    Success { latency_ms: f64, output_tokens: u64, signal: Option<Implicit> },
+    /// The model could not answer (after its deployments' retries).
+    Failure,
+}
+
+/// Implicit evidence about an answer's quality.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Implicit {
+    /// Nothing came back.
+    Empty,
+    /// Cut off at the output limit.
+    Truncated,
+    /// The client went away mid-answer.
+    Abandoned,
+}
+
+impl Implicit {
+    fn reward(self) -> f64 {
+        match self {
+            Implicit::Empty => 0.0,
+            Implicit::Truncated => 0.4,
+            Implicit::Abandoned => 0.3,
+        }
+    }
+}
+
+/// The learned state of all models, with their priors. Serialisable, so it survives
+/// restarts through the store.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Knowledge {
+    pub config: LearningConfig,
+    models: HashMap<String, ModelState>,
+    #[serde(default)]
+    priors: HashMap<String, Prior>,
+}
+
+/// A summary of one learned cell, for the stats API and the dashboard.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LearnedCell {
+    pub model: String,
+    pub domain: Domain,
+    pub language: Language,
+    pub quality: f64,
+    pub evidence: f64,
+}
+
+impl Knowledge {
+    pub fn new(config: LearningConfig) -> Self {
+        Knowledge { config, models: HashMap::new(), priors: HashMap::new() }
+    }
+
+    /// Sets a model's prior (replacing any earlier one).
+    pub fn set_prior(&mut self, model: &str, prior: Prior) {
+        self.priors.insert(model.to_string(), prior);
+    }
+
+    pub fn prior(&self, model: &str) -> Option<&Prior> {
+        self.priors.get(model)
+    }
+
+    /// Learned state of a model, if any.
+    pub fn model(&self, name: &str) -> Option<&ModelState> {
+        self.models.get(name)
+    }
+
+    fn state(&mut self, model: &str) -> &mut ModelState {
+        self.models.entry(model.to_string()).or_default()
+    }
+
+    /// Counts a decision for a model (the dashboard shows what the policy chose).
+    pub fn record_decision(&mut self, model: &str) {
+        self.state(model).decisions += 1;
+    }
+
+    /// Learns from how a request sent to `model` ended.
+    pub fn observe(&mut self, model: &str, context: Context, outcome: Outcome) {
+        let config = self.config;
+        let state = self.state(model);
+        match outcome {
+            Outcome::Success { latency_ms, output_tokens, signal } => {
+                state.ok += 1.0;
+                if latency_ms.is_finite() && latency_ms >= 0.0 {
+                    state.usage.add(latency_ms, output_tokens as f64);
+                    state.usage_by_domain[context.domain as usize].add(latency_ms, output_tokens as f64);
+                }
+                if let Some(signal) = signal {
+                    for cell in context.cells() {
+                        state.quality[cell].add(config.implicit_weight, signal.reward(), config.max_evidence);
+                    }
+                }
+            }
+            Outcome::Failure => state.failed += 1.0,
+        }
+        let total = state.ok + state.failed;
+        if total > config.max_outcomes {
+            let keep = config.max_outcomes / total;
+            state.ok *= keep;
+            state.failed *= keep;
+        }
+    }
+
+    /// Learns from feedback on an answer of `model`: `score` in [0, 1]. When the feedback
+    /// replaces earlier feedback on the same answer, `replaces` is the earlier score, whose
+    /// evidence is taken back so the answer does not count twice.
+    pub fn feedback(&mut self, model: &str, context: Context, score: f64, replaces: Option<f64>) {
+        self.feedback_weighted(model, context, score, self.config.feedback_weight, replaces);
+    }
+
+    /// [`Knowledge::feedback`] with an explicit weight (evaluation replays use weight 1 for
+    /// every known result).
+    pub fn feedback_weighted(
+        &mut self,
+        model: &str,
+        context: Context,
+        score: f64,
+        weight: f64,
+        replaces: Option<f64>,
+    ) {
+        if !score.is_finite() {
+            return;
+        }
+        let score = score.clamp(0.0, 1.0);
+        let cap = self.config.max_evidence;
+        let state = self.state(model);
+        for cell in context.cells() {
+            if let Some(old) = replaces.filter(|o| o.is_finite()) {
+                state.quality[cell].add(-weight, old.clamp(0.0, 1.0), cap);
+            }
+            state.quality[cell].add(weight, score, cap);
+        }
+    }
+
+    /// The expected quality, cost and latency of sending this query to this candidate.
+    pub fn estimate(&self, features: &Features, candidate: &Candidate<'_>) -> Estimate {
+        let config = &self.config;
+        let context = Context::of(features);
+        let empty = ModelState::default();
+        let state = self.models.get(candidate.name).unwrap_or(&empty);
+        let prior = self.priors.get(candidate.name);
+        let k = config.backoff_strength;
+        let cells = &state.quality;
+
+        let base = prior.and_then(|p| p.overall).unwrap_or(config.default_quality);
+        let q_model = cells[0].shrunk(base, config.prior_strength);
+        let (domain_prior, domain_k) = match prior.and_then(|p| p.domain(context.domain)) {
+            Some(p) => (p, config.prior_strength),
+            None => (q_model, k),
+        };
+        let q_domain = cells[context.domain_cell()].shrunk(domain_prior, domain_k);
+        let (language_prior, language_k) = match prior.and_then(|p| p.language(context.language)) {
+            Some(p) => (p, config.prior_strength),
+            None => (q_model, k),
+        };
+        let q_language = cells[context.language_cell()].shrunk(language_prior, language_k);
+        // A model's way with a language shifts all its domains alike.
+        let pair_prior = (q_domain + (q_language - q_model)).clamp(0.0, 1.0);
+        let q_pair = cells[context.pair_cell()].shrunk(pair_prior, k);
+        let q_leaf = cells[context.leaf_cell()].shrunk(q_pair, k);
+
+        let outcomes = state.ok + state.failed;
+        let reliability = (state.ok + config.reliability_strength * config.default_reliability)
+            / (outcomes + config.reliability_strength);
+
+        let usage = &state.usage_by_domain[context.domain as usize];
+        let (latency_ms, output_tokens) = if usage.n >= 3.0 {
+            (usage.latency_ms, usage.output_tokens)
+        } else if state.usage.n >= 1.0 {
+            (state.usage.latency_ms, state.usage.output_tokens)
+        } else {
+            (config.default_latency_ms, f64::from(features.expected_output_tokens))
+        };
+        let output_tokens = if output_tokens.is_finite() && output_tokens > 0.0 {
+            output_tokens
+        } else {
+            f64::from(features.expected_output_tokens)
+        };
+        let cost_usd = candidate.price.cost(u64::from(features.prompt_tokens), output_tokens.round() as u64);
+        Estimate {
+            quality: (q_leaf * reliability).clamp(0.0, 1.0),
+            cost_usd,
+            latency_ms,
+            evidence: cells[context.domain_cell()].w + cells[context.pair_cell()].w + cells[context.leaf_cell()].w,
+        }
+    }
+
+    /// What has been learned per model × domain × language (cells with evidence).
+    pub fn learned(&self) -> Vec<LearnedCell> {
+        let mut out = Vec::new();
+        for (model, state) in &self.models {
+            for domain in Domain::ALL {
+                for language in Language::ALL {
+                    let context = Context { domain, language, band: Band::Low };
+                    let cell = state.quality[context.pair_cell()];
+                    if cell.w > 0.0 {
+                        out.push(LearnedCell {
+                            model: model.clone(),
+                            domain,
+                            language,
+                            quality: cell.s / cell.w,
+                            evidence: cell.w,
+                        });
+                    }
+                }
+            }
+        }
+        out.sort_by(|a, b| (&a.model, a.domain, a.language.code()).cmp(&(&b.model, b.domain, b.language.code())));
+        out
+    }
+
+    /// Folds another replica's learned state into this one: evidence is added cell by cell.
+    /// Used when several gateways share a database; each publishes what it learned since its
+    /// last publication as a delta.
+    pub fn merge_delta(&mut self, delta: &Knowledge) {
+        let cap = self.config.max_evidence;
+        for (name, other) in &delta.models {
+            let state = self.state(name);
+            for (mine, theirs) in state.quality.iter_mut().zip(&other.quality) {
+                if theirs.w > 0.0 {
+                    mine.add(theirs.w, theirs.s / theirs.w, cap);
+                }
+            }
+            state.ok += other.ok;
+            state.failed += other.failed;
+            state.decisions += other.decisions;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::candidate::{Availability, Capabilities, Price};
+    use crate::features::{Complexity, DomainGuess, LanguageGuess, Needs};
+
+    pub(crate) fn features(domain: Domain, language: Language) -> Features {
+        Features {
+            language: LanguageGuess { primary: language, secondary: None, confidence: 1.0 },
+            domain: DomainGuess { domain, confidence: 1.0, runner_up: None },
+            complexity: Complexity { score: 0.5, band: Band::Medium },
+            prompt_tokens: 100,
+            expected_output_tokens: 200,
+            needs: Needs { context_tokens: 300, ..Needs::default() },
+        }
+    }
+
+    fn candidate(name: &str) -> Candidate<'_> {
+        Candidate {
+            name,
+            weight: 1.0,
+            price: Price { input_per_mtok: 1.0, output_per_mtok: 2.0 },
+            context_window: 8192,
+            capabilities: Capabilities::default(),
+            availability: Availability::Healthy,
+            tags: &[],
+        }
+    }
+
+    #[test]
+    fn feedback_moves_the_estimate_of_its_context_most() {
+        let mut k = Knowledge::default();
+        let code = features(Domain::Code, Language::En);
+        let chat = features(Domain::Chat, Language::En);
+        let before = k.estimate(&code, &candidate("m")).quality;
+        for _ in 0..30 {
+            k.feedback("m", Context::of(&code), 1.0, None);
+        }
+        let after_code = k.estimate(&code, &candidate("m")).quality;
+        let after_chat = k.estimate(&chat, &candidate("m")).quality;
+        assert!(after_code > 0.9, "{after_code}");
+        assert!(after_code > after_chat && after_chat > before, "{after_code} {after_chat} {before}");
+    }
+
+    #[test]
+    fn replaced_feedback_does_not_count_twice() {
+        let mut a = Knowledge::default();
+        let mut b = Knowledge::default();
+        let f = features(Domain::Math, Language::Zh);
+        a.feedback("m", Context::of(&f), 0.0, None);
+        a.feedback("m", Context::of(&f), 1.0, Some(0.0));
+        b.feedback("m", Context::of(&f), 1.0, None);
+        let qa = a.estimate(&f, &candidate("m")).quality;
+        let qb = b.estimate(&f, &candidate("m")).quality;
+        assert!((qa - qb).abs() < 1e-9, "{qa} vs {qb}");
+    }
+
+    #[test]
+    fn failures_lower_the_estimate_and_recovery_restores_it() {
+        let mut k = Knowledge::default();
+        let f = features(Domain::Chat, Language::En);
+        let healthy = k.estimate(&f, &candidate("m")).quality;
+        for _ in 0..40 {
+            k.observe("m", Context::of(&f), Outcome::Failure);
+        }
+        let failing = k.estimate(&f, &candidate("m")).quality;
+        assert!(failing < healthy * 0.3, "{failing} vs {healthy}");
+        for _ in 0..80 {
+            k.observe("m", Context::of(&f), Outcome::Success { latency_ms: 100.0, output_tokens: 50, signal: None });
+        }
+        let recovered = k.estimate(&f, &candidate("m")).quality;
+        assert!(recovered > healthy * 0.85, "{recovered} vs {healthy}");
+    }
+
+    #[test]
+    fn priors_and_strength_tags_seed_the_estimate() {
+        let mut k = Knowledge::default();
+        let tags = ["chinese".to_string()];
+        let prior = Prior::from_config([("code", 0.9)], tags.iter().map(String::as_str)).unwrap();
+        k.set_prior("m", prior);
+        let code = k.estimate(&features(Domain::Code, Language::En), &candidate("m")).quality;
+        let chat = k.estimate(&features(Domain::Chat, Language::En), &candidate("m")).quality;
+        let zh = k.estimate(&features(Domain::Chat, Language::Zh), &candidate("m")).quality;
+        assert!(code > chat, "{code} {chat}");
+        assert!(zh > chat, "{zh} {chat}");
+        assert!(Prior::from_config([("cooking", 0.5)], []).is_err());
+    }
+
+    #[test]
+    fn latency_and_output_length_are_learned() {
+        let mut k = Knowledge::default();
+        let f = features(Domain::Code, Language::En);
+        for _ in 0..5 {
+            k.observe("m", Context::of(&f), Outcome::Success { latency_ms: 800.0, output_tokens: 1000, signal: None });
+        }
+        let e = k.estimate(&f, &candidate("m"));
+        assert!((e.latency_ms - 800.0).abs() < 1e-6);
+        // 100 input tokens at $1/M and 1000 output tokens at $2/M.
+        assert!((e.cost_usd - 0.0021).abs() < 1e-9, "{}", e.cost_usd);
+    }
+
+    #[test]
+    fn state_round_trips_through_json() {
+        let mut k = Knowledge::default();
+        let f = features(Domain::Writing, Language::Zh);
+        k.feedback("m", Context::of(&f), 0.8, None);
+        k.observe("m", Context::of(&f), Outcome::Success { latency_ms: 120.0, output_tokens: 40, signal: None });
+        let json = serde_json::to_string(&k).unwrap();
+        let back: Knowledge = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, k);
+        assert_eq!(back.estimate(&f, &candidate("m")), k.estimate(&f, &candidate("m")));
+    }
+
+    #[test]
+    fn evidence_is_capped_so_change_shows() {
+        let mut k = Knowledge::new(LearningConfig { max_evidence: 50.0, ..LearningConfig::default() });
+        let f = features(Domain::Code, Language::En);
+        for _ in 0..1000 {
+            k.feedback("m", Context::of(&f), 1.0, None);
+        }
+        for _ in 0..60 {
+            k.feedback("m", Context::of(&f), 0.0, None);
+        }
+        let q = k.estimate(&f, &candidate("m")).quality;
+        assert!(q < 0.5, "recent bad feedback must show: {q}");
+    }
+}
