@@ -42,6 +42,12 @@ enum Command {
     Check,
     /// List the configured models and deployments (with live health from a running gateway).
     Models(commands::models::Args),
+    /// Show what the router would decide for a query, and why (no model is called).
+    Analyze(commands::analyze::Args),
+    /// Rate an answer by its decision id (1–5, or a score 0–1), on a running gateway.
+    Feedback(commands::feedback::Args),
+    /// Performance per model × domain × language, from the store.
+    Stats(commands::stats::Args),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +62,9 @@ fn main() -> ExitCode {
         Command::InitDb(args) => commands::init_db::run(&cli.config, args),
         Command::Check => commands::check::run(&cli.config),
         Command::Models(args) => commands::models::run(&cli.config, args),
+        Command::Analyze(args) => commands::analyze::run(&cli.config, args),
+        Command::Feedback(args) => commands::feedback::run(&cli.config, args),
+        Command::Stats(args) => commands::stats::run(&cli.config, args),
     };
     match result {
         Ok(code) => code,

@@ -155,15 +155,8 @@ impl Gateway {
 
     /// Replaces the learned state with one loaded from the store; the config's current
     /// priors and settings win over the saved ones.
-    pub fn restore_knowledge(&self, mut saved: Knowledge) -> Result<(), BuildError> {
-        let fresh = fresh_knowledge(&self.config)?;
-        saved.config = fresh.config;
-        for m in &self.config.models {
-            if let Some(prior) = fresh.prior(&m.name) {
-                saved.set_prior(&m.name, prior.clone());
-            }
-        }
-        *self.knowledge_mut() = saved;
+    pub fn restore_knowledge(&self, saved: Knowledge) -> Result<(), BuildError> {
+        *self.knowledge_mut() = knowledge_for(&self.config, Some(saved))?;
         Ok(())
     }
 
@@ -303,6 +296,20 @@ impl Gateway {
 
 /// The name the learned state is saved under in the store.
 pub const KNOWLEDGE_STATE: &str = "knowledge";
+
+/// The learned state to route with: what was saved (if anything), under the config's
+/// current priors and settings.
+pub fn knowledge_for(config: &Config, saved: Option<Knowledge>) -> Result<Knowledge, BuildError> {
+    let fresh = fresh_knowledge(config)?;
+    let Some(mut saved) = saved else { return Ok(fresh) };
+    saved.config = fresh.config;
+    for m in &config.models {
+        if let Some(prior) = fresh.prior(&m.name) {
+            saved.set_prior(&m.name, prior.clone());
+        }
+    }
+    Ok(saved)
+}
 
 /// Empty learned state with the config's priors.
 fn fresh_knowledge(config: &Config) -> Result<Knowledge, BuildError> {

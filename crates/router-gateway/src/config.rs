@@ -462,8 +462,27 @@ impl Config {
         Config::parse(&text, path, env)
     }
 
+    /// Reads a config file for commands that only inspect (analyze, stats, models): missing
+    /// secrets are not errors there, since nothing is sent upstream.
+    pub fn load_for_inspection(path: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            problems: vec![Problem {
+                line: None,
+                column: None,
+                key: None,
+                message: format!("cannot read the file: {e}"),
+            }],
+        })?;
+        Config::parse_with(&text, path, env, false)
+    }
+
     /// Validates configuration text; `file` is only used to name the place of errors.
     pub fn parse(text: &str, file: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
+        Config::parse_with(text, file, env, true)
+    }
+
+    fn parse_with(text: &str, file: &Path, env: &dyn Env, require_secrets: bool) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let (line, column) = e.span().map(|s| line_col(text, s.start)).unzip();
             ConfigError {
@@ -471,7 +490,7 @@ impl Config {
                 problems: vec![Problem { line, column, key: None, message: tidy(e.message()) }],
             }
         })?;
-        let mut v = Validator { text, problems: Vec::new() };
+        let mut v = Validator { text, problems: Vec::new(), require_secrets };
         let config = v.config(raw, env);
         if v.problems.is_empty() {
             Ok(config)
@@ -501,9 +520,17 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 struct Validator<'t> {
     text: &'t str,
     problems: Vec<Problem>,
+    /// Whether a secret that is not set is a problem (it is for `serve` and `check`).
+    require_secrets: bool,
 }
 
 impl Validator<'_> {
+    fn missing_secret(&mut self, span: Option<Range<usize>>, key: impl Into<String>, message: String) {
+        if self.require_secrets {
+            self.problem(span, key, message);
+        }
+    }
+
     fn problem(&mut self, span: Option<Range<usize>>, key: impl Into<String>, message: String) {
         let (line, column) = span.map(|s| line_col(self.text, s.start)).unzip();
         self.problems.push(Problem { line, column, key: Some(key.into()), message });
@@ -592,7 +619,7 @@ impl Validator<'_> {
                         "client keys are read from `{}`, which is not set (in the environment or .env)",
                         var.get_ref()
                     );
-                    self.problem(Some(var.span()), "server.client_keys_env", message)
+                    self.missing_secret(Some(var.span()), "server.client_keys_env", message)
                 }
             }
         }
@@ -690,7 +717,7 @@ impl Validator<'_> {
                 let value = env.var(var.get_ref());
                 if value.is_none() && mode != JudgeMode::Off {
                     let message = format!("the judge's key is read from `{}`, which is not set", var.get_ref());
-                    self.problem(Some(var.span()), "judge.api_key_env", message);
+                    self.missing_secret(Some(var.span()), "judge.api_key_env", message);
                 }
                 value.map(SecretString::from)
             }
@@ -809,7 +836,7 @@ impl Validator<'_> {
                             m.provider.as_str()
                         );
                         let span = var_span.clone().unwrap_or(span.clone());
-                        self.problem(Some(span), key("api_key_env"), message);
+                        self.missing_secret(Some(span), key("api_key_env"), message);
                     }
                     value.map(SecretString::from)
                 }
@@ -855,6 +882,8 @@ impl Validator<'_> {
             for (k, v) in &m.priors {
                 if !(0.0..=1.0).contains(v.get_ref()) {
                     self.problem(Some(v.span()), key(&format!("priors.{k}")), "must be in [0, 1]".into());
+                } else if let Err(message) = router_core::Prior::from_config([(k.as_str(), *v.get_ref())], []) {
+                    self.problem(Some(v.span()), key(&format!("priors.{k}")), message);
                 }
                 priors.insert(k.clone(), *v.get_ref());
             }

@@ -7,7 +7,7 @@ use anyhow::Context;
 use router_store::Store;
 
 use super::check::redact_url;
-use super::{load_config, runtime};
+use super::{inspect_config, runtime};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -19,7 +19,7 @@ pub struct Args {
 pub fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let url = match args.store {
         Some(url) => url,
-        None => match load_config(path) {
+        None => match inspect_config(path) {
             Some(config) => config.store.url,
             None => return Ok(ExitCode::from(2)),
         },

@@ -1,10 +1,13 @@
 //! One module per subcommand.
 
+pub mod analyze;
 pub mod check;
 pub mod demo;
+pub mod feedback;
 pub mod init_db;
 pub mod models;
 pub mod serve;
+pub mod stats;
 
 use std::path::Path;
 
@@ -21,6 +24,18 @@ pub fn load_config(path: &Path) -> Option<Config> {
                 "{} problem(s) in the configuration; nothing was started. `llm-router check` re-checks it.",
                 e.problems.len()
             );
+            None
+        }
+    }
+}
+
+/// Loads the config for a command that only reads (missing secrets are fine).
+pub fn inspect_config(path: &Path) -> Option<Config> {
+    match Config::load_for_inspection(path, &ProcessEnv) {
+        Ok(config) => Some(config),
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!("{} problem(s) in the configuration.", e.problems.len());
             None
         }
     }

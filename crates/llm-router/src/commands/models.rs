@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{load_config, runtime};
+use super::{inspect_config, runtime};
 use crate::table::Table;
 
 #[derive(Debug, clap::Args)]
@@ -18,7 +18,7 @@ pub struct Args {
 }
 
 pub fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
-    let Some(config) = load_config(path) else {
+    let Some(config) = inspect_config(path) else {
         return Ok(ExitCode::from(2));
     };
     let base = args.url.unwrap_or_else(|| format!("http://{}", config.server.listen));
