@@ -17,6 +17,8 @@ use router_sim::{Fault, FaultPlan, Latency, Probability, SimConfig, SimModel, Si
 
 use super::{runtime, shutdown_signal};
 
+mod traffic;
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Port of the proxy API.
@@ -28,6 +30,11 @@ pub struct Args {
     /// Where the demo keeps its SQLite database and generated config.
     #[arg(long, default_value = "data/demo")]
     pub data_dir: PathBuf,
+    /// Simulated users: requests per second sent through the gateway, each answer rated by
+    /// the models' hidden true strengths, so the router has something to learn from. 0 turns
+    /// them off.
+    #[arg(long, default_value_t = 2.0)]
+    pub traffic: f64,
 }
 
 /// The key the simulated Anthropic-format model demands; stands in for a real secret the
@@ -175,8 +182,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!(
             "  curl -sN {url}/v1/chat/completions -H 'content-type: application/json' \\\n    -d '{{\"model\":\"auto:cost\",\"stream\":true,\"messages\":[{{\"role\":\"user\",\"content\":\"用三句话介绍一下长城\"}}]}}'\n"
         );
+        let traffic = (args.traffic > 0.0).then(|| {
+            println!(
+                "Simulated users send {} request(s) per second and rate the answers; watch the router learn with\n  llm-router analyze --config {} \"写一首关于秋天的诗\"\n",
+                args.traffic,
+                config_path.display()
+            );
+            tokio::spawn(traffic::run(url.clone(), args.traffic, Duration::from_secs(30)))
+        });
         println!("Ctrl-C stops the demo.");
         let report = running.wait().await;
+        if let Some(traffic) = traffic {
+            traffic.abort();
+        }
         primary.shutdown().await;
         secondary.shutdown().await;
         println!("demo stopped: {} record(s) written to {}", report.writer.written, db.display());
