@@ -1,0 +1,486 @@
+//! The [`Store`]: the pool, the schema, and every write.
+
+use std::fmt::Write as _;
+
+use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Row};
+
+use crate::connect::{Backend, StoreOptions, Target};
+use crate::error::StoreError;
+use crate::migrate::migrator;
+use crate::record::{
+    AuditRecord, Counts, FeedbackRecord, OutcomeRecord, Record, RequestRecord, StateEntry,
+};
+use crate::sql::{from_db, get_i64, get_string, now_ms, to_db};
+
+/// The database behind the router: SQLite or PostgreSQL, through the same methods.
+///
+/// Cheap to clone: clones share one connection pool.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) pool: AnyPool,
+    backend: Backend,
+}
+
+/// Rows removed by [`Store::prune`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pruned {
+    pub requests: u64,
+    pub outcomes: u64,
+    pub feedback: u64,
+}
+
+impl Store {
+    /// Connects to `url` with default options: `sqlite:path/to/file.db` (the file and its
+    /// directory are created when missing), `sqlite::memory:`, or
+    /// `postgres://user@host/db` (`?options=-c%20search_path%3Dschema` picks a schema).
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Store::connect_with(url, &StoreOptions::default()).await
+    }
+
+    pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
+        let target = Target::parse(url)?;
+        let pool = target.connect(options).await?;
+        Ok(Store { pool, backend: target.backend() })
+    }
+
+    /// Brings the schema up to date. Safe to run on every start, and from several replicas
+    /// at once (PostgreSQL serialises them with an advisory lock).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        migrator(self.backend).run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Checks the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes every connection; queries made afterwards fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Writes `records` in one transaction: all of them or, on error, none.
+    ///
+    /// Requests are written before outcomes, feedback and audit entries, whatever their order
+    /// in the slice (though the schema has no foreign keys that would require it).
+    /// Writing is idempotent, so a batch may be retried after an error that left it unclear
+    /// whether the commit happened: a request or outcome that is already stored is left as
+    /// it is (the first write wins), feedback replaces stored feedback unless it is older,
+    /// and only audit records would be repeated.
+    pub async fn write_batch(&self, records: &[Record]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut requests = Vec::new();
+        let mut outcomes = Vec::new();
+        let mut feedback = Vec::new();
+        let mut audits = Vec::new();
+        for record in records {
+            match record {
+                Record::Request(request) => requests.push(request.as_ref()),
+                Record::Outcome(outcome) => outcomes.push(outcome.as_ref()),
+                Record::Feedback(record) => feedback.push(record),
+                Record::Audit(audit) => audits.push(audit),
+            }
+        }
+        let mut tx = self.pool.begin().await?;
+        // Requests and outcomes are the bulk of the traffic: several rows per statement
+        // save a round trip per row.
+        for chunk in chunks(&requests, request_size) {
+            insert_requests(&mut tx, chunk).await?;
+        }
+        for chunk in chunks(&outcomes, outcome_size) {
+            insert_outcomes(&mut tx, chunk).await?;
+        }
+        for record in feedback {
+            upsert_feedback(&mut tx, record).await?;
+        }
+        for audit in audits {
+            insert_audit(&mut tx, audit).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Stores feedback right away (rather than through the writer), replacing earlier
+    /// feedback for the same decision. Feedback older than the stored one is ignored.
+    pub async fn upsert_feedback(&self, feedback: &FeedbackRecord) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        upsert_feedback(&mut conn, feedback).await
+    }
+
+    /// Appends to the audit log right away and returns the entry's id.
+    pub async fn audit(&self, record: &AuditRecord) -> Result<i64, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        insert_audit(&mut conn, record).await
+    }
+
+    /// Stores a named blob of learned state, replacing any earlier value.
+    pub async fn put_state(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO learned_state (name, value, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(value)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn get_state(&self, name: &str) -> Result<Option<StateEntry>, StoreError> {
+        let row = sqlx::query("SELECT name, value, updated_at FROM learned_state WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| state_from_row(&row)).transpose()
+    }
+
+    /// Every state entry whose name starts with `prefix` (e.g. `posteriors/` for each
+    /// replica's share), by name.
+    pub async fn list_state(&self, prefix: &str) -> Result<Vec<StateEntry>, StoreError> {
+        // substr rather than LIKE: no escaping of `%` and `_`, and no collation surprises.
+        let rows = sqlx::query(
+            "SELECT name, value, updated_at FROM learned_state \
+             WHERE substr(name, 1, length($1)) = $1 ORDER BY name",
+        )
+        .bind(prefix)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(state_from_row).collect()
+    }
+
+    /// Removes a state entry; true if there was one.
+    pub async fn delete_state(&self, name: &str) -> Result<bool, StoreError> {
+        let result = sqlx::query("DELETE FROM learned_state WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    /// How many rows each table holds.
+    pub async fn counts(&self) -> Result<Counts, StoreError> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM requests) AS requests, \
+                    (SELECT COUNT(*) FROM outcomes) AS outcomes, \
+                    (SELECT COUNT(*) FROM feedback) AS feedback, \
+                    (SELECT COUNT(*) FROM audit_log) AS audit, \
+                    (SELECT COUNT(*) FROM learned_state) AS state",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let count = |column| get_i64(&row, column).and_then(|n| from_db(n, column));
+        Ok(Counts {
+            requests: count("requests")?,
+            outcomes: count("outcomes")?,
+            feedback: count("feedback")?,
+            audit: count("audit")?,
+            state: count("state")?,
+        })
+    }
+
+    /// Deletes everything about requests received before `before_ms` (the request, its
+    /// outcome and its feedback), and outcomes and feedback from before then whose request
+    /// is missing: the retention policy. Learned state and the audit log are kept.
+    pub async fn prune(&self, before_ms: i64) -> Result<Pruned, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut delete = async |sql: &'static str| -> Result<u64, StoreError> {
+            let result = sqlx::query(sql).bind(before_ms).execute(&mut *tx).await?;
+            Ok(result.rows_affected())
+        };
+        // Dependents first, while their requests can still be found by time.
+        let outcomes = delete(
+            "DELETE FROM outcomes WHERE finished_at < $1 \
+             OR request_id IN (SELECT id FROM requests WHERE received_at < $1)",
+        )
+        .await?;
+        let feedback = delete(
+            "DELETE FROM feedback WHERE created_at < $1 \
+             OR decision_id IN (SELECT id FROM requests WHERE received_at < $1)",
+        )
+        .await?;
+        let requests = delete("DELETE FROM requests WHERE received_at < $1").await?;
+        let pruned = Pruned { requests, outcomes, feedback };
+        tx.commit().await?;
+        Ok(pruned)
+    }
+}
+
+fn state_from_row(row: &sqlx::any::AnyRow) -> Result<StateEntry, StoreError> {
+    Ok(StateEntry {
+        name: get_string(row, "name")?,
+        value: get_string(row, "value")?,
+        updated_at_ms: get_i64(row, "updated_at")?,
+    })
+}
+
+/// Rows per multi-row INSERT, largest first. Each size is one statement shape, prepared
+/// once per connection and then reused; chunks of arbitrary sizes would prepare a new
+/// statement for most batches, which costs more than it saves.
+const ROWS_PER_INSERT: [usize; 6] = [32, 16, 8, 4, 2, 1];
+
+/// Bytes of bound values per INSERT, at most, unless a single row is larger. sqlx 0.9.0
+/// does not set TCP_NODELAY, and a PostgreSQL message of more than about 16 KiB then stalls
+/// for ~40 ms on Nagle's algorithm and the server's delayed ACK (sqlx issue #4335; measured
+/// here: 44 ms per statement over TCP, none over a Unix socket). Below this, a chunk costs
+/// one round trip.
+const BYTES_PER_INSERT: usize = 12 * 1024;
+
+/// What one bound value adds to a PostgreSQL Bind message besides its bytes: its length
+/// and its format code.
+const BIND_OVERHEAD: usize = 6;
+
+/// Splits `rows` greedily into chunks of the sizes in [`ROWS_PER_INSERT`], the largest that
+/// fits [`BYTES_PER_INSERT`] by `size`.
+fn chunks<T>(rows: &[T], size: impl Fn(&T) -> usize) -> Vec<&[T]> {
+    let mut chunks = Vec::new();
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let take = ROWS_PER_INSERT
+            .into_iter()
+            .find(|&n| {
+                rest.get(..n)
+                    .is_some_and(|chunk| chunk.iter().map(&size).sum::<usize>() <= BYTES_PER_INSERT)
+            })
+            .unwrap_or(1);
+        let (chunk, tail) = rest.split_at(take);
+        chunks.push(chunk);
+        rest = tail;
+    }
+    chunks
+}
+
+fn text_size(text: &str) -> usize {
+    text.len() + BIND_OVERHEAD
+}
+
+fn opt_text_size(text: Option<&str>) -> usize {
+    text.map_or(BIND_OVERHEAD, text_size)
+}
+
+const NUMBER_SIZE: usize = 8 + BIND_OVERHEAD;
+
+fn request_size(r: &&RequestRecord) -> usize {
+    [&r.id, &r.requested_model, &r.features_json, &r.chosen_model, &r.reason, &r.ranking_json]
+        .into_iter()
+        .map(|text| text_size(text))
+        .sum::<usize>()
+        + [&r.profile, &r.language, &r.domain, &r.complexity]
+            .into_iter()
+            .map(|text| opt_text_size(text.as_deref()))
+            .sum::<usize>()
+        + opt_text_size(r.prompt.text())
+        + 7 * NUMBER_SIZE
+}
+
+fn outcome_size(o: &&OutcomeRecord) -> usize {
+    // The attempts are serialised later; each takes its names plus about 60 bytes of JSON.
+    let attempts: usize = o
+        .attempts
+        .iter()
+        .map(|a| {
+            a.model.len() + a.deployment.len() + a.error_kind.as_ref().map_or(0, String::len) + 60
+        })
+        .sum();
+    text_size(&o.request_id)
+        + [&o.model, &o.deployment, &o.error_kind, &o.error_message]
+            .into_iter()
+            .map(|text| opt_text_size(text.as_deref()))
+            .sum::<usize>()
+        + attempts
+        + BIND_OVERHEAD
+        + 9 * NUMBER_SIZE
+}
+
+const REQUEST_COLUMNS: &[&str] = &[
+    "id",
+    "received_at",
+    "api",
+    "requested_model",
+    "profile",
+    "stream",
+    "prompt_kind",
+    "prompt",
+    "message_count",
+    "features",
+    "language",
+    "domain",
+    "complexity",
+    "chosen_model",
+    "source",
+    "reason",
+    "ranking",
+    "decision_us",
+];
+
+const OUTCOME_COLUMNS: &[&str] = &[
+    "request_id",
+    "finished_at",
+    "status",
+    "http_status",
+    "model",
+    "deployment",
+    "latency_ms",
+    "ttft_ms",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "error_kind",
+    "error_message",
+    "attempts",
+];
+
+/// `INSERT INTO table (columns) VALUES ($1, …), (…), … ON CONFLICT (key) DO NOTHING` for
+/// `rows` rows. DO NOTHING makes a retried batch harmless: the first write of a row wins.
+fn insert_sql(table: &str, columns: &[&str], rows: usize, key: &str) -> String {
+    let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+    let mut placeholder = 0;
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns.len() {
+            placeholder += 1;
+            let _ = write!(sql, "{}${placeholder}", if column == 0 { "" } else { ", " });
+        }
+        sql.push(')');
+    }
+    let _ = write!(sql, " ON CONFLICT ({key}) DO NOTHING");
+    sql
+}
+
+async fn insert_requests(
+    conn: &mut AnyConnection,
+    requests: &[&RequestRecord],
+) -> Result<(), StoreError> {
+    let sql = insert_sql("requests", REQUEST_COLUMNS, requests.len(), "id");
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for r in requests {
+        query = query
+            .bind(&r.id)
+            .bind(r.received_at_ms)
+            .bind(r.api.as_str())
+            .bind(&r.requested_model)
+            .bind(&r.profile)
+            .bind(r.stream)
+            .bind(r.prompt.kind())
+            .bind(r.prompt.text())
+            .bind(i64::from(r.message_count))
+            .bind(&r.features_json)
+            .bind(&r.language)
+            .bind(&r.domain)
+            .bind(&r.complexity)
+            .bind(&r.chosen_model)
+            .bind(r.source.as_str())
+            .bind(&r.reason)
+            .bind(&r.ranking_json)
+            .bind(to_db(r.decision_us, "decision_us")?);
+    }
+    query.execute(conn).await?;
+    Ok(())
+}
+
+async fn insert_outcomes(
+    conn: &mut AnyConnection,
+    outcomes: &[&OutcomeRecord],
+) -> Result<(), StoreError> {
+    let sql = insert_sql("outcomes", OUTCOME_COLUMNS, outcomes.len(), "request_id");
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for o in outcomes {
+        // SQLite turns NaN into NULL and PostgreSQL keeps it; neither is a cost.
+        if !o.cost_usd.is_finite() || o.cost_usd < 0.0 {
+            return Err(StoreError::InvalidRecord(format!(
+                "outcome {}: cost {} is not a finite, non-negative amount",
+                o.request_id, o.cost_usd
+            )));
+        }
+        query = query
+            .bind(&o.request_id)
+            .bind(o.finished_at_ms)
+            .bind(o.status.as_str())
+            .bind(i64::from(o.http_status))
+            .bind(&o.model)
+            .bind(&o.deployment)
+            .bind(to_db(o.latency_ms, "latency_ms")?)
+            .bind(o.ttft_ms.map(|ttft| to_db(ttft, "ttft_ms")).transpose()?)
+            .bind(to_db(o.input_tokens, "input_tokens")?)
+            .bind(to_db(o.output_tokens, "output_tokens")?)
+            .bind(o.cost_usd)
+            .bind(&o.error_kind)
+            .bind(&o.error_message)
+            .bind(serde_json::to_string(&o.attempts)?);
+    }
+    query.execute(conn).await?;
+    Ok(())
+}
+
+async fn upsert_feedback(conn: &mut AnyConnection, f: &FeedbackRecord) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO feedback (decision_id, created_at, score, rating, comment) \
+         VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (decision_id) DO UPDATE SET created_at = excluded.created_at, \
+         score = excluded.score, rating = excluded.rating, comment = excluded.comment \
+         WHERE excluded.created_at >= feedback.created_at",
+    )
+    .bind(&f.decision_id)
+    .bind(f.created_at_ms)
+    .bind(f.score.get())
+    .bind(f.rating.map(|rating| i64::from(rating.get())))
+    .bind(&f.comment)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn insert_audit(conn: &mut AnyConnection, a: &AuditRecord) -> Result<i64, StoreError> {
+    let row = sqlx::query(
+        "INSERT INTO audit_log (created_at, actor, action, target, detail) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(a.created_at_ms)
+    .bind(&a.actor)
+    .bind(&a.action)
+    .bind(&a.target)
+    .bind(&a.detail)
+    .fetch_one(conn)
+    .await?;
+    Ok(row.try_get::<i64, _>("id")?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BYTES_PER_INSERT, chunks, insert_sql};
+
+    #[test]
+    fn batches_split_into_few_statement_shapes() {
+        let sizes = |rows: &[usize]| {
+            let chunks = chunks(rows, |&n| n);
+            assert_eq!(chunks.concat(), rows);
+            chunks.iter().map(|c| c.len()).collect::<Vec<_>>()
+        };
+        assert_eq!(sizes(&[100; 77]), [32, 32, 8, 4, 1]);
+        assert!(sizes(&[]).is_empty());
+        assert_eq!(sizes(&[BYTES_PER_INSERT / 4; 9]), [4, 4, 1]);
+        // A row over the budget goes alone.
+        assert_eq!(sizes(&[2_000, 2_000, 50_000, 10, 10]), [2, 1, 2]);
+    }
+
+    #[test]
+    fn multi_row_inserts_number_every_value() {
+        assert_eq!(
+            insert_sql("t", &["a", "b"], 2, "a"),
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT (a) DO NOTHING"
+        );
+        assert_eq!(
+            insert_sql("t", &["a"], 1, "a"),
+            "INSERT INTO t (a) VALUES ($1) ON CONFLICT (a) DO NOTHING"
+        );
+    }
+}

@@ -1,0 +1,223 @@
+//! Connecting, migrating, and the small tables (state, audit log).
+
+use router_store::{AuditRecord, Backend, Counts, Pruned, Store, StoreError};
+
+use crate::common::{POSTGRES_ENV, PgSchema, TestDb, on_every_backend, outcome, request};
+
+on_every_backend!(
+    migrating_twice_changes_nothing,
+    state_round_trips,
+    audit_log_keeps_order,
+    a_second_store_sees_the_same_data,
+    prune_removes_old_rows,
+);
+
+async fn migrating_twice_changes_nothing(db: &TestDb) {
+    // `TestDb` has migrated once already.
+    db.store.write_batch(&[request("kept", 1, "alpha").into()]).await.unwrap();
+    db.store.migrate().await.unwrap();
+    db.store.migrate().await.unwrap();
+    let counts = db.store.counts().await.unwrap();
+    assert_eq!(counts, Counts { requests: 1, ..Counts::default() });
+    db.store.ping().await.unwrap();
+}
+
+async fn state_round_trips(db: &TestDb) {
+    let store = &db.store;
+    assert_eq!(store.get_state("posteriors/a").await.unwrap(), None);
+
+    let before = now_ms();
+    store.put_state("posteriors/a", r#"{"alpha":[1,2]}"#).await.unwrap();
+    let entry = store.get_state("posteriors/a").await.unwrap().unwrap();
+    assert_eq!(entry.value, r#"{"alpha":[1,2]}"#);
+    assert!(entry.updated_at_ms >= before && entry.updated_at_ms <= now_ms() + 1);
+
+    // A second put replaces the value; it does not add a row.
+    store.put_state("posteriors/a", r#"{"alpha":[3,4]}"#).await.unwrap();
+    assert_eq!(store.get_state("posteriors/a").await.unwrap().unwrap().value, r#"{"alpha":[3,4]}"#);
+
+    // Prefixes match literally: `%` and `_` are not wildcards.
+    for name in ["posteriors/b", "priors", "posteriors%x", "posteriors_", "x/posteriors/c"] {
+        store.put_state(name, "{}").await.unwrap();
+    }
+    let names = |entries: Vec<router_store::StateEntry>| {
+        entries.into_iter().map(|entry| entry.name).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(store.list_state("posteriors/").await.unwrap()),
+        ["posteriors/a", "posteriors/b"]
+    );
+    assert_eq!(names(store.list_state("posteriors%").await.unwrap()), ["posteriors%x"]);
+    assert_eq!(store.list_state("").await.unwrap().len(), 6);
+    assert_eq!(store.counts().await.unwrap().state, 6);
+
+    assert!(store.delete_state("priors").await.unwrap());
+    assert!(!store.delete_state("priors").await.unwrap());
+    assert_eq!(store.get_state("priors").await.unwrap(), None);
+
+    // Large blobs and non-ASCII text survive unchanged.
+    let big = format!(r#"{{"note":"学习","data":"{}"}}"#, "x".repeat(200_000));
+    store.put_state("big", &big).await.unwrap();
+    assert_eq!(store.get_state("big").await.unwrap().unwrap().value, big);
+}
+
+async fn audit_log_keeps_order(db: &TestDb) {
+    let entry = |at: i64, action: &str| AuditRecord {
+        created_at_ms: at,
+        actor: "admin".to_owned(),
+        action: action.to_owned(),
+        target: Some("gpt-4o".to_owned()),
+        detail: Some(r#"{"from":1,"to":3}"#.to_owned()),
+    };
+    let first = db.store.audit(&entry(100, "set_weight")).await.unwrap();
+    let second = db.store.audit(&entry(200, "disable")).await.unwrap();
+    assert!(second > first);
+    // Through a batch, as the writer does.
+    db.store
+        .write_batch(&[entry(300, "reset_circuit").into(), entry(150, "enable").into()])
+        .await
+        .unwrap();
+
+    let log = db.store.audit_log(10).await.unwrap();
+    let actions: Vec<&str> = log.iter().map(|e| e.record.action.as_str()).collect();
+    assert_eq!(actions, ["reset_circuit", "disable", "enable", "set_weight"]);
+    assert_eq!(log[1].id, second);
+    assert_eq!(log[1].record, entry(200, "disable"));
+    assert_eq!(db.store.audit_log(2).await.unwrap().len(), 2);
+    assert_eq!(db.store.counts().await.unwrap().audit, 4);
+}
+
+async fn a_second_store_sees_the_same_data(db: &TestDb) {
+    if db.url.contains(":memory:") {
+        // An in-memory database belongs to its one connection; there is no second store.
+        return;
+    }
+    // Two gateway replicas sharing one database.
+    let replica = Store::connect(&db.url).await.unwrap();
+    replica.migrate().await.unwrap();
+    replica.write_batch(&[request("from-replica", 5, "alpha").into()]).await.unwrap();
+    db.store.put_state("posteriors/one", "{}").await.unwrap();
+
+    assert!(db.store.decision("from-replica").await.unwrap().is_some());
+    assert_eq!(replica.list_state("posteriors/").await.unwrap().len(), 1);
+    replica.close().await;
+}
+
+async fn prune_removes_old_rows(db: &TestDb) {
+    let mut records = crate::common::dataset();
+    records.push(
+        AuditRecord {
+            created_at_ms: 0,
+            actor: "admin".to_owned(),
+            action: "disable".to_owned(),
+            target: None,
+            detail: None,
+        }
+        .into(),
+    );
+    db.store.write_batch(&records).await.unwrap();
+    db.store.put_state("posteriors", "{}").await.unwrap();
+
+    // An orphan outcome (its request never stored) from before the cut goes too; one from
+    // after it stays.
+    db.store
+        .write_batch(&[outcome("orphan-old", "alpha", 1).into(), {
+            let mut late = outcome("orphan-new", "alpha", 1);
+            late.finished_at_ms = 5_000;
+            late.into()
+        }])
+        .await
+        .unwrap();
+
+    // r0..r4 were received before 1200: they go with their outcomes (even r0's, finished at
+    // 5500) and their feedback (r1, r2: given at 11000 and later).
+    let pruned = db.store.prune(1_200).await.unwrap();
+    assert_eq!(pruned, Pruned { requests: 5, outcomes: 6, feedback: 2 });
+    let counts = db.store.counts().await.unwrap();
+    assert_eq!((counts.requests, counts.outcomes, counts.feedback), (5, 5, 1));
+    // The audit log and learned state are not subject to retention.
+    assert_eq!((counts.audit, counts.state), (1, 1));
+    assert!(db.store.decision("r4").await.unwrap().is_none());
+    assert!(db.store.decision("r5").await.unwrap().is_some());
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+#[tokio::test]
+async fn sqlite_file_and_its_directory_are_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested").join("deeper").join("router.db");
+    let store = Store::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    assert_eq!(store.backend(), Backend::Sqlite);
+    store.migrate().await.unwrap();
+    store.write_batch(&[request("a", 1, "alpha").into()]).await.unwrap();
+    assert!(path.is_file());
+    // Write-ahead logging is on: the log file sits next to the database while it is open.
+    assert!(path.with_extension("db-wal").is_file());
+    store.close().await;
+
+    // Reopening finds the data.
+    let store = Store::connect(&format!("sqlite:{}", path.display())).await.unwrap();
+    store.migrate().await.unwrap();
+    assert_eq!(store.counts().await.unwrap().requests, 1);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn unsupported_urls_are_refused() {
+    for url in ["mysql://root:hunter2@localhost/db", "router.db", ""] {
+        let error = Store::connect(url).await.unwrap_err();
+        assert!(matches!(error, StoreError::UnsupportedUrl(_)), "{url}: {error}");
+        assert!(!error.to_string().contains("hunter2"));
+    }
+}
+
+#[tokio::test]
+async fn sqlite_in_memory_keeps_its_data_across_queries() {
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    store.migrate().await.unwrap();
+    // Many concurrent queries must all reach the same (single-connection) database.
+    let writes = (0..20).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store.write_batch(&[request(&format!("m{i}"), i, "alpha").into()]).await.unwrap();
+        })
+    });
+    for write in writes {
+        write.await.unwrap();
+    }
+    assert_eq!(store.counts().await.unwrap().requests, 20);
+    assert_eq!(store.backend(), Backend::Sqlite);
+}
+
+/// Replicas starting together all run migrations; PostgreSQL's advisory lock must make that
+/// safe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_replicas_can_migrate_concurrently() {
+    let Ok(base_url) = std::env::var(POSTGRES_ENV) else {
+        eprintln!("note: {POSTGRES_ENV} is not set; skipping");
+        return;
+    };
+    let schema = PgSchema::create(&base_url).await;
+    let url = schema.url();
+    let migrations = (0..4).map(|_| {
+        let url = url.clone();
+        tokio::spawn(async move {
+            let store = Store::connect(&url).await.unwrap();
+            assert_eq!(store.backend(), Backend::Postgres);
+            store.migrate().await.unwrap();
+            store.close().await;
+        })
+    });
+    for migration in migrations {
+        migration.await.unwrap();
+    }
+    let store = Store::connect(&url).await.unwrap();
+    assert_eq!(store.counts().await.unwrap(), Counts::default());
+    store.close().await;
+    let name = schema.name().to_owned();
+    schema.drop_now().await;
+    assert!(name.starts_with("t_"));
+}
