@@ -48,6 +48,8 @@ enum Command {
     Feedback(commands::feedback::Args),
     /// Performance per model × domain × language, from the store.
     Stats(commands::stats::Args),
+    /// Measure the feature extractor (domain, language) on a labelled JSONL file.
+    FeaturesEval(commands::features_eval::Args),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         Command::Analyze(args) => commands::analyze::run(&cli.config, args),
         Command::Feedback(args) => commands::feedback::run(&cli.config, args),
         Command::Stats(args) => commands::stats::run(&cli.config, args),
+        Command::FeaturesEval(args) => commands::features_eval::run(args),
     };
     match result {
         Ok(code) => code,

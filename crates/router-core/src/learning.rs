@@ -11,6 +11,11 @@
 //!
 //! Evidence is capped per cell, so the state keeps moving: a model that starts failing, or
 //! gets better, shows it within a bounded number of requests.
+//!
+//! With [`LearningConfig::memory`] set, quality is also learned per neighbourhood of similar
+//! past queries (see [`memory`](crate::memory)): [`Knowledge::remember`] feeds it, and
+//! [`Knowledge::estimate_recalled`] blends what the query's neighbours say with the context
+//! posterior, in proportion to the evidence behind each.
 
 use std::collections::HashMap;
 
@@ -19,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::candidate::Candidate;
 use crate::decision::Estimate;
 use crate::features::{Band, Domain, Features, Language};
+use crate::memory::{Memory, MemoryConfig, Recall, Sketch};
 
 const DOMAINS: usize = Domain::ALL.len();
 const LANGUAGES: usize = Language::ALL.len();
@@ -95,6 +101,10 @@ pub struct LearningConfig {
     pub default_latency_ms: f64,
     /// Outcomes kept for the reliability estimate at most (a sliding memory).
     pub max_outcomes: f64,
+    /// The memory of similar past queries; `None` turns it off (estimates then come from
+    /// the contexts alone).
+    #[serde(default)]
+    pub memory: Option<MemoryConfig>,
 }
 
 impl Default for LearningConfig {
@@ -110,6 +120,7 @@ impl Default for LearningConfig {
             reliability_strength: 10.0,
             default_latency_ms: 2_000.0,
             max_outcomes: 30.0,
+            memory: None,
         }
     }
 }
@@ -343,6 +354,9 @@ pub struct Knowledge {
     models: HashMap<String, ModelState>,
     #[serde(default)]
     priors: HashMap<String, Prior>,
+    /// Filled only while [`LearningConfig::memory`] is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    memory: Option<Memory>,
 }
 
 /// A summary of one learned cell, for the stats API and the dashboard.
@@ -357,7 +371,7 @@ pub struct LearnedCell {
 
 impl Knowledge {
     pub fn new(config: LearningConfig) -> Self {
-        Knowledge { config, models: HashMap::new(), priors: HashMap::new() }
+        Knowledge { config, models: HashMap::new(), priors: HashMap::new(), memory: None }
     }
 
     /// Sets a model's prior (replacing any earlier one).
@@ -441,8 +455,49 @@ impl Knowledge {
         }
     }
 
-    /// The expected quality, cost and latency of sending this query to this candidate.
+    /// Learns, in the memory of similar queries, that `model` scored `score` in [0, 1] on
+    /// the query with this sketch; `replaces` takes back an earlier score for the same
+    /// answer. Does nothing while the memory is off. The contexts are fed separately (by
+    /// [`Knowledge::feedback`] and friends), so callers do both.
+    pub fn remember(&mut self, model: &str, sketch: &Sketch, score: f64, weight: f64, replaces: Option<f64>) {
+        let Some(memory_config) = self.config.memory else { return };
+        let cap = self.config.max_evidence;
+        self.memory.get_or_insert_with(Memory::new).remember(
+            &memory_config,
+            cap,
+            model,
+            sketch,
+            score,
+            weight,
+            replaces,
+        );
+    }
+
+    /// What the memory says about every model for the query with this sketch; empty while
+    /// the memory is off or has nothing near. Computed once per request and passed to
+    /// [`Knowledge::estimate_recalled`] for each candidate.
+    pub fn recall(&self, sketch: &Sketch) -> Recall {
+        match (&self.config.memory, &self.memory) {
+            (Some(config), Some(memory)) => memory.recall(config, sketch),
+            _ => Recall::none(),
+        }
+    }
+
+    /// The memory of similar queries, if it is on and has learned anything.
+    pub fn memory(&self) -> Option<&Memory> {
+        self.memory.as_ref()
+    }
+
+    /// The expected quality, cost and latency of sending this query to this candidate,
+    /// from the contexts alone.
     pub fn estimate(&self, features: &Features, candidate: &Candidate<'_>) -> Estimate {
+        self.estimate_recalled(features, &Recall::none(), candidate)
+    }
+
+    /// [`Knowledge::estimate`], with what the query's neighbours in the memory say blended
+    /// into the quality: `(e·q_memory + k·q_context) / (e + k)` for memory evidence `e` and
+    /// strength `k`, so a thin neighbourhood nudges and a well-measured one decides.
+    pub fn estimate_recalled(&self, features: &Features, recall: &Recall, candidate: &Candidate<'_>) -> Estimate {
         let config = &self.config;
         let context = Context::of(features);
         let empty = ModelState::default();
@@ -467,6 +522,14 @@ impl Knowledge {
         let pair_prior = (q_domain + (q_language - q_model)).clamp(0.0, 1.0);
         let q_pair = cells[context.pair_cell()].shrunk(pair_prior, k);
         let q_leaf = cells[context.leaf_cell()].shrunk(q_pair, k);
+        let (quality, memory_evidence) = match (config.memory, recall.model(candidate.name)) {
+            (Some(memory), Some(recalled)) => {
+                let strength = memory.strength.max(0.0);
+                let q = (recalled.evidence * recalled.quality + strength * q_leaf) / (recalled.evidence + strength);
+                (q, recalled.evidence)
+            }
+            _ => (q_leaf, 0.0),
+        };
 
         let outcomes = state.ok + state.failed;
         let reliability = (state.ok + config.reliability_strength * config.default_reliability)
@@ -487,10 +550,13 @@ impl Knowledge {
         };
         let cost_usd = candidate.price.cost(u64::from(features.prompt_tokens), output_tokens.round() as u64);
         Estimate {
-            quality: (q_leaf * reliability).clamp(0.0, 1.0),
+            quality: (quality * reliability).clamp(0.0, 1.0),
             cost_usd,
             latency_ms,
-            evidence: cells[context.domain_cell()].w + cells[context.pair_cell()].w + cells[context.leaf_cell()].w,
+            evidence: cells[context.domain_cell()].w
+                + cells[context.pair_cell()].w
+                + cells[context.leaf_cell()].w
+                + memory_evidence,
         }
     }
 

@@ -13,7 +13,9 @@
 pub mod candidate;
 pub mod decision;
 pub mod features;
+pub mod judge;
 pub mod learning;
+pub mod memory;
 pub mod policy;
 
 pub use candidate::{Availability, Capabilities, Candidate, Price};
@@ -23,3 +25,4 @@ pub use features::{
     Band, Complexity, Domain, DomainGuess, FeatureExtractor, Features, Language, LanguageGuess,
     Needs, Prompt, PromptMessage, Role,
 };
+pub use features::{DomainModel, LabelledExample, TrainOptions};

@@ -14,7 +14,8 @@ use router_providers::upstream::{self, Protocol, Timeouts, Upstream, UpstreamCon
 use router_store::{Api, RequestContext, RequestRecord, Store, StoredPrompt, Writer};
 use sha2::{Digest, Sha256};
 
-use crate::config::{Config, DeploymentConfig, Provider, StorePrompts};
+use crate::config::{Config, DeploymentConfig, JudgeMode, Provider, StorePrompts};
+use crate::judge::{Judge, JudgeCandidateInfo};
 use crate::metrics::Metrics;
 use crate::registry::{Registry, Resolved};
 
@@ -90,6 +91,8 @@ pub struct Inner {
     pub started: Instant,
     knowledge: RwLock<Knowledge>,
     pub recent: Mutex<RecentAnswers>,
+    /// The local LLM judge, when `[judge] mode` is not `off`.
+    judge: Option<Arc<Judge>>,
 }
 
 impl std::ops::Deref for Gateway {
@@ -126,6 +129,7 @@ impl Gateway {
                 .map_err(|source| BuildError::Deployment { id: d.id.clone(), source })
         })?;
         let knowledge = RwLock::new(fresh_knowledge(&config)?);
+        let judge = (config.judge.mode != JudgeMode::Off).then(|| Arc::new(Judge::new(&config.judge, client.clone())));
         Ok(Gateway {
             inner: Arc::new(Inner {
                 config,
@@ -137,8 +141,34 @@ impl Gateway {
                 started: Instant::now(),
                 knowledge,
                 recent: Mutex::new(RecentAnswers::default()),
+                judge,
             }),
         })
+    }
+
+    /// The judge, when one is configured.
+    pub fn judge(&self) -> Option<&Arc<Judge>> {
+        self.judge.as_ref()
+    }
+
+    /// Checks in the background whether the judge's server and model are there, and loads
+    /// the model so the first real question does not pay for it. The gateway runs fine
+    /// without a judge: failures are only reported.
+    pub fn spawn_judge_probe(&self) {
+        let Some(judge) = self.judge.clone() else { return };
+        tokio::spawn(async move {
+            let report = judge.probe().await;
+            if report.model_present {
+                tracing::info!(model = %judge.status().model, "judge model present; loading it");
+                if let Err(e) = judge.warm_up().await {
+                    tracing::warn!(error = %e, "judge warm-up failed; the policy decides until it answers");
+                }
+            } else if report.reachable {
+                tracing::warn!(model = %judge.status().model, "the judge's server answers but does not have the model; `ollama pull` it. The policy decides meanwhile");
+            } else {
+                tracing::warn!(error = ?report.error, "the judge is not reachable; the policy decides until it is");
+            }
+        });
     }
 
     /// What the router has learned (read access; decisions take this).
@@ -169,8 +199,9 @@ impl Gateway {
         self.store.put_state(KNOWLEDGE_STATE, &json).await
     }
 
-    /// Resolves the client's `model`, extracts features and decides; no I/O.
-    pub fn route(&self, request: &ChatRequest) -> Result<Routed, ApiError> {
+    /// Resolves the client's `model`, extracts features and decides — asking the judge when
+    /// one is configured and the mode says so (within its time budget).
+    pub async fn route(&self, request: &ChatRequest) -> Result<Routed, ApiError> {
         let received = Instant::now();
         let requested = request.model.trim();
         let resolved = self.registry.resolve(requested).ok_or_else(|| {
@@ -190,7 +221,21 @@ impl Gateway {
         let (decision, plan) = match resolved {
             Resolved::Auto => {
                 let profile = profile_of(requested, self.config.routing.default_profile)?;
-                self.decide(&features, profile, now)?
+                let decision = self.decide(&features, profile, now)?;
+                let decision = match &self.judge {
+                    Some(judge) => {
+                        let infos: Vec<JudgeCandidateInfo<'_>> = self
+                            .registry
+                            .models()
+                            .iter()
+                            .map(|m| JudgeCandidateInfo::from(&m.candidate(now)))
+                            .collect();
+                        judge.decide(request.prompt().last_user_text(), decision, &infos).await
+                    }
+                    None => decision,
+                };
+                let plan = self.plan(&decision);
+                (decision, plan)
             }
             Resolved::Model(index) => {
                 let model = self.registry.model(index);
@@ -227,7 +272,7 @@ impl Gateway {
         features: &Features,
         profile: Profile,
         now: Instant,
-    ) -> Result<(Decision, Vec<usize>), ApiError> {
+    ) -> Result<Decision, ApiError> {
         let candidates = self.registry.candidates(now);
         let params = Params {
             profile,
@@ -236,17 +281,18 @@ impl Gateway {
             exploration: self.config.routing.exploration,
             max_cost_usd: self.config.routing.max_cost_usd,
         };
-        let decision = policy::decide(features, &candidates, &self.knowledge(), &params).map_err(|e| {
-            let mut error = ApiError::new(ApiErrorKind::Overloaded, e.to_string());
-            error.code = Some("no_model_available".into());
-            error
-        })?;
-        let plan = decision
-            .ranking
-            .iter()
-            .filter_map(|r| self.registry.index_of(&r.model))
-            .collect();
-        Ok((decision, plan))
+        let decision =
+            policy::decide(features, &candidates, &self.knowledge(), &params).map_err(|e| {
+                let mut error = ApiError::new(ApiErrorKind::Overloaded, e.to_string());
+                error.code = Some("no_model_available".into());
+                error
+            })?;
+        Ok(decision)
+    }
+
+    /// The failover order of a routed decision: its ranking.
+    fn plan(&self, decision: &Decision) -> Vec<usize> {
+        decision.ranking.iter().filter_map(|r| self.registry.index_of(&r.model)).collect()
     }
 
     /// Queues the record of a routed request for the store.
@@ -262,7 +308,9 @@ impl Gateway {
         };
         match RequestRecord::from_decision(context, &routed.decision) {
             Ok(record) => self.enqueue(record.into()),
-            Err(e) => tracing::error!(id = %routed.id, error = %e, "cannot build the request record"),
+            Err(e) => {
+                tracing::error!(id = %routed.id, error = %e, "cannot build the request record")
+            }
         }
     }
 

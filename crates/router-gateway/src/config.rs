@@ -482,7 +482,12 @@ impl Config {
         Config::parse_with(text, file, env, true)
     }
 
-    fn parse_with(text: &str, file: &Path, env: &dyn Env, require_secrets: bool) -> Result<Config, ConfigError> {
+    fn parse_with(
+        text: &str,
+        file: &Path,
+        env: &dyn Env,
+        require_secrets: bool,
+    ) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let (line, column) = e.span().map(|s| line_col(text, s.start)).unzip();
             ConfigError {
@@ -525,7 +530,12 @@ struct Validator<'t> {
 }
 
 impl Validator<'_> {
-    fn missing_secret(&mut self, span: Option<Range<usize>>, key: impl Into<String>, message: String) {
+    fn missing_secret(
+        &mut self,
+        span: Option<Range<usize>>,
+        key: impl Into<String>,
+        message: String,
+    ) {
         if self.require_secrets {
             self.problem(span, key, message);
         }
@@ -546,7 +556,10 @@ impl Validator<'_> {
                     self.problem(
                         Some(s.span()),
                         key,
-                        format!("`{}` is not a socket address like \"127.0.0.1:3100\"", s.get_ref()),
+                        format!(
+                            "`{}` is not a socket address like \"127.0.0.1:3100\"",
+                            s.get_ref()
+                        ),
                     );
                     fallback
                 }
@@ -572,8 +585,9 @@ impl Validator<'_> {
             listen: self.addr(raw.dashboard.listen, "dashboard.listen", "127.0.0.1:3200"),
         };
         let store = self.store(raw.store);
-        let privacy =
-            PrivacyConfig { store_prompts: raw.privacy.store_prompts.unwrap_or(StorePrompts::Hash) };
+        let privacy = PrivacyConfig {
+            store_prompts: raw.privacy.store_prompts.unwrap_or(StorePrompts::Hash),
+        };
         let routing = self.routing(raw.routing);
         let dispatch = self.dispatch(raw.dispatch);
         let circuit = self.circuit(raw.circuit);
@@ -583,7 +597,8 @@ impl Validator<'_> {
         let mut aliases = BTreeMap::new();
         for (alias, target) in raw.aliases {
             if !names.contains(target.get_ref().as_str()) {
-                let message = format!("alias points to `{}`, which is not a model", target.get_ref());
+                let message =
+                    format!("alias points to `{}`, which is not a model", target.get_ref());
                 self.problem(Some(target.span()), format!("aliases.{alias}"), message);
             } else if names.contains(alias.as_str()) || is_auto(&alias) {
                 let message = format!("`{alias}` is already a model name or `auto`");
@@ -591,7 +606,18 @@ impl Validator<'_> {
             }
             aliases.insert(alias, target.into_inner());
         }
-        Config { server, dashboard, store, privacy, routing, dispatch, circuit, judge, aliases, models }
+        Config {
+            server,
+            dashboard,
+            store,
+            privacy,
+            routing,
+            dispatch,
+            circuit,
+            judge,
+            aliases,
+            models,
+        }
     }
 
     fn server(&mut self, raw: RawServer, env: &dyn Env) -> ServerConfig {
@@ -679,20 +705,29 @@ impl Validator<'_> {
         };
         let max_cost_usd = match raw.max_cost_usd {
             Some(c) if !(*c.get_ref() > 0.0) => {
-                self.problem(Some(c.span()), "routing.max_cost_usd", "must be greater than 0".into());
+                self.problem(
+                    Some(c.span()),
+                    "routing.max_cost_usd",
+                    "must be greater than 0".into(),
+                );
                 None
             }
             other => other.map(Spanned::into_inner),
         };
         let exploration = match raw.exploration {
             Some(e) if !(0.0..=2.0).contains(e.get_ref()) => {
-                self.problem(Some(e.span()), "routing.exploration", "must be between 0 and 2".into());
+                self.problem(
+                    Some(e.span()),
+                    "routing.exploration",
+                    "must be between 0 and 2".into(),
+                );
                 0.3
             }
             Some(e) => e.into_inner(),
             None => 0.3,
         };
-        let save_interval = self.positive_ms(raw.save_interval_ms, "routing.save_interval_ms", 10_000);
+        let save_interval =
+            self.positive_ms(raw.save_interval_ms, "routing.save_interval_ms", 10_000);
         RoutingConfig { default_profile, max_cost_usd, exploration, save_interval }
     }
 
@@ -702,7 +737,11 @@ impl Validator<'_> {
             Some(u) => {
                 let url = u.get_ref().trim_end_matches('/').to_string();
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    self.problem(Some(u.span()), "judge.url", format!("`{url}` is not an http:// or https:// URL"));
+                    self.problem(
+                        Some(u.span()),
+                        "judge.url",
+                        format!("`{url}` is not an http:// or https:// URL"),
+                    );
                 }
                 url
             }
@@ -716,7 +755,10 @@ impl Validator<'_> {
             Some(var) => {
                 let value = env.var(var.get_ref());
                 if value.is_none() && mode != JudgeMode::Off {
-                    let message = format!("the judge's key is read from `{}`, which is not set", var.get_ref());
+                    let message = format!(
+                        "the judge's key is read from `{}`, which is not set",
+                        var.get_ref()
+                    );
                     self.missing_secret(Some(var.span()), "judge.api_key_env", message);
                 }
                 value.map(SecretString::from)
@@ -738,7 +780,11 @@ impl Validator<'_> {
     fn dispatch(&mut self, raw: RawDispatch) -> DispatchConfig {
         let max_attempts = match raw.max_attempts {
             Some(n) if !(1..=20).contains(n.get_ref()) => {
-                self.problem(Some(n.span()), "dispatch.max_attempts", "must be between 1 and 20".into());
+                self.problem(
+                    Some(n.span()),
+                    "dispatch.max_attempts",
+                    "must be between 1 and 20".into(),
+                );
                 4
             }
             Some(n) => n.into_inner(),
@@ -748,13 +794,21 @@ impl Validator<'_> {
             max_attempts,
             retry_backoff: Duration::from_millis(raw.retry_backoff_ms.unwrap_or(100)),
             max_retry_wait: Duration::from_millis(raw.max_retry_wait_ms.unwrap_or(2_000)),
-            connect_timeout: self.positive_ms(raw.connect_timeout_ms, "dispatch.connect_timeout_ms", 5_000),
+            connect_timeout: self.positive_ms(
+                raw.connect_timeout_ms,
+                "dispatch.connect_timeout_ms",
+                5_000,
+            ),
             first_byte_timeout: self.positive_ms(
                 raw.first_byte_timeout_ms,
                 "dispatch.first_byte_timeout_ms",
                 60_000,
             ),
-            total_timeout: self.positive_ms(raw.total_timeout_ms, "dispatch.total_timeout_ms", 600_000),
+            total_timeout: self.positive_ms(
+                raw.total_timeout_ms,
+                "dispatch.total_timeout_ms",
+                600_000,
+            ),
             idle_timeout: self.positive_ms(raw.idle_timeout_ms, "dispatch.idle_timeout_ms", 60_000),
         }
     }
@@ -762,7 +816,11 @@ impl Validator<'_> {
     fn circuit(&mut self, raw: RawCircuit) -> CircuitConfig {
         let consecutive_failures = match raw.consecutive_failures {
             Some(n) if *n.get_ref() == 0 => {
-                self.problem(Some(n.span()), "circuit.consecutive_failures", "must be at least 1".into());
+                self.problem(
+                    Some(n.span()),
+                    "circuit.consecutive_failures",
+                    "must be at least 1".into(),
+                );
                 5
             }
             Some(n) => n.into_inner(),
@@ -778,7 +836,11 @@ impl Validator<'_> {
         };
         let window = match raw.window {
             Some(n) if !(2..=10_000).contains(n.get_ref()) => {
-                self.problem(Some(n.span()), "circuit.window", "must be between 2 and 10000".into());
+                self.problem(
+                    Some(n.span()),
+                    "circuit.window",
+                    "must be between 2 and 10000".into(),
+                );
                 20
             }
             Some(n) => n.into_inner(),
@@ -852,7 +914,11 @@ impl Validator<'_> {
             };
             let mut price = |p: &Option<Spanned<f64>>, k: &str| match p {
                 Some(v) if !(v.get_ref().is_finite() && *v.get_ref() >= 0.0) => {
-                    self.problem(Some(v.span()), key(k), "must be a price ≥ 0 (USD per million tokens)".into());
+                    self.problem(
+                        Some(v.span()),
+                        key(k),
+                        "must be a price ≥ 0 (USD per million tokens)".into(),
+                    );
                     0.0
                 }
                 Some(v) => *v.get_ref(),
@@ -864,7 +930,11 @@ impl Validator<'_> {
             };
             let context_window = match &m.context_window {
                 Some(c) if *c.get_ref() < 256 => {
-                    self.problem(Some(c.span()), key("context_window"), "must be at least 256 tokens".into());
+                    self.problem(
+                        Some(c.span()),
+                        key("context_window"),
+                        "must be at least 256 tokens".into(),
+                    );
                     8_192
                 }
                 Some(c) => *c.get_ref(),
@@ -881,8 +951,14 @@ impl Validator<'_> {
             let mut priors = BTreeMap::new();
             for (k, v) in &m.priors {
                 if !(0.0..=1.0).contains(v.get_ref()) {
-                    self.problem(Some(v.span()), key(&format!("priors.{k}")), "must be in [0, 1]".into());
-                } else if let Err(message) = router_core::Prior::from_config([(k.as_str(), *v.get_ref())], []) {
+                    self.problem(
+                        Some(v.span()),
+                        key(&format!("priors.{k}")),
+                        "must be in [0, 1]".into(),
+                    );
+                } else if let Err(message) =
+                    router_core::Prior::from_config([(k.as_str(), *v.get_ref())], [])
+                {
                     self.problem(Some(v.span()), key(&format!("priors.{k}")), message);
                 }
                 priors.insert(k.clone(), *v.get_ref());
@@ -898,7 +974,11 @@ impl Validator<'_> {
             };
             if !ids.insert(id.clone()) {
                 let d_span = m.deployment.as_ref().map(Spanned::span).unwrap_or(span.clone());
-                self.problem(Some(d_span), key("deployment"), format!("deployment id `{id}` is used twice"));
+                self.problem(
+                    Some(d_span),
+                    key("deployment"),
+                    format!("deployment id `{id}` is used twice"),
+                );
             }
             let deployment = DeploymentConfig {
                 id,
@@ -947,7 +1027,11 @@ impl Validator<'_> {
             if target == model {
                 self.problem(Some(span), key, format!("`{model}` cannot fall back to itself"));
             } else if !models.iter().any(|m| m.name == target) {
-                self.problem(Some(span), key, format!("fallback `{target}` is not a configured model"));
+                self.problem(
+                    Some(span),
+                    key,
+                    format!("fallback `{target}` is not a configured model"),
+                );
             }
         }
         models

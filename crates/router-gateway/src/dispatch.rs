@@ -34,7 +34,10 @@ pub struct Attempt {
 pub enum Answer {
     Complete(ChatResponse),
     /// A stream whose first event has arrived.
-    Stream { first: StreamEvent, rest: EventStream },
+    Stream {
+        first: StreamEvent,
+        rest: EventStream,
+    },
 }
 
 impl std::fmt::Debug for Answer {
@@ -94,7 +97,9 @@ pub async fn dispatch(
         if round > 0 {
             let retry = last_error.as_ref().is_some_and(UpstreamError::is_retryable);
             match backoff(settings, round - 1, last_error.as_ref()) {
-                Some(wait) if retry && attempts.len() < max_attempts => tokio::time::sleep(wait).await,
+                Some(wait) if retry && attempts.len() < max_attempts => {
+                    tokio::time::sleep(wait).await
+                }
                 _ => break,
             }
         }
@@ -108,11 +113,13 @@ pub async fn dispatch(
                 if attempts.len() >= max_attempts {
                     break 'rounds;
                 }
-                let Some((index, admission)) = model.pick(&tried, Instant::now(), fastrand::f64()) else {
+                let Some((index, admission)) = model.pick(&tried, Instant::now(), fastrand::f64())
+                else {
                     break;
                 };
                 let deployment = &model.deployments[index];
-                let mut probe = ProbeSlot { circuit: &deployment.circuit, held: admission == Admission::Probe };
+                let mut probe =
+                    ProbeSlot { circuit: &deployment.circuit, held: admission == Admission::Probe };
                 let call_started = Instant::now();
                 let result = call(deployment, settings, request).await;
                 // From here the result decides the circuit; the slot needs no release.
@@ -200,7 +207,11 @@ impl Drop for ProbeSlot<'_> {
 }
 
 /// How long to wait before the next round on the same model, or `None` to move on.
-fn backoff(settings: &DispatchConfig, round: u32, error: Option<&UpstreamError>) -> Option<Duration> {
+fn backoff(
+    settings: &DispatchConfig,
+    round: u32,
+    error: Option<&UpstreamError>,
+) -> Option<Duration> {
     if let Some(after) = error.and_then(UpstreamError::retry_after) {
         return (after <= settings.max_retry_wait).then_some(after);
     }
@@ -232,8 +243,8 @@ async fn call(
     };
     match tokio::time::timeout(settings.first_byte_timeout, first_byte).await {
         Ok(result) => result,
-        Err(_) => Err(UpstreamError::Timeout {
-            phase: router_providers::error::TimeoutPhase::FirstByte,
-        }),
+        Err(_) => {
+            Err(UpstreamError::Timeout { phase: router_providers::error::TimeoutPhase::FirstByte })
+        }
     }
 }

@@ -10,7 +10,9 @@
 pub mod app;
 pub mod circuit;
 pub mod config;
+pub mod dashboard;
 pub mod dispatch;
+pub mod judge;
 pub mod metrics;
 pub mod outcome;
 pub mod proxy;

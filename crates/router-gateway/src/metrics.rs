@@ -49,7 +49,10 @@ impl Metrics {
         let m = Metrics::default();
         for (name, help) in [
             ("llm_router_requests_total", "Requests answered, by API, model and outcome."),
-            ("llm_router_upstream_attempts_total", "Upstream calls, by model, deployment and result."),
+            (
+                "llm_router_upstream_attempts_total",
+                "Upstream calls, by model, deployment and result.",
+            ),
             ("llm_router_decisions_total", "Routing decisions, by source and model."),
             ("llm_router_tokens_total", "Tokens, by model and direction."),
             ("llm_router_cost_usd_total", "Cost in US dollars, by model."),
@@ -58,7 +61,10 @@ impl Metrics {
                 "llm_router_overhead_seconds",
                 "Time the gateway spent on a request outside the upstream call.",
             ),
-            ("llm_router_time_to_first_token_seconds", "Time to the first streamed token, by model."),
+            (
+                "llm_router_time_to_first_token_seconds",
+                "Time to the first streamed token, by model.",
+            ),
             ("llm_router_store_records_total", "Records written to the store."),
             ("llm_router_store_queue_depth", "Records waiting for the store writer."),
             ("llm_router_circuit_open", "1 when a deployment's circuit is open."),
@@ -74,7 +80,12 @@ impl Metrics {
         }
     }
 
-    fn cell(&self, kind: Kind, name: &'static str, labels: &[(&'static str, &str)]) -> Arc<AtomicU64> {
+    fn cell(
+        &self,
+        kind: Kind,
+        name: &'static str,
+        labels: &[(&'static str, &str)],
+    ) -> Arc<AtomicU64> {
         let key: Labels = labels.iter().map(|(k, v)| (*k, (*v).to_string())).collect();
         if let Ok(series) = self.series.read()
             && let Some((_, cell)) = series.values.get(&(name, key.clone()))
@@ -106,7 +117,8 @@ impl Metrics {
     /// Records one observation (in seconds) in a histogram.
     pub fn observe(&self, name: &'static str, labels: &[(&'static str, &str)], seconds: f64) {
         let key: Labels = labels.iter().map(|(k, v)| (*k, (*v).to_string())).collect();
-        let existing = self.series.read().ok().and_then(|s| s.histograms.get(&(name, key.clone())).cloned());
+        let existing =
+            self.series.read().ok().and_then(|s| s.histograms.get(&(name, key.clone())).cloned());
         let h = match existing {
             Some(h) => h,
             None => {
@@ -141,7 +153,16 @@ impl Metrics {
         let mut last = "";
         for ((name, labels), (kind, cell)) in &series.values {
             if *name != last {
-                header(&mut out, &help, name, if *kind == Kind::Counter || name.ends_with("_total") { "counter" } else { "gauge" });
+                header(
+                    &mut out,
+                    &help,
+                    name,
+                    if *kind == Kind::Counter || name.ends_with("_total") {
+                        "counter"
+                    } else {
+                        "gauge"
+                    },
+                );
                 last = name;
             }
             let v = cell.load(Ordering::Relaxed);
@@ -189,7 +210,9 @@ fn render_labels(labels: &Labels, le: Option<&str>) -> String {
     }
     let mut parts: Vec<String> = labels
         .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")))
+        .map(|(k, v)| {
+            format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n"))
+        })
         .collect();
     if let Some(le) = le {
         parts.push(format!("le=\"{le}\""));
@@ -214,12 +237,18 @@ mod tests {
         m.add_f64("llm_router_cost_usd_total", &[("model", "a")], 0.5);
         m.observe("llm_router_overhead_seconds", &[], 0.0003);
         let text = m.render();
-        assert!(text.contains("llm_router_requests_total{api=\"openai\",status=\"ok\"} 3"), "{text}");
+        assert!(
+            text.contains("llm_router_requests_total{api=\"openai\",status=\"ok\"} 3"),
+            "{text}"
+        );
         assert!(text.contains("llm_router_cost_usd_total{model=\"a\"} 0.75"), "{text}");
         assert!(text.contains("llm_router_overhead_seconds_bucket{le=\"0.0005\"} 1"), "{text}");
         assert!(text.contains("llm_router_overhead_seconds_bucket{le=\"0.00025\"} 0"), "{text}");
         assert!(text.contains("llm_router_overhead_seconds_count 1"), "{text}");
         assert!(text.contains("# TYPE llm_router_overhead_seconds histogram"), "{text}");
-        assert_eq!(m.counter("llm_router_requests_total", &[("api", "openai"), ("status", "ok")]), 3);
+        assert_eq!(
+            m.counter("llm_router_requests_total", &[("api", "openai"), ("status", "ok")]),
+            3
+        );
     }
 }

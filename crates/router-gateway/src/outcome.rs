@@ -69,14 +69,34 @@ impl Gateway {
         let model = served.map(|s| s.model.as_str()).unwrap_or("none");
         let api = trace.api.as_str();
 
-        self.metrics.inc("llm_router_requests_total", &[("api", api), ("model", model), ("status", status.as_str())], 1);
-        self.metrics.observe("llm_router_request_duration_seconds", &[("api", api)], latency.as_secs_f64());
+        self.metrics.inc(
+            "llm_router_requests_total",
+            &[("api", api), ("model", model), ("status", status.as_str())],
+            1,
+        );
+        self.metrics.observe(
+            "llm_router_request_duration_seconds",
+            &[("api", api)],
+            latency.as_secs_f64(),
+        );
         if let Some(ttft) = ttft {
-            self.metrics.observe("llm_router_time_to_first_token_seconds", &[("model", model)], ttft.as_secs_f64());
+            self.metrics.observe(
+                "llm_router_time_to_first_token_seconds",
+                &[("model", model)],
+                ttft.as_secs_f64(),
+            );
         }
         if usage.input_tokens + usage.output_tokens > 0 {
-            self.metrics.inc("llm_router_tokens_total", &[("model", model), ("direction", "input")], usage.input_tokens);
-            self.metrics.inc("llm_router_tokens_total", &[("model", model), ("direction", "output")], usage.output_tokens);
+            self.metrics.inc(
+                "llm_router_tokens_total",
+                &[("model", model), ("direction", "input")],
+                usage.input_tokens,
+            );
+            self.metrics.inc(
+                "llm_router_tokens_total",
+                &[("model", model), ("direction", "output")],
+                usage.output_tokens,
+            );
             self.metrics.add_f64("llm_router_cost_usd_total", &[("model", model)], cost);
         }
         for a in attempts {
@@ -118,15 +138,28 @@ impl Gateway {
 
     /// Updates the learned state from how the request ended: every model that failed an
     /// attempt, and the model that answered.
-    fn learn(&self, trace: &Trace, served: Option<&Served>, attempts: &[Attempt], ending: &Ending, latency: Duration) {
+    fn learn(
+        &self,
+        trace: &Trace,
+        served: Option<&Served>,
+        attempts: &[Attempt],
+        ending: &Ending,
+        latency: Duration,
+    ) {
         let context = Context::of(&trace.features);
         let failed: Vec<&str> = attempts
             .iter()
-            .filter(|a| a.error_kind.is_some_and(|k| !matches!(k, "bad_request" | "context_too_long" | "unsupported")))
+            .filter(|a| {
+                a.error_kind.is_some_and(|k| {
+                    !matches!(k, "bad_request" | "context_too_long" | "unsupported")
+                })
+            })
             .map(|a| a.model.as_str())
             .collect();
         let answered = match (served, ending) {
-            (Some(s), Ending::Answered { usage, signal, .. }) => Some((s, usage.output_tokens, *signal)),
+            (Some(s), Ending::Answered { usage, signal, .. }) => {
+                Some((s, usage.output_tokens, *signal))
+            }
             (Some(s), Ending::Cancelled) => Some((s, 0, Some(Implicit::Abandoned))),
             _ => None,
         };
@@ -141,7 +174,11 @@ impl Gateway {
             }
             if let Some((s, output_tokens, signal)) = answered {
                 let latency_ms = latency.as_secs_f64() * 1000.0;
-                knowledge.observe(&s.model, context, Outcome::Success { latency_ms, output_tokens, signal });
+                knowledge.observe(
+                    &s.model,
+                    context,
+                    Outcome::Success { latency_ms, output_tokens, signal },
+                );
             }
         }
         if let (Some(s), Ending::Answered { .. }) = (served, ending) {

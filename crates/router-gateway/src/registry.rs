@@ -224,7 +224,11 @@ impl Registry {
                     enabled: AtomicBool::new(d.enabled),
                 });
             }
-            models.push(Model { enabled: AtomicBool::new(m.enabled), deployments, config: m.clone() });
+            models.push(Model {
+                enabled: AtomicBool::new(m.enabled),
+                deployments,
+                config: m.clone(),
+            });
         }
         for (alias, target) in &config.aliases {
             if let Some(&i) = by_name.get(target) {

@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::Stream;
+use router_core::learning::Implicit;
 use router_providers::api_error::ApiError;
 use router_providers::upstream::EventStream;
 use router_providers::usage::StreamAccumulator;
-use router_core::learning::Implicit;
 use router_providers::{FinishReason, StreamEvent, Usage, anthropic, openai};
 
 use crate::app::Gateway;
@@ -135,7 +135,14 @@ impl<E: Encoding> Relay<E> {
             return;
         }
         self.finished = true;
-        self.gateway.finish(&self.trace, Some(&self.served), &self.attempts, ending, 200, self.ttft);
+        self.gateway.finish(
+            &self.trace,
+            Some(&self.served),
+            &self.attempts,
+            ending,
+            200,
+            self.ttft,
+        );
     }
 }
 
@@ -168,7 +175,10 @@ impl<E: Encoding> Stream for Relay<E> {
                         d.counters.record(false, 0.0);
                     });
                     let bytes = this.encoder.error(&ApiError::from_upstream(&error));
-                    this.end(Ending::Failed { kind: error.kind().into(), message: error.to_string() });
+                    this.end(Ending::Failed {
+                        kind: error.kind().into(),
+                        message: error.to_string(),
+                    });
                     return Poll::Ready(Some(Ok(bytes)));
                 }
                 Poll::Ready(None) => {

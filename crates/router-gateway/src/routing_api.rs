@@ -79,7 +79,11 @@ fn analyze_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
                     "user" => Role::User,
                     "assistant" => Role::Assistant,
                     "tool" => Role::Tool,
-                    other => return Err(invalid(format!("`messages[{i}].role` is `{other}`; use system, user, assistant or tool."))),
+                    other => {
+                        return Err(invalid(format!(
+                            "`messages[{i}].role` is `{other}`; use system, user, assistant or tool."
+                        )));
+                    }
                 };
                 out.push(Message::text(role, m.content));
             }
@@ -108,7 +112,7 @@ async fn analyze(State(gateway): State<Gateway>, request: Request) -> Response {
         Ok(r) => r,
         Err(e) => return error(&e),
     };
-    match gateway.route(&request) {
+    match gateway.route(&request).await {
         Ok(routed) => axum::Json(json!({
             "decision_id": routed.id,
             "model": routed.decision.model,
@@ -144,10 +148,13 @@ fn validate_feedback(request: &FeedbackRequest) -> Result<(Score, Option<Rating>
         (Some(_), Some(_)) => Err(invalid("Give `rating` (1–5) or `score` (0–1), not both.")),
         (None, None) => Err(invalid("Give a `rating` from 1 to 5 or a `score` from 0 to 1.")),
         (Some(rating), None) => {
-            let stars = rating.as_u64().filter(|r| (1..=5).contains(r)).and_then(|r| Rating::new(r as u8));
+            let stars =
+                rating.as_u64().filter(|r| (1..=5).contains(r)).and_then(|r| Rating::new(r as u8));
             match stars {
                 Some(r) => Ok((Score::from_rating(r), Some(r))),
-                None => Err(invalid(format!("`rating` must be a whole number from 1 to 5, not {rating}."))),
+                None => Err(invalid(format!(
+                    "`rating` must be a whole number from 1 to 5, not {rating}."
+                ))),
             }
         }
         (None, Some(score)) => match Score::new(score) {
@@ -167,8 +174,13 @@ async fn answered(gateway: &Gateway, id: &str) -> Result<Option<Answered>, ApiEr
         ApiError::new(ApiErrorKind::Internal, "The store could not be read; try again.")
     })?;
     let Some(view) = view else { return Ok(None) };
-    let features: Option<router_core::Features> = serde_json::from_str(&view.request.features_json).ok();
-    let model = view.outcome.as_ref().and_then(|o| o.model.clone()).unwrap_or(view.request.chosen_model.clone());
+    let features: Option<router_core::Features> =
+        serde_json::from_str(&view.request.features_json).ok();
+    let model = view
+        .outcome
+        .as_ref()
+        .and_then(|o| o.model.clone())
+        .unwrap_or(view.request.chosen_model.clone());
     Ok(features.map(|f| Answered {
         model,
         context: Context::of(&f),
@@ -202,7 +214,12 @@ async fn feedback(State(gateway): State<Gateway>, request: Request) -> Response 
     let answered = match answered(&gateway, id).await {
         Ok(Some(a)) => a,
         Ok(None) => {
-            let mut e = ApiError::new(ApiErrorKind::NotFound, format!("No decision `{id}` is known. Use the id from the `x-router-decision-id` header of a response."));
+            let mut e = ApiError::new(
+                ApiErrorKind::NotFound,
+                format!(
+                    "No decision `{id}` is known. Use the id from the `x-router-decision-id` header of a response."
+                ),
+            );
             e.param = Some("decision_id".into());
             return error(&e);
         }
@@ -217,9 +234,17 @@ async fn feedback(State(gateway): State<Gateway>, request: Request) -> Response 
     };
     if let Err(e) = gateway.store.upsert_feedback(&record).await {
         tracing::error!(error = %e, "storing feedback");
-        return error(&ApiError::new(ApiErrorKind::Internal, "The feedback could not be stored; try again."));
+        return error(&ApiError::new(
+            ApiErrorKind::Internal,
+            "The feedback could not be stored; try again.",
+        ));
     }
-    gateway.knowledge_mut().feedback(&answered.model, answered.context, score.get(), answered.feedback);
+    gateway.knowledge_mut().feedback(
+        &answered.model,
+        answered.context,
+        score.get(),
+        answered.feedback,
+    );
     gateway.recent.lock().unwrap_or_else(|e| e.into_inner()).set_feedback(id, score.get());
     gateway.metrics.inc("llm_router_feedback_total", &[("model", &answered.model)], 1);
     axum::Json(json!({
@@ -267,7 +292,11 @@ async fn stats(State(gateway): State<Gateway>, Query(params): Query<StatsParams>
         (None, None) | (None, Some("all")) => None,
         (None, Some(window)) => match parse_window(window) {
             Some(ms) => Some(epoch_ms() - ms),
-            None => return error(&invalid(format!("`window` `{window}` is not like `90m`, `24h`, `7d` or `all`."))),
+            None => {
+                return error(&invalid(format!(
+                    "`window` `{window}` is not like `90m`, `24h`, `7d` or `all`."
+                )));
+            }
         },
     };
     let started = Instant::now();
@@ -292,7 +321,12 @@ async fn stats(State(gateway): State<Gateway>, Query(params): Query<StatsParams>
         }
         Err(e) => {
             tracing::error!(error = %e, "stats query");
-            (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"error": {"message": "The stats could not be read from the store."}})))
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                axum::Json(
+                    json!({"error": {"message": "The stats could not be read from the store."}}),
+                ),
+            )
                 .into_response()
         }
     }

@@ -14,6 +14,7 @@ use router_core::Knowledge;
 
 use crate::app::{BuildError, Gateway, KNOWLEDGE_STATE};
 use crate::config::Config;
+use crate::dashboard::{Credentials, CredentialsError, Dashboard};
 use crate::proxy;
 
 /// Why the gateway could not start.
@@ -23,6 +24,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Build(#[from] BuildError),
+    #[error("dashboard credentials: {0}")]
+    Dashboard(#[from] CredentialsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -43,6 +46,8 @@ pub struct ShutdownReport {
 pub struct Running {
     pub gateway: Gateway,
     pub proxy_addr: SocketAddr,
+    /// Where the admin dashboard listens; `None` when `dashboard.enabled = false`.
+    pub dashboard_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     task: JoinHandle<ShutdownReport>,
 }
@@ -51,6 +56,11 @@ impl Running {
     /// The proxy's base URL, e.g. `http://127.0.0.1:3100`.
     pub fn proxy_url(&self) -> String {
         format!("http://{}", self.proxy_addr)
+    }
+
+    /// The dashboard's URL, e.g. `http://127.0.0.1:3200/dashboard`.
+    pub fn dashboard_url(&self) -> Option<String> {
+        self.dashboard_addr.map(|addr| format!("http://{addr}{}", crate::dashboard::BASE))
     }
 
     /// Stops the gateway and waits until everything accepted is recorded.
@@ -84,15 +94,30 @@ async fn load_knowledge(gateway: &Gateway) -> Result<(), StartError> {
         }
         // A state from an incompatible version is not worth refusing to start over: the
         // router relearns, and says so.
-        Err(e) => tracing::warn!(error = %e, "the saved learned state could not be read; starting afresh"),
+        Err(e) => {
+            tracing::warn!(error = %e, "the saved learned state could not be read; starting afresh")
+        }
     }
     Ok(())
 }
 
 /// Opens the store (migrating it) and starts serving. The gateway stops when `signal`
-/// resolves or [`Running::shutdown`] is called.
+/// resolves or [`Running::shutdown`] is called. The dashboard admits the operator named by
+/// `ADMIN_USERNAME` / `ADMIN_PASSWORD` (or `ADMIN_PASSWORD_HASH`) in the environment; see
+/// [`start_with_credentials`] to choose them instead.
 pub async fn start(
     config: Config,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> Result<Running, StartError> {
+    let credentials = if config.dashboard.enabled { Credentials::from_env()? } else { None };
+    start_with_credentials(config, credentials, signal).await
+}
+
+/// [`start`], with the dashboard's credentials given (`None`: the dashboard only says how to
+/// set a password).
+pub async fn start_with_credentials(
+    config: Config,
+    credentials: Option<Credentials>,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Running, StartError> {
     let store = Store::connect(&config.store.url).await?;
@@ -111,9 +136,25 @@ pub async fn start(
     let save_interval = config.routing.save_interval;
     let gateway = Gateway::new(config, store.clone(), writer)?;
     load_knowledge(&gateway).await?;
-    let listener =
-        TcpListener::bind(listen).await.map_err(|source| StartError::Bind { addr: listen, source })?;
-    let proxy_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: listen, source })?;
+    gateway.spawn_judge_probe();
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| StartError::Bind { addr: listen, source })?;
+    let proxy_addr =
+        listener.local_addr().map_err(|source| StartError::Bind { addr: listen, source })?;
+    let dashboard_listener = match gateway.config.dashboard.enabled {
+        true => {
+            let addr = gateway.config.dashboard.listen;
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })?;
+            let local =
+                listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
+            Some((listener, local))
+        }
+        false => None,
+    };
+    let dashboard_addr = dashboard_listener.as_ref().map(|(_, addr)| *addr);
 
     let (stop, mut stopped) = watch::channel(false);
     let stop_on_signal = stop.clone();
@@ -137,6 +178,23 @@ pub async fn start(
         })
     };
 
+    // The dashboard stops taking connections with the proxy; its requests are short and
+    // never hold up the shutdown.
+    let dashboard = dashboard_listener.map(|(listener, _)| {
+        let app = Dashboard::new(gateway.clone(), credentials).router();
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            let service = app.into_make_service_with_connect_info::<SocketAddr>();
+            let served = axum::serve(listener, service)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the dashboard server failed");
+            }
+        })
+    });
     let app = proxy::router(gateway.clone());
     let mut graceful = stopped.clone();
     let task_gateway = gateway.clone();
@@ -168,6 +226,9 @@ pub async fn start(
         };
         // Dropping the server ends any request still running; each records its own end.
         drop(server);
+        if let Some(dashboard) = dashboard {
+            dashboard.abort();
+        }
         saver.abort();
         if let Err(e) = task_gateway.save_knowledge().await {
             tracing::error!(error = %e, "could not save the learned state at shutdown");
@@ -178,6 +239,6 @@ pub async fn start(
         tracing::info!(written = writer.written, dropped = writer.dropped, "store drained");
         ShutdownReport { forced, writer }
     });
-    tracing::info!(proxy = %proxy_addr, "llm-router listening");
-    Ok(Running { gateway, proxy_addr, stop, task })
+    tracing::info!(proxy = %proxy_addr, dashboard = ?dashboard_addr, "llm-router listening");
+    Ok(Running { gateway, proxy_addr, dashboard_addr, stop, task })
 }

@@ -108,7 +108,8 @@ fallbacks = ["nowhere"]
 "#;
     let e = parse(text, &env(&[])).unwrap_err();
     let shown = e.to_string();
-    let lines: Vec<_> = e.problems.iter().map(|p| (p.line, p.key.clone().unwrap_or_default())).collect();
+    let lines: Vec<_> =
+        e.problems.iter().map(|p| (p.line, p.key.clone().unwrap_or_default())).collect();
     assert!(lines.contains(&(Some(2), "server.listen".into())), "{shown}");
     assert!(lines.contains(&(Some(5), "dispatch.max_attempts".into())), "{shown}");
     assert!(lines.contains(&(Some(10), "models[0].weight".into())), "{shown}");
@@ -144,7 +145,8 @@ fn secrets_never_show_in_debug_output() {
 
 #[test]
 fn aliases_must_point_at_models() {
-    let text = "[aliases]\n\"gpt-4\" = \"missing\"\n\n[[models]]\nname = \"a\"\nprovider = \"ollama\"\n";
+    let text =
+        "[aliases]\n\"gpt-4\" = \"missing\"\n\n[[models]]\nname = \"a\"\nprovider = \"ollama\"\n";
     let e = parse(text, &env(&[])).unwrap_err();
     assert_eq!(e.problems[0].line, Some(2));
     assert_eq!(e.problems[0].key.as_deref(), Some("aliases.gpt-4"));

@@ -106,7 +106,11 @@ async fn weights_split_traffic_between_deployments() {
     let share = f64::from(on_a) / f64::from(n);
     // Expected 0.75; a binomial with n = 400 has σ ≈ 0.022, so ±0.07 is over 3σ.
     assert!((share - 0.75).abs() < 0.07, "share on the weight-3 deployment: {share}");
-    assert_eq!(a.stats().endpoint(Endpoint::OpenAiChat).requests + b.stats().endpoint(Endpoint::OpenAiChat).requests, n as u64);
+    assert_eq!(
+        a.stats().endpoint(Endpoint::OpenAiChat).requests
+            + b.stats().endpoint(Endpoint::OpenAiChat).requests,
+        n as u64
+    );
 }
 
 /// A model with a failing deployment and a healthy one: clients see no error.
@@ -138,7 +142,11 @@ async fn failover_on_server_error() {
 
 #[tokio::test]
 async fn failover_on_rate_limit() {
-    let bad = sim(vec![SimModel::new("m").fault(FaultPlan::always(Fault::RateLimited { retry_after: Duration::from_secs(30) }))]).await;
+    let bad =
+        sim(vec![SimModel::new("m").fault(FaultPlan::always(Fault::RateLimited {
+            retry_after: Duration::from_secs(30),
+        }))])
+        .await;
     failover_case(&bad.base_url(), "").await;
 }
 
@@ -156,7 +164,11 @@ async fn failover_on_refused_connection() {
 
 #[tokio::test]
 async fn failover_to_the_fallback_model() {
-    let upstream = sim(vec![SimModel::new("down").fault(FaultPlan::always(Fault::ServerError)), SimModel::new("backup")]).await;
+    let upstream = sim(vec![
+        SimModel::new("down").fault(FaultPlan::always(Fault::ServerError)),
+        SimModel::new("backup"),
+    ])
+    .await;
     let base = upstream.base_url();
     let config = format!(
         "[dispatch]\nretry_backoff_ms = 1\n\n{}{}",
@@ -184,8 +196,12 @@ async fn circuit_opens_and_recovers() {
     }
     // Three failures opened the circuit; the other 17 requests did not touch the deployment.
     let flaky_calls = upstream.stats().endpoint(Endpoint::OpenAiChat).requests;
-    assert_eq!(flaky_calls, 3, "a dead deployment costs at most one failure per cooldown after opening");
-    let status: Value = gw.client.get(format!("{}/models", gw.url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        flaky_calls, 3,
+        "a dead deployment costs at most one failure per cooldown after opening"
+    );
+    let status: Value =
+        gw.client.get(format!("{}/models", gw.url)).send().await.unwrap().json().await.unwrap();
     let flaky = &status["models"][0]["deployments"][0];
     assert_eq!(flaky["circuit"], "open", "{status}");
 
@@ -195,7 +211,8 @@ async fn circuit_opens_and_recovers() {
     for _ in 0..5 {
         assert_eq!(gw.chat("m", "hi").await.status(), 200);
     }
-    let status: Value = gw.client.get(format!("{}/models", gw.url)).send().await.unwrap().json().await.unwrap();
+    let status: Value =
+        gw.client.get(format!("{}/models", gw.url)).send().await.unwrap().json().await.unwrap();
     assert_eq!(status["models"][0]["deployments"][0]["circuit"], "closed", "{status}");
     assert!(upstream.stats().endpoint(Endpoint::OpenAiChat).requests > flaky_calls);
 }
@@ -203,7 +220,10 @@ async fn circuit_opens_and_recovers() {
 #[tokio::test]
 async fn streaming_is_not_buffered() {
     // 20 chunks, 100 ms apart: the whole answer takes about two seconds.
-    let upstream = sim(vec![SimModel::new("slow").style(Style::Verbose).latency(Latency::new(Duration::ZERO, 10.0))]).await;
+    let upstream = sim(vec![
+        SimModel::new("slow").style(Style::Verbose).latency(Latency::new(Duration::ZERO, 10.0)),
+    ])
+    .await;
     let gw = start(&openai_model("slow", &upstream.base_url(), "")).await;
     let started = Instant::now();
     let response = gw
@@ -215,7 +235,9 @@ async fn streaming_is_not_buffered() {
     while let Some(chunk) = body.next().await {
         let chunk = chunk.unwrap();
         chunks += 1;
-        if first_content.is_none() && String::from_utf8_lossy(&chunk).contains("\"content\":\"[slow]") {
+        if first_content.is_none()
+            && String::from_utf8_lossy(&chunk).contains("\"content\":\"[slow]")
+        {
             first_content = Some(started.elapsed());
         }
     }
@@ -228,7 +250,10 @@ async fn streaming_is_not_buffered() {
 
 #[tokio::test]
 async fn a_client_that_disconnects_cancels_the_upstream_call() {
-    let upstream = sim(vec![SimModel::new("slow").style(Style::Verbose).latency(Latency::new(Duration::ZERO, 5.0))]).await;
+    let upstream = sim(vec![
+        SimModel::new("slow").style(Style::Verbose).latency(Latency::new(Duration::ZERO, 5.0)),
+    ])
+    .await;
     let gw = start(&openai_model("slow", &upstream.base_url(), "")).await;
     let response = gw
         .post("/v1/chat/completions", json!({"model": "slow", "stream": true, "messages": [{"role": "user", "content": "Write a very long essay"}]}))
@@ -239,15 +264,18 @@ async fn a_client_that_disconnects_cancels_the_upstream_call() {
     let cancelled = upstream
         .wait_for(Duration::from_secs(5), |s| s.endpoint(Endpoint::OpenAiChat).cancelled >= 1)
         .await;
-    assert!(cancelled, "the upstream kept generating after the client left: {:?}", upstream.stats());
+    assert!(
+        cancelled,
+        "the upstream kept generating after the client left: {:?}",
+        upstream.stats()
+    );
 }
 
 #[tokio::test]
 async fn a_stream_that_breaks_ends_with_an_error_event() {
-    let upstream = sim(vec![SimModel::new("m").style(Style::Verbose).fault(FaultPlan::always(Fault::BreakStream {
-        after_chunks: 3,
-        how: router_sim::StreamBreak::Disconnect,
-    }))])
+    let upstream = sim(vec![SimModel::new("m").style(Style::Verbose).fault(FaultPlan::always(
+        Fault::BreakStream { after_chunks: 3, how: router_sim::StreamBreak::Disconnect },
+    ))])
     .await;
     let gw = start(&openai_model("m", &upstream.base_url(), "")).await;
     let response = tokio::time::timeout(
@@ -257,7 +285,9 @@ async fn a_stream_that_breaks_ends_with_an_error_event() {
     .await
     .unwrap();
     assert_eq!(response.status(), 200);
-    let data = tokio::time::timeout(Duration::from_secs(10), sse_data(response)).await.expect("the stream ended");
+    let data = tokio::time::timeout(Duration::from_secs(10), sse_data(response))
+        .await
+        .expect("the stream ended");
     let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
     assert!(last["error"]["message"].as_str().is_some(), "{data:?}");
 }
@@ -271,7 +301,13 @@ async fn bad_input_gets_clear_4xx_errors() {
         let client = gw.client.clone();
         let url = url.clone();
         async move {
-            let r = client.post(url).header("content-type", content_type).body(body).send().await.unwrap();
+            let r = client
+                .post(url)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
             let status = r.status().as_u16();
             let body: Value = r.json().await.unwrap_or(Value::Null);
             (status, body)
@@ -292,9 +328,12 @@ async fn bad_input_gets_clear_4xx_errors() {
     for (name, body, content_type, status, mentions) in cases {
         let (got, body) = send(body, content_type).await;
         assert_eq!(got, status, "{name}: {body}");
-        let message = body["error"]["message"].as_str().unwrap_or_else(|| panic!("{name}: no error message in {body}"));
+        let message = body["error"]["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: no error message in {body}"));
         assert!(
-            message.contains(mentions) || body["error"]["param"].as_str().is_some_and(|p| p.contains(mentions)),
+            message.contains(mentions)
+                || body["error"]["param"].as_str().is_some_and(|p| p.contains(mentions)),
             "{name}: `{message}` should mention `{mentions}`"
         );
     }
@@ -311,27 +350,44 @@ async fn bad_input_gets_clear_4xx_errors() {
 async fn auto_and_the_simple_api_route_among_healthy_models() {
     let upstream = sim(vec![SimModel::new("a"), SimModel::new("b")]).await;
     let base = upstream.base_url();
-    let gw = start(&format!("{}{}", openai_model("a", &base, ""), openai_model("b", &base, "weight = 0"))).await;
+    let gw = start(&format!(
+        "{}{}",
+        openai_model("a", &base, ""),
+        openai_model("b", &base, "weight = 0")
+    ))
+    .await;
     for _ in 0..10 {
-        let r = gw.post("/api/chat", json!({"messages": [{"role": "user", "content": "hi"}]})).await;
+        let r =
+            gw.post("/api/chat", json!({"messages": [{"role": "user", "content": "hi"}]})).await;
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["x-router-model"], "a", "a zero weight takes no auto traffic");
         let body: Value = r.json().await.unwrap();
         assert!(body["content"].as_str().unwrap().starts_with("[a]"));
     }
-    let models: Value = gw.client.get(format!("{}/v1/models", gw.url)).send().await.unwrap().json().await.unwrap();
-    let ids: Vec<&str> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let models: Value =
+        gw.client.get(format!("{}/v1/models", gw.url)).send().await.unwrap().json().await.unwrap();
+    let ids: Vec<&str> =
+        models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
     assert!(ids.contains(&"a") && ids.contains(&"auto") && ids.contains(&"auto:cost"), "{ids:?}");
     let health = gw.client.get(format!("{}/health", gw.url)).send().await.unwrap();
     assert_eq!(health.status(), 200);
-    let metrics = gw.client.get(format!("{}/metrics", gw.url)).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("llm_router_requests_total{api=\"simple\",model=\"a\",status=\"ok\"} 10"), "{metrics}");
+    let metrics =
+        gw.client.get(format!("{}/metrics", gw.url)).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains("llm_router_requests_total{api=\"simple\",model=\"a\",status=\"ok\"} 10"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
 async fn requests_decisions_and_outcomes_land_in_sqlite() {
-    let upstream = sim(vec![SimModel::new("m").fault(FaultPlan::first(1, Fault::ServerError))]).await;
-    let mut gw = start(&format!("[dispatch]\nretry_backoff_ms = 1\n\n{}", openai_model("m", &upstream.base_url(), ""))).await;
+    let upstream =
+        sim(vec![SimModel::new("m").fault(FaultPlan::first(1, Fault::ServerError))]).await;
+    let mut gw = start(&format!(
+        "[dispatch]\nretry_backoff_ms = 1\n\n{}",
+        openai_model("m", &upstream.base_url(), "")
+    ))
+    .await;
     let mut ids = Vec::new();
     for i in 0..5 {
         let r = gw.chat("m", &format!("question {i}")).await;
@@ -359,7 +415,8 @@ async fn requests_decisions_and_outcomes_land_in_sqlite() {
 
 #[tokio::test]
 async fn shutdown_under_load_loses_no_record() {
-    let upstream = sim(vec![SimModel::new("m").latency(Latency::new(Duration::from_millis(20), 200.0))]).await;
+    let upstream =
+        sim(vec![SimModel::new("m").latency(Latency::new(Duration::from_millis(20), 200.0))]).await;
     let mut gw = start(&openai_model("m", &upstream.base_url(), "")).await;
     let client = gw.client.clone();
     let url = format!("{}/v1/chat/completions", gw.url);
@@ -396,6 +453,13 @@ async fn shutdown_under_load_loses_no_record() {
     }
     let counts = store.counts().await.unwrap();
     assert!(answered > 20, "the load did run: {answered}");
-    assert!(counts.outcomes >= answered, "{answered} answered, {} outcomes recorded", counts.outcomes);
-    assert_eq!(counts.requests, counts.outcomes, "every recorded request has its outcome: {counts:?}");
+    assert!(
+        counts.outcomes >= answered,
+        "{answered} answered, {} outcomes recorded",
+        counts.outcomes
+    );
+    assert_eq!(
+        counts.requests, counts.outcomes,
+        "every recorded request has its outcome: {counts:?}"
+    );
 }

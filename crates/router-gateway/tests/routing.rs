@@ -55,7 +55,9 @@ async fn decide(gw: &TestGateway, text: &str) -> Value {
 #[tokio::test]
 async fn feedback_teaches_code_to_one_model_and_chinese_writing_to_the_other() {
     let upstream = SimServer::start(
-        SimConfig::new().model(SimModel::new("coder").style(Style::Terse)).model(SimModel::new("writer").style(Style::ChineseFirst)),
+        SimConfig::new()
+            .model(SimModel::new("coder").style(Style::Terse))
+            .model(SimModel::new("writer").style(Style::ChineseFirst)),
     )
     .await
     .unwrap();
@@ -76,7 +78,11 @@ async fn feedback_teaches_code_to_one_model_and_chinese_writing_to_the_other() {
         }
     }
     let share = right_late as f64 / late as f64;
-    assert!(share >= 0.9, "after {} requests only {share:.2} of the last {late} went to the right model", rounds * 2);
+    assert!(
+        share >= 0.9,
+        "after {} requests only {share:.2} of the last {late} went to the right model",
+        rounds * 2
+    );
 
     // What the policy learned is visible, and the decision explains itself.
     let d = decide(&gw, CODE[0]).await;
@@ -84,7 +90,15 @@ async fn feedback_teaches_code_to_one_model_and_chinese_writing_to_the_other() {
     assert_eq!(d["source"], "policy");
     assert!(d["ranking"][0]["estimate"]["evidence"].as_f64().unwrap() > 10.0, "{d}");
     assert!(d["reason"].as_str().unwrap().contains("coder"));
-    let stats: Value = gw.client.get(format!("{}/api/routing/stats", gw.url)).send().await.unwrap().json().await.unwrap();
+    let stats: Value = gw
+        .client
+        .get(format!("{}/api/routing/stats", gw.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(!stats["learned"].as_array().unwrap().is_empty(), "{stats}");
 
     // A restart keeps what was learned.
@@ -95,9 +109,16 @@ async fn feedback_teaches_code_to_one_model_and_chinese_writing_to_the_other() {
         gw.db_url,
         config(&upstream.base_url())
     );
-    let config = Config::parse(&text, Path::new("t.toml"), &HashMap::<String, String>::new()).unwrap();
+    let config =
+        Config::parse(&text, Path::new("t.toml"), &HashMap::<String, String>::new()).unwrap();
     let running = router_gateway::start(config, std::future::pending()).await.unwrap();
-    let again = TestGateway { url: running.proxy_url(), running: Some(running), dir: tempfile::tempdir().unwrap(), db_url: gw.db_url.clone(), client: gw.client.clone() };
+    let again = TestGateway {
+        url: running.proxy_url(),
+        running: Some(running),
+        dir: tempfile::tempdir().unwrap(),
+        db_url: gw.db_url.clone(),
+        client: gw.client.clone(),
+    };
     let d = decide(&again, ZH_WRITING[1]).await;
     assert_eq!(d["model"], "writer", "{d}");
     assert!(d["ranking"][0]["estimate"]["evidence"].as_f64().unwrap() > 10.0, "{d}");
@@ -105,7 +126,11 @@ async fn feedback_teaches_code_to_one_model_and_chinese_writing_to_the_other() {
 
 #[tokio::test]
 async fn a_model_that_starts_failing_loses_its_traffic() {
-    let upstream = SimServer::start(SimConfig::new().model(SimModel::new("coder")).model(SimModel::new("writer"))).await.unwrap();
+    let upstream = SimServer::start(
+        SimConfig::new().model(SimModel::new("coder")).model(SimModel::new("writer")),
+    )
+    .await
+    .unwrap();
     let gw = start(&config(&upstream.base_url())).await;
     for i in 0..60 {
         let (model, id) = ask(&gw, CODE[i % CODE.len()]).await;
@@ -113,7 +138,15 @@ async fn a_model_that_starts_failing_loses_its_traffic() {
     }
     assert_eq!(decide(&gw, CODE[0]).await["model"], "coder");
 
-    upstream.set_behavior("coder", router_sim::Behavior { fault: Some(FaultPlan::always(Fault::ServerError)), ..Default::default() }).unwrap();
+    upstream
+        .set_behavior(
+            "coder",
+            router_sim::Behavior {
+                fault: Some(FaultPlan::always(Fault::ServerError)),
+                ..Default::default()
+            },
+        )
+        .unwrap();
     let mut answered_by_writer = 0;
     for i in 0..40 {
         let (model, _) = ask(&gw, CODE[i % CODE.len()]).await;
@@ -126,21 +159,43 @@ async fn a_model_that_starts_failing_loses_its_traffic() {
 
 #[tokio::test]
 async fn feedback_is_validated_and_replaces_earlier_feedback() {
-    let upstream = SimServer::start(SimConfig::new().model(SimModel::new("coder")).model(SimModel::new("writer"))).await.unwrap();
+    let upstream = SimServer::start(
+        SimConfig::new().model(SimModel::new("coder")).model(SimModel::new("writer")),
+    )
+    .await
+    .unwrap();
     let mut gw = start(&config(&upstream.base_url())).await;
     let (_, id) = ask(&gw, "hello there").await;
 
-    let r = gw.post("/api/routing/feedback", json!({"decision_id": "0000-nope", "rating": 5})).await;
+    let r =
+        gw.post("/api/routing/feedback", json!({"decision_id": "0000-nope", "rating": 5})).await;
     assert_eq!(r.status(), 404);
-    for bad in [json!({"decision_id": id, "rating": 6}), json!({"decision_id": id, "rating": 0}), json!({"decision_id": id, "score": 1.5}), json!({"decision_id": id}), json!({"decision_id": id, "rating": 2.5}), json!({"decision_id": id, "rating": 3, "score": 0.5})] {
+    for bad in [
+        json!({"decision_id": id, "rating": 6}),
+        json!({"decision_id": id, "rating": 0}),
+        json!({"decision_id": id, "score": 1.5}),
+        json!({"decision_id": id}),
+        json!({"decision_id": id, "rating": 2.5}),
+        json!({"decision_id": id, "rating": 3, "score": 0.5}),
+    ] {
         let r = gw.post("/api/routing/feedback", bad.clone()).await;
         assert_eq!(r.status(), 400, "{bad}");
         let body: Value = r.json().await.unwrap();
         assert!(body["error"]["message"].as_str().unwrap().len() > 10);
     }
-    let r: Value = gw.post("/api/routing/feedback", json!({"decision_id": id, "rating": 2, "comment": "meh"})).await.json().await.unwrap();
+    let r: Value = gw
+        .post("/api/routing/feedback", json!({"decision_id": id, "rating": 2, "comment": "meh"}))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(r["replaced"], false);
-    let r: Value = gw.post("/api/routing/feedback", json!({"decision_id": id, "rating": 5})).await.json().await.unwrap();
+    let r: Value = gw
+        .post("/api/routing/feedback", json!({"decision_id": id, "rating": 5}))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(r["replaced"], true);
     assert_eq!(r["score"], 1.0);
 
@@ -152,7 +207,11 @@ async fn feedback_is_validated_and_replaces_earlier_feedback() {
 
 #[tokio::test]
 async fn analyze_validates_its_input_and_calls_no_model() {
-    let upstream = SimServer::start(SimConfig::new().model(SimModel::new("coder")).model(SimModel::new("writer"))).await.unwrap();
+    let upstream = SimServer::start(
+        SimConfig::new().model(SimModel::new("coder")).model(SimModel::new("writer")),
+    )
+    .await
+    .unwrap();
     let gw = start(&config(&upstream.base_url())).await;
     let d = gw.post("/api/routing/analyze", json!({"messages": [{"role": "user", "content": "用 Python 写一个快速排序"}], "profile": "cost"})).await;
     assert_eq!(d.status(), 200);
@@ -160,7 +219,12 @@ async fn analyze_validates_its_input_and_calls_no_model() {
     assert_eq!(d["profile"], "cost");
     assert_eq!(d["features"]["language"]["primary"], "zh", "{d}");
     assert_eq!(d["ranking"].as_array().unwrap().len(), 2);
-    for bad in [json!({}), json!({"query": ""}), json!({"query": "x", "messages": []}), json!({"query": "x", "profile": "nonsense"})] {
+    for bad in [
+        json!({}),
+        json!({"query": ""}),
+        json!({"query": "x", "messages": []}),
+        json!({"query": "x", "profile": "nonsense"}),
+    ] {
         assert_eq!(gw.post("/api/routing/analyze", bad.clone()).await.status(), 400, "{bad}");
     }
     assert_eq!(upstream.stats().total().requests, 0);

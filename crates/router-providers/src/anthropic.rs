@@ -549,19 +549,22 @@ pub fn request_body(
     stream: bool,
 ) -> Result<Value, UpstreamError> {
     let leading_system = request.messages.iter().take_while(|m| m.role == Role::System).count();
-    let mut system: Vec<String> = request.messages[..leading_system]
-        .iter()
-        .map(|message| {
-            if message.content.iter().all(|part| matches!(part, ContentPart::Text { .. })) {
-                Ok(message.joined_text())
-            } else {
-                Err(UpstreamError::Unsupported {
-                    message: "a system message may hold only text".into(),
-                })
+    // Every text block of every leading system message, each kept whole: run together,
+    // "Be brief." and "Answer in English." would become one sentence the client never wrote.
+    let mut system: Vec<String> = Vec::new();
+    for message in &request.messages[..leading_system] {
+        for part in &message.content {
+            match part {
+                ContentPart::Text { text } if text.is_empty() => {}
+                ContentPart::Text { text } => system.push(text.clone()),
+                _ => {
+                    return Err(UpstreamError::Unsupported {
+                        message: "a system message may hold only text".into(),
+                    });
+                }
             }
-        })
-        .collect::<Result<_, _>>()?;
-    system.retain(|text| !text.is_empty());
+        }
+    }
 
     // Anthropic has no structured-output switch; asking in the system prompt is the nearest
     // equivalent.

@@ -4,6 +4,7 @@ pub mod analyze;
 pub mod check;
 pub mod demo;
 pub mod feedback;
+pub mod features_eval;
 pub mod init_db;
 pub mod models;
 pub mod serve;

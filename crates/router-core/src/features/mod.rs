@@ -2,8 +2,28 @@
 //! complexity, size in tokens, and what it needs from a model.
 //!
 //! Everything here is offline and fast (microseconds): it runs on every routed request.
+//! [`FeatureExtractor::extract`] is the entry point; the submodules are the parts:
+//!
+//! - [`language`]: script rules and function-word evidence, with code-switching;
+//! - [`domain`]: a hashed n-gram softmax model trained from shipped examples;
+//! - [`complexity`]: a score from size, constraints, steps, code and depth;
+//! - [`tokens`]: a calibrated token estimate and the expected answer length;
+//! - [`eval`]: scoring the extractor against labelled queries.
+
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+pub mod complexity;
+pub mod domain;
+pub mod eval;
+pub mod language;
+mod lexicon;
+mod scan;
+mod text;
+pub mod tokens;
+
+pub use domain::{DataError, DomainModel, LabelledExample, ModelError, TrainOptions};
 
 /// Who said a piece of the conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -262,35 +282,105 @@ pub struct Features {
 }
 
 /// Extracts [`Features`] from a [`Prompt`]. Built once (it holds the domain model) and
-/// shared; extraction itself takes `&self` and allocates little.
-#[derive(Debug, Clone, Default)]
+/// shared; cloning is cheap, and extraction takes `&self` and allocates nothing.
+#[derive(Debug, Clone)]
 pub struct FeatureExtractor {
-    _private: (),
+    domain: Arc<DomainModel>,
 }
 
+impl Default for FeatureExtractor {
+    fn default() -> Self {
+        FeatureExtractor::new()
+    }
+}
+
+/// How many earlier user messages are read for the language when the last one has no
+/// signal ("ok", "?", "42").
+const LANGUAGE_LOOKBACK: usize = 3;
+
 impl FeatureExtractor {
+    /// An extractor with the built-in domain model (trained on first use in the process, in
+    /// tens of milliseconds, then shared).
     pub fn new() -> Self {
-        FeatureExtractor::default()
+        FeatureExtractor { domain: DomainModel::builtin() }
+    }
+
+    /// An extractor with a domain model of the deployment's own (see
+    /// [`DomainModel::train`] and [`DomainModel::from_bytes`]).
+    pub fn with_domain_model(model: DomainModel) -> Self {
+        FeatureExtractor { domain: Arc::new(model) }
+    }
+
+    pub fn domain_model(&self) -> &DomainModel {
+        &self.domain
     }
 
     pub fn extract(&self, prompt: &Prompt<'_>) -> Features {
-        // First cut: size and needs only. Language, domain and complexity detection land
-        // with the routing work; until then they report "unknown" with zero confidence.
-        let chars: usize = prompt.messages.iter().map(|m| m.text.chars().count()).sum();
-        let prompt_tokens = (chars as u32).div_ceil(4) + 4 * prompt.messages.len() as u32;
-        let expected_output_tokens = prompt.max_output_tokens.unwrap_or(512);
+        let text = prompt.last_user_text();
+        let language = self.language(prompt, text);
+        let scan = scan::Scan::of(text);
+        let domain = self.domain.classify_scan(&scan);
+
+        let mut message_tokens = 0u32;
+        let mut last_user_tokens = 0u32;
+        let mut user_turns = 0usize;
+        for message in &prompt.messages {
+            let n = tokens::estimate(message.text);
+            message_tokens = message_tokens.saturating_add(n);
+            if message.role == Role::User {
+                user_turns += 1;
+                // The piece the domain and language describe (a message of several parts comes
+                // as several pieces; the last one is the instruction).
+                if std::ptr::eq(message.text, text) {
+                    last_user_tokens = n;
+                }
+            }
+        }
+        let prompt_tokens = message_tokens.saturating_add(tokens::framing(prompt.messages.len()));
+        let complexity = complexity::assess(complexity::Signals {
+            scan: &scan,
+            prompt_tokens,
+            user_turns,
+            domain: domain.domain,
+        });
+        let expected_output_tokens = tokens::expected_output_tokens(
+            domain.domain,
+            complexity.score,
+            last_user_tokens,
+            prompt.max_output_tokens,
+        );
+        let allowance = prompt
+            .max_output_tokens
+            .unwrap_or(expected_output_tokens.max(tokens::DEFAULT_OUTPUT_ALLOWANCE));
         Features {
-            language: LanguageGuess { primary: Language::Unknown, secondary: None, confidence: 0.0 },
-            domain: DomainGuess { domain: Domain::Chat, confidence: 0.0, runner_up: None },
-            complexity: Complexity { score: 0.0, band: Band::Low },
+            language,
+            domain,
+            complexity,
             prompt_tokens,
             expected_output_tokens,
             needs: Needs {
                 vision: prompt.has_images,
                 tools: prompt.has_tools,
                 json: prompt.wants_json,
-                context_tokens: prompt_tokens + expected_output_tokens,
+                context_tokens: prompt_tokens.saturating_add(allowance),
             },
         }
+    }
+
+    fn language(&self, prompt: &Prompt<'_>, last: &str) -> LanguageGuess {
+        let guess = language::detect(last);
+        if guess.primary != Language::Unknown {
+            return guess;
+        }
+        prompt
+            .messages
+            .iter()
+            .rev()
+            .filter(|m| m.role == Role::User)
+            .skip(1)
+            .take(LANGUAGE_LOOKBACK)
+            .map(|m| language::detect(m.text))
+            .find(|g| g.primary != Language::Unknown)
+            .map_or(guess, |g| LanguageGuess { confidence: g.confidence * 0.8, ..g })
     }
 }

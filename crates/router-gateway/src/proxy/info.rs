@@ -1,6 +1,5 @@
 //! The informational routes: what is configured, what is healthy, and the metrics.
 
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::Json;
@@ -23,7 +22,9 @@ pub async fn openai_models(State(gateway): State<Gateway>) -> Response {
         .filter(|m| m.is_enabled())
         .map(|m| json!({"id": m.name(), "object": "model", "created": created, "owned_by": m.deployments.first().map_or("llm-router", |d| d.provider.as_str())}))
         .collect();
-    data.push(json!({"id": "auto", "object": "model", "created": created, "owned_by": "llm-router"}));
+    data.push(
+        json!({"id": "auto", "object": "model", "created": created, "owned_by": "llm-router"}),
+    );
     for p in Profile::ALL {
         data.push(json!({"id": format!("auto:{p}"), "object": "model", "created": created, "owned_by": "llm-router"}));
     }
@@ -43,7 +44,8 @@ pub async fn models(State(gateway): State<Gateway>) -> Response {
 pub async fn health(State(gateway): State<Gateway>) -> Response {
     let now = Instant::now();
     let models = gateway.registry.models();
-    let available = models.iter().filter(|m| m.availability(now) != Availability::Unavailable).count();
+    let available =
+        models.iter().filter(|m| m.availability(now) != Availability::Unavailable).count();
     let store = gateway.writer.metrics();
     let status = if available > 0 { "ok" } else { "unavailable" };
     let code = if available > 0 { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
@@ -65,9 +67,13 @@ pub async fn metrics(State(gateway): State<Gateway>) -> Response {
     for m in gateway.registry.models() {
         for d in &m.deployments {
             let open = if d.circuit.state(now) == CircuitState::Open { 1.0 } else { 0.0 };
-            gateway.metrics.set("llm_router_circuit_open", &[("model", m.name()), ("deployment", &d.id)], open);
-            let _ = d.counters.calls.load(Ordering::Relaxed);
+            gateway.metrics.set(
+                "llm_router_circuit_open",
+                &[("model", m.name()), ("deployment", &d.id)],
+                open,
+            );
         }
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], gateway.metrics.render()).into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], gateway.metrics.render())
+        .into_response()
 }

@@ -1,10 +1,11 @@
-//! The proxy API: the OpenAI-compatible endpoints, the simple `/api/chat`, and the
-//! informational routes (`/health`, `/models`, `/v1/models`, `/metrics`).
+//! The proxy API: the OpenAI- and Anthropic-compatible endpoints, the simple `/api/chat`,
+//! and the informational routes (`/health`, `/models`, `/v1/models`, `/metrics`).
 //!
 //! Every chat endpoint runs the same path — read and parse the body, route, record the
 //! decision, dispatch, answer or relay the stream, record the outcome — through
 //! [`serve_chat`], parameterised by the client's wire format ([`Dialect`]).
 
+mod anthropic;
 mod info;
 mod openai;
 mod simple;
@@ -39,6 +40,8 @@ pub const OVERHEAD_HEADER: &str = "x-router-overhead-us";
 pub fn router(gateway: Gateway) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/v1/messages", post(anthropic::messages))
+        .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
         .route("/v1/models", get(info::openai_models))
         .route("/api/chat", post(simple::chat))
         .route("/health", get(info::health))
@@ -54,7 +57,12 @@ async fn not_found(request: Request) -> Response {
         ApiErrorKind::NotFound,
         format!("There is no route {} {}.", request.method(), request.uri().path()),
     );
-    openai::error_response(&error)
+    // Anthropic's SDKs send `anthropic-version` with every request; answer them in their shape.
+    if request.headers().contains_key("anthropic-version") {
+        anthropic::error_response(&error)
+    } else {
+        openai::error_response(&error)
+    }
 }
 
 /// A client wire format.
@@ -88,7 +96,9 @@ pub async fn read_json(gateway: &Gateway, request: Request) -> Result<Bytes, Api
         if !ct.starts_with("application/json") && !ct.contains("+json") {
             let mut e = ApiError::new(
                 ApiErrorKind::InvalidRequest,
-                format!("Unsupported Content-Type `{ct}`: send the body as JSON with `Content-Type: application/json`."),
+                format!(
+                    "Unsupported Content-Type `{ct}`: send the body as JSON with `Content-Type: application/json`."
+                ),
             );
             e.code = Some("unsupported_media_type".into());
             return Err(e);
@@ -109,7 +119,10 @@ pub async fn read_json(gateway: &Gateway, request: Request) -> Result<Bytes, Api
             error.code = Some("request_too_large".into());
             error
         } else {
-            ApiError::new(ApiErrorKind::InvalidRequest, format!("Could not read the request body: {e}"))
+            ApiError::new(
+                ApiErrorKind::InvalidRequest,
+                format!("Could not read the request body: {e}"),
+            )
         }
     })
 }
@@ -127,8 +140,17 @@ pub fn authorize(gateway: &Gateway, headers: &HeaderMap) -> Result<(), ApiError>
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
         .map(str::trim);
     match presented {
-        Some(key) if keys.iter().any(|k| constant_time_eq(k.expose_secret().as_bytes(), key.as_bytes())) => Ok(()),
-        Some(_) => Err(ApiError::new(ApiErrorKind::Authentication, "The API key is not valid for this gateway.")),
+        Some(key)
+            if keys
+                .iter()
+                .any(|k| constant_time_eq(k.expose_secret().as_bytes(), key.as_bytes())) =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(ApiError::new(
+            ApiErrorKind::Authentication,
+            "The API key is not valid for this gateway.",
+        )),
         None => Err(ApiError::new(
             ApiErrorKind::Authentication,
             "This gateway requires an API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`.",
@@ -163,8 +185,12 @@ fn insert_header(headers: &mut HeaderMap, name: &'static str, value: &str) {
 }
 
 /// Routes, dispatches and answers one chat request in the format `D`.
-pub async fn serve_chat<D: Dialect>(gateway: Gateway, request: ChatRequest, include_usage: bool) -> Response {
-    let routed = match gateway.route(&request) {
+pub async fn serve_chat<D: Dialect>(
+    gateway: Gateway,
+    request: ChatRequest,
+    include_usage: bool,
+) -> Response {
+    let routed = match gateway.route(&request).await {
         Ok(r) => r,
         Err(e) => return D::error_response(&e),
     };
@@ -184,7 +210,9 @@ pub async fn serve_chat<D: Dialect>(gateway: Gateway, request: ChatRequest, incl
     let before_dispatch = routed.received.elapsed();
     let result = {
         let mut guard = CancelGuard { gateway: &gateway, trace: &trace, armed: true };
-        let result = dispatch::dispatch(&gateway.registry, &gateway.config.dispatch, &routed.plan, &request).await;
+        let result =
+            dispatch::dispatch(&gateway.registry, &gateway.config.dispatch, &routed.plan, &request)
+                .await;
         guard.armed = false;
         result
     };
@@ -207,7 +235,14 @@ pub async fn serve_chat<D: Dialect>(gateway: Gateway, request: ChatRequest, incl
             };
             let ending = Ending::Failed { kind: kind.into(), message: failure.error.to_string() };
             let mut response = D::error_response(&error);
-            gateway.finish(&trace, None, &failure.attempts, ending, response.status().as_u16(), None);
+            gateway.finish(
+                &trace,
+                None,
+                &failure.attempts,
+                ending,
+                response.status().as_u16(),
+                None,
+            );
             insert_header(response.headers_mut(), DECISION_HEADER, &routed.id);
             return response;
         }
@@ -220,11 +255,16 @@ pub async fn serve_chat<D: Dialect>(gateway: Gateway, request: ChatRequest, incl
         deployment: deployment.id.clone(),
         price: model.config.price,
     };
-    let meta = ResponseMeta { id: D::response_id(&routed.id), model: served.model.clone(), created: epoch_s() };
+    let meta = ResponseMeta {
+        id: D::response_id(&routed.id),
+        model: served.model.clone(),
+        created: epoch_s(),
+    };
 
     let mut response = match dispatched.answer {
         Answer::Complete(answer) => {
-            let (usage, estimated) = if answer.usage.input_tokens + answer.usage.output_tokens == 0 {
+            let (usage, estimated) = if answer.usage.input_tokens + answer.usage.output_tokens == 0
+            {
                 let estimate = router_providers::Usage {
                     input_tokens: u64::from(trace.features.prompt_tokens),
                     output_tokens: (answer.text().len() as u64).div_ceil(4),
@@ -245,7 +285,8 @@ pub async fn serve_chat<D: Dialect>(gateway: Gateway, request: ChatRequest, incl
                             usage,
                             estimated,
                             signal: crate::relay::implicit_signal(
-                                !answer.content.is_empty() && !answer.text().is_empty() || answer.tool_calls().next().is_some(),
+                                !answer.content.is_empty() && !answer.text().is_empty()
+                                    || answer.tool_calls().next().is_some(),
                                 Some(answer.finish_reason),
                             ),
                         },
@@ -255,16 +296,34 @@ pub async fn serve_chat<D: Dialect>(gateway: Gateway, request: ChatRequest, incl
                     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
                 }
                 Err(error) => {
-                    let ending = Ending::Failed { kind: "translation".into(), message: error.message.clone() };
+                    let ending = Ending::Failed {
+                        kind: "translation".into(),
+                        message: error.message.clone(),
+                    };
                     let response = D::error_response(&error);
-                    gateway.finish(&trace, Some(&served), &dispatched.attempts, ending, response.status().as_u16(), None);
+                    gateway.finish(
+                        &trace,
+                        Some(&served),
+                        &dispatched.attempts,
+                        ending,
+                        response.status().as_u16(),
+                        None,
+                    );
                     response
                 }
             }
         }
         Answer::Stream { first, rest } => {
             let encoder = D::encoder(meta, include_usage, u64::from(trace.features.prompt_tokens));
-            let relay = Relay::new(gateway.clone(), trace, served.clone(), dispatched.attempts, first, rest, encoder);
+            let relay = Relay::new(
+                gateway.clone(),
+                trace,
+                served.clone(),
+                dispatched.attempts,
+                first,
+                rest,
+                encoder,
+            );
             let mut response = Response::new(Body::from_stream(relay));
             let h = response.headers_mut();
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));

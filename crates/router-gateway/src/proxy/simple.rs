@@ -106,7 +106,9 @@ fn parse(body: &[u8]) -> Result<ChatRequest, ApiError> {
     }
     let model = match (request.model, request.profile) {
         (Some(_), Some(_)) => {
-            return Err(invalid("Give `model` or `profile`, not both (`profile: \"cost\"` means `model: \"auto:cost\"`)."));
+            return Err(invalid(
+                "Give `model` or `profile`, not both (`profile: \"cost\"` means `model: \"auto:cost\"`).",
+            ));
         }
         (Some(model), None) => model,
         (None, Some(profile)) => format!("auto:{profile}"),

@@ -31,7 +31,8 @@ pub async fn start_with_env(config_body: &str, env: HashMap<String, String>) -> 
     let text = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace_ms = 5000\n\n[store]\nurl = \"{db_url}\"\nflush_ms = 5\n\n{config_body}"
     );
-    let config = Config::parse(&text, Path::new("test.toml"), &env).unwrap_or_else(|e| panic!("{e}"));
+    let config =
+        Config::parse(&text, Path::new("test.toml"), &env).unwrap_or_else(|e| panic!("{e}"));
     let running = router_gateway::start(config, std::future::pending()).await.unwrap();
     let url = running.proxy_url();
     TestGateway {

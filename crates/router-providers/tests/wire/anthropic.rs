@@ -618,6 +618,32 @@ fn upstream_request_edge_cases() {
     assert!(error.to_string().contains("c1"));
 }
 
+/// A system prompt in several text blocks (Anthropic's list form, OpenAI's content parts)
+/// reaches Anthropic with the blocks apart, as it reaches the other formats.
+#[test]
+fn system_blocks_stay_apart_upstream() {
+    let request = parse(&json!({
+        "model": "m", "max_tokens": 10,
+        "system": [{"type": "text", "text": "You are terse."}, {"type": "text", "text": "Answer in English."}],
+        "messages": [{"role": "user", "content": "q"}],
+    }))
+    .unwrap();
+    let body = anthropic::request_body(&request, "c", 4096, false).unwrap();
+    assert_eq!(body["system"], "You are terse.\n\nAnswer in English.");
+
+    let two_messages = ChatRequest {
+        messages: vec![
+            Message::text(Role::System, "One."),
+            Message::text(Role::System, ""),
+            Message::text(Role::System, "Two."),
+            Message::text(Role::User, "q"),
+        ],
+        ..request
+    };
+    let body = anthropic::request_body(&two_messages, "c", 4096, false).unwrap();
+    assert_eq!(body["system"], "One.\n\nTwo.");
+}
+
 #[test]
 fn parses_an_upstream_response() {
     let body = json!({

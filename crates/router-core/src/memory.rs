@@ -1,0 +1,545 @@
+//! A bounded memory of past queries and how each model did on them, for per-query
+//! estimates finer than the (domain, language, band) contexts.
+//!
+//! Traffic through a gateway is rarely uniform: one application sends the same template
+//! with a different question thousands of times, another asks about one codebase all day.
+//! The learned contexts cannot tell those apart (both are "reasoning/en/medium"), but the
+//! text can. Each query is reduced to a [`Sketch`]: a small dense vector of hashed words
+//! and CJK characters from the head and the tail of the last user message (the head
+//! carries the template or system framing, the tail the actual question). The memory keeps
+//! a capped number of *regions* — running centroids of sketches that came close to each
+//! other — and, per region, the same kind of weighted quality evidence per model that the
+//! contexts keep. A query's [`Recall`] is what its nearest regions say about every model,
+//! weighted by similarity; [`Knowledge`](crate::Knowledge) blends it with the context
+//! posterior in proportion to the evidence behind it.
+//!
+//! Everything is bounded for the request path: a sketch reads at most two windows of the
+//! text, and a recall is one pass over at most `capacity` centroids of [`DIMENSIONS`]
+//! floats (a few microseconds at the default capacity).
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Length of a sketch vector.
+pub const DIMENSIONS: usize = 128;
+
+/// Bytes read from each end of the text; a 2,000-token prompt costs no more than a short one.
+const WINDOW: usize = 640;
+
+/// Tunables of the memory. `Copy`, so it can live in [`LearningConfig`](crate::LearningConfig).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MemoryConfig {
+    /// Regions kept at most; the least recently fed one makes room for a new one.
+    pub capacity: usize,
+    /// Cosine similarity above which a query joins its nearest region instead of opening a
+    /// new one. Lower values learn per template or topic, higher values per question.
+    pub join_similarity: f32,
+    /// Regions below this similarity say nothing about a query.
+    pub min_similarity: f32,
+    /// Regions a recall reads at most.
+    pub neighbours: usize,
+    /// Pseudo-observations the context posterior counts for against the memory's evidence:
+    /// the memory decides once the neighbours hold clearly more evidence than this.
+    pub strength: f64,
+    /// Members a centroid averages over at most, so that it follows drifting traffic.
+    pub centroid_memory: f64,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        MemoryConfig {
+            capacity: 256,
+            join_similarity: 0.5,
+            min_similarity: 0.3,
+            neighbours: 6,
+            strength: 8.0,
+            centroid_memory: 200.0,
+        }
+    }
+}
+
+/// A query reduced to a unit vector of hashed text features. Cheap to copy around with the
+/// decision, so that feedback arriving later can be remembered under the same sketch.
+#[derive(Clone, Copy, PartialEq)]
+pub struct Sketch([f32; DIMENSIONS]);
+
+impl std::fmt::Debug for Sketch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Sketch({:.3}, {:.3}, ..)", self.0[0], self.0[1])
+    }
+}
+
+impl Sketch {
+    /// The sketch of a query's text (the last user message, as features use).
+    ///
+    /// The text is read as two windows, each normalised before they are added: its head
+    /// (where a template or framing sits) and its last paragraph (where the actual question
+    /// usually is), so that a long shared template cannot drown the question that follows
+    /// it, nor the other way round. Text of one short paragraph is hashed once.
+    pub fn of(text: &str) -> Sketch {
+        let text = text.trim();
+        let head = &text[..floor_boundary(text, WINDOW)];
+        let tail = last_paragraph(text);
+        let mut v = [0.0f32; DIMENSIONS];
+        hash_into(head, &mut v);
+        normalise(&mut v);
+        if tail.len() < text.len() {
+            let mut tail_v = [0.0f32; DIMENSIONS];
+            hash_into(tail, &mut tail_v);
+            normalise(&mut tail_v);
+            for (a, b) in v.iter_mut().zip(tail_v) {
+                *a += b;
+            }
+            normalise(&mut v);
+        }
+        Sketch(v)
+    }
+
+    /// Cosine similarity with another sketch.
+    pub fn similarity(&self, other: &Sketch) -> f32 {
+        dot(&self.0, &other.0)
+    }
+
+    /// True for text with no words at all (the zero vector): such a sketch is never stored.
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|x| *x == 0.0)
+    }
+}
+
+/// The text after the last blank line, at most `WINDOW` bytes of it, and only the last
+/// `WINDOW` bytes of the text are searched.
+fn last_paragraph(text: &str) -> &str {
+    let window = &text[ceil_boundary(text, text.len().saturating_sub(WINDOW))..];
+    let paragraph = window.trim_end().rsplit("\n\n").find(|p| !p.trim().is_empty()).unwrap_or(window);
+    paragraph.trim()
+}
+
+fn floor_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn ceil_boundary(s: &str, mut i: usize) -> usize {
+    while i < s.len() && !s.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
+/// 64-bit FNV-1a step.
+fn fnv(h: u64, x: u64) -> u64 {
+    (h ^ x).wrapping_mul(0x0100_0000_01b3)
+}
+
+const FNV_SEED: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// Final mix, so that nearby hashes land in unrelated buckets with unrelated signs.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn add_feature(v: &mut [f32; DIMENSIONS], h: u64, weight: f32) {
+    let h = mix(h);
+    let sign = if h >> 63 == 0 { weight } else { -weight };
+    v[(h as usize) % DIMENSIONS] += sign;
+}
+
+fn is_cjk(c: char) -> bool {
+    matches!(c as u32,
+        0x3040..=0x30ff      // kana
+        | 0x3400..=0x4dbf    // CJK extension A
+        | 0x4e00..=0x9fff    // CJK unified ideographs
+        | 0xac00..=0xd7af    // hangul syllables
+        | 0xf900..=0xfaff)   // CJK compatibility ideographs
+}
+
+/// Words (letters and digits, case-folded) as unigrams and bigrams; CJK characters, which
+/// have no spaces to split on, as unigrams and bigrams of characters.
+fn hash_into(text: &str, v: &mut [f32; DIMENSIONS]) {
+    let mut word: Option<u64> = None;
+    let mut previous_word: Option<u64> = None;
+    let mut previous_cjk: Option<char> = None;
+    let end_word = |word: &mut Option<u64>, previous: &mut Option<u64>, v: &mut [f32; DIMENSIONS]| {
+        if let Some(w) = word.take() {
+            add_feature(v, w, 1.0);
+            if let Some(p) = *previous {
+                add_feature(v, fnv(fnv(p, 0x2f), w), 0.7);
+            }
+            *previous = Some(w);
+        }
+    };
+    for c in text.chars() {
+        if is_cjk(c) {
+            end_word(&mut word, &mut previous_word, v);
+            add_feature(v, fnv(FNV_SEED ^ 0xc7, u64::from(c)), 1.0);
+            if let Some(p) = previous_cjk {
+                add_feature(v, fnv(fnv(FNV_SEED ^ 0xc8, u64::from(p)), u64::from(c)), 0.7);
+            }
+            previous_cjk = Some(c);
+        } else if c.is_alphanumeric() {
+            previous_cjk = None;
+            let mut h = word.unwrap_or(FNV_SEED);
+            for l in c.to_lowercase() {
+                h = fnv(h, u64::from(l));
+            }
+            word = Some(h);
+        } else {
+            previous_cjk = None;
+            end_word(&mut word, &mut previous_word, v);
+        }
+    }
+    end_word(&mut word, &mut previous_word, v);
+}
+
+fn dot(a: &[f32; DIMENSIONS], b: &[f32; DIMENSIONS]) -> f32 {
+    // Eight independent accumulators let the compiler vectorise the loop.
+    let mut acc = [0.0f32; 8];
+    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum()
+}
+
+fn normalise(v: &mut [f32; DIMENSIONS]) {
+    let norm = dot(v, v).sqrt();
+    if norm > 0.0 && norm.is_finite() {
+        for x in v.iter_mut() {
+            *x /= norm;
+        }
+    } else {
+        *v = [0.0; DIMENSIONS];
+    }
+}
+
+/// Weighted evidence about one model's quality in one region: `Σw` and `Σw·r`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+struct Evidence {
+    w: f64,
+    s: f64,
+}
+
+impl Evidence {
+    fn add(&mut self, weight: f64, reward: f64, cap: f64) {
+        self.w += weight;
+        self.s += weight * reward;
+        if self.w > cap {
+            let keep = cap / self.w;
+            self.w *= keep;
+            self.s *= keep;
+        }
+        if self.w <= 1e-9 {
+            *self = Evidence::default();
+        }
+        self.s = self.s.clamp(0.0, self.w);
+    }
+}
+
+/// A neighbourhood of past queries: their centroid and what each model did there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Region {
+    #[serde(with = "centroid_serde")]
+    centroid: [f32; DIMENSIONS],
+    /// Queries averaged into the centroid (capped by `centroid_memory`).
+    members: f64,
+    /// Evidence per model, indexed like [`Memory::models`].
+    evidence: Vec<Evidence>,
+    /// The memory's clock when the region was last fed; the stalest region is evicted.
+    touched: u64,
+}
+
+mod centroid_serde {
+    use super::{DIMENSIONS, Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(c: &[f32; DIMENSIONS], s: S) -> Result<S::Ok, S::Error> {
+        c.as_slice().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[f32; DIMENSIONS], D::Error> {
+        let v = Vec::<f32>::deserialize(d)?;
+        let mut out = [0.0; DIMENSIONS];
+        if v.len() == DIMENSIONS && v.iter().all(|x| x.is_finite()) {
+            out.copy_from_slice(&v);
+        }
+        Ok(out)
+    }
+}
+
+/// What the nearest regions say about each model the memory has seen, for one query.
+/// Computed once per request ([`Memory::recall`]) and read per candidate.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Recall {
+    /// Per model (indexed like the memory's model list): similarity-weighted mean quality
+    /// and the weighted evidence behind it.
+    models: Vec<Recalled>,
+    names: Vec<String>,
+    /// Similarity of the nearest region, for explanations and diagnostics.
+    pub nearest: f32,
+    /// Regions that contributed.
+    pub regions: usize,
+}
+
+/// The memory's view of one model for one query.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Recalled {
+    /// Similarity-weighted mean quality over the neighbouring regions.
+    pub quality: f64,
+    /// Similarity-weighted evidence behind `quality`.
+    pub evidence: f64,
+}
+
+impl Recall {
+    /// A recall that knows nothing (memory off or empty).
+    pub fn none() -> Recall {
+        Recall::default()
+    }
+
+    /// What the memory says about `model`, if it has any evidence for it near this query.
+    pub fn model(&self, model: &str) -> Option<Recalled> {
+        let i = self.names.iter().position(|n| n == model)?;
+        self.models.get(i).copied().filter(|r| r.evidence > 0.0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.models.iter().all(|r| r.evidence <= 0.0)
+    }
+}
+
+/// The memory itself. Serialisable with the rest of the learned state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Memory {
+    models: Vec<String>,
+    regions: Vec<Region>,
+    clock: u64,
+}
+
+impl Memory {
+    pub fn new() -> Memory {
+        Memory::default()
+    }
+
+    /// Regions held now.
+    pub fn len(&self) -> usize {
+        self.regions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.regions.is_empty()
+    }
+
+    fn model_index(&mut self, model: &str) -> usize {
+        match self.models.iter().position(|m| m == model) {
+            Some(i) => i,
+            None => {
+                self.models.push(model.to_string());
+                self.models.len() - 1
+            }
+        }
+    }
+
+    fn nearest(&self, sketch: &Sketch) -> Option<(usize, f32)> {
+        self.regions
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (i, dot(&sketch.0, &r.centroid)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+    }
+
+    /// Learns that `model` scored `score` (in [0, 1]) on a query with this sketch, with the
+    /// given weight. `replaces` takes back an earlier score for the same answer.
+    pub fn remember(
+        &mut self,
+        config: &MemoryConfig,
+        cap: f64,
+        model: &str,
+        sketch: &Sketch,
+        score: f64,
+        weight: f64,
+        replaces: Option<f64>,
+    ) {
+        if !score.is_finite() || !weight.is_finite() || weight <= 0.0 || sketch.is_empty() || config.capacity == 0 {
+            return;
+        }
+        let m = self.model_index(model);
+        self.clock += 1;
+        let region = match self.nearest(sketch) {
+            Some((i, similarity)) if similarity >= config.join_similarity => {
+                let r = &mut self.regions[i];
+                // Feedback replacing earlier feedback is not a new member.
+                if replaces.is_none() {
+                    r.members = (r.members + 1.0).min(config.centroid_memory.max(1.0));
+                    let rate = (1.0 / r.members) as f32;
+                    for (c, x) in r.centroid.iter_mut().zip(sketch.0) {
+                        *c += rate * (x - *c);
+                    }
+                    normalise(&mut r.centroid);
+                }
+                i
+            }
+            _ => self.open_region(config, sketch),
+        };
+        let r = &mut self.regions[region];
+        r.touched = self.clock;
+        if r.evidence.len() <= m {
+            r.evidence.resize(m + 1, Evidence::default());
+        }
+        if let Some(old) = replaces.filter(|o| o.is_finite()) {
+            r.evidence[m].add(-weight, old.clamp(0.0, 1.0), cap);
+        }
+        r.evidence[m].add(weight, score.clamp(0.0, 1.0), cap);
+    }
+
+    fn open_region(&mut self, config: &MemoryConfig, sketch: &Sketch) -> usize {
+        let region = Region { centroid: sketch.0, members: 1.0, evidence: Vec::new(), touched: self.clock };
+        if self.regions.len() < config.capacity {
+            self.regions.push(region);
+            return self.regions.len() - 1;
+        }
+        let stalest = self
+            .regions
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, r)| r.touched)
+            .map_or(0, |(i, _)| i);
+        self.regions[stalest] = region;
+        stalest
+    }
+
+    /// What the regions nearest to this sketch say about every model.
+    pub fn recall(&self, config: &MemoryConfig, sketch: &Sketch) -> Recall {
+        let k = config.neighbours.max(1);
+        let floor = config.min_similarity.clamp(0.0, 0.999);
+        // The k most similar regions, kept sorted in a small buffer: no allocation per
+        // region, and k is a handful.
+        let mut best: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
+        for (i, r) in self.regions.iter().enumerate() {
+            let s = dot(&sketch.0, &r.centroid);
+            if s < floor || (best.len() == k && best.last().is_some_and(|(b, _)| s <= *b)) {
+                continue;
+            }
+            let at = best.iter().position(|(b, _)| s > *b).unwrap_or(best.len());
+            best.insert(at, (s, i));
+            best.truncate(k);
+        }
+        let mut models = vec![Recalled::default(); self.models.len()];
+        let mut sums = vec![0.0f64; self.models.len()];
+        for &(similarity, i) in &best {
+            // Similarity rescaled above the floor and squared: near neighbours dominate.
+            let t = f64::from((similarity - floor) / (1.0 - floor));
+            let kernel = t * t;
+            for (m, e) in self.regions[i].evidence.iter().enumerate() {
+                if e.w > 0.0 {
+                    models[m].evidence += kernel * e.w;
+                    sums[m] += kernel * e.s;
+                }
+            }
+        }
+        for (r, s) in models.iter_mut().zip(sums) {
+            if r.evidence > 0.0 {
+                r.quality = (s / r.evidence).clamp(0.0, 1.0);
+            }
+        }
+        Recall {
+            models,
+            names: self.models.clone(),
+            nearest: best.first().map_or(0.0, |(s, _)| *s),
+            regions: best.len(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> MemoryConfig {
+        MemoryConfig::default()
+    }
+
+    #[test]
+    fn sketches_of_related_text_are_closer_than_of_unrelated_text() {
+        let a = Sketch::of("How do I reverse a linked list in Rust without cloning nodes?");
+        let b = Sketch::of("How can I reverse a singly linked list in Rust?");
+        let c = Sketch::of("Write a short poem about autumn leaves falling in the park.");
+        assert!(a.similarity(&b) > 0.4, "{}", a.similarity(&b));
+        assert!(a.similarity(&b) > a.similarity(&c) + 0.2, "{} {}", a.similarity(&b), a.similarity(&c));
+        assert!((a.similarity(&a) - 1.0).abs() < 1e-5);
+        let zh1 = Sketch::of("请把这段话翻译成英文：今天天气很好");
+        let zh2 = Sketch::of("请把下面这段话翻译成英文：我们明天见");
+        assert!(zh1.similarity(&zh2) > a.similarity(&zh1) + 0.2);
+    }
+
+    #[test]
+    fn a_long_shared_template_does_not_hide_the_question() {
+        let template = "You are a careful assistant. Answer with one letter. ".repeat(40);
+        let q1 = format!("{template}\n\nWhich planet is the largest in the solar system?");
+        let q2 = format!("{template}\n\nWhich planet is the largest in our solar system?");
+        let q3 = format!("{template}\n\nWhat is the boiling point of water at sea level?");
+        let (s1, s2, s3) = (Sketch::of(&q1), Sketch::of(&q2), Sketch::of(&q3));
+        // Same template: clearly related; same question as well: more so.
+        assert!(s1.similarity(&s3) > 0.45, "{}", s1.similarity(&s3));
+        assert!(s1.similarity(&s2) > s1.similarity(&s3) + 0.2);
+        assert!(Sketch::of("").is_empty());
+        assert!(Sketch::of("¿?!").is_empty());
+    }
+
+    #[test]
+    fn recall_reports_what_models_did_near_the_query_only() {
+        let cfg = config();
+        let mut memory = Memory::new();
+        let code = ["Fix this Python function that sorts a list", "Fix the Python function that sorts my list"];
+        let poems = ["Write a poem about the sea at night", "Write a poem about the sea at dawn"];
+        for text in code {
+            memory.remember(&cfg, 400.0, "coder", &Sketch::of(text), 1.0, 1.0, None);
+            memory.remember(&cfg, 400.0, "poet", &Sketch::of(text), 0.0, 1.0, None);
+        }
+        for text in poems {
+            memory.remember(&cfg, 400.0, "coder", &Sketch::of(text), 0.2, 1.0, None);
+            memory.remember(&cfg, 400.0, "poet", &Sketch::of(text), 0.9, 1.0, None);
+        }
+        let near_code = memory.recall(&cfg, &Sketch::of("Fix this Python function that sorts a dict"));
+        let coder = near_code.model("coder").unwrap();
+        let poet = near_code.model("poet").unwrap();
+        assert!(coder.quality > 0.9 && poet.quality < 0.1, "{coder:?} {poet:?}");
+        let unrelated = memory.recall(&cfg, &Sketch::of("Quarterly revenue figures for the Lisbon office"));
+        assert!(unrelated.is_empty(), "{unrelated:?}");
+        assert!(unrelated.model("coder").is_none());
+    }
+
+    #[test]
+    fn capacity_is_respected_and_the_stalest_region_goes() {
+        let cfg = MemoryConfig { capacity: 3, ..config() };
+        let mut memory = Memory::new();
+        let texts = [
+            "alpha beta gamma delta",
+            "kubernetes pod scheduling",
+            "chocolate cake recipe",
+            "medieval french poetry",
+        ];
+        for t in texts {
+            memory.remember(&cfg, 400.0, "m", &Sketch::of(t), 1.0, 1.0, None);
+        }
+        assert_eq!(memory.len(), 3);
+        assert!(memory.recall(&cfg, &Sketch::of(texts[0])).is_empty(), "the oldest region was evicted");
+        assert!(!memory.recall(&cfg, &Sketch::of(texts[3])).is_empty());
+    }
+
+    #[test]
+    fn replaced_feedback_does_not_count_twice_and_the_state_round_trips() {
+        let cfg = config();
+        let s = Sketch::of("Summarise this contract clause for a layperson");
+        let mut a = Memory::new();
+        a.remember(&cfg, 400.0, "m", &s, 0.0, 1.0, None);
+        a.remember(&cfg, 400.0, "m", &s, 1.0, 1.0, Some(0.0));
+        let r = a.recall(&cfg, &s).model("m").unwrap();
+        assert!((r.quality - 1.0).abs() < 1e-9, "{r:?}");
+        let json = serde_json::to_string(&a).unwrap();
+        let back: Memory = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, a);
+    }
+}
