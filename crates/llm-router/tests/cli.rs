@@ -132,7 +132,7 @@ async fn sigterm_under_load_leaves_every_answered_request_recorded() {
     std::fs::write(
         &config,
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n\n[store]\nurl = \"sqlite://{}\"\n\n[[models]]\nname = \"m\"\nprovider = \"openai-compatible\"\nbase_url = \"{}/v1\"\n",
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[dashboard]\nlisten = \"127.0.0.1:0\"\n\n[store]\nurl = \"sqlite://{}\"\n\n[[models]]\nname = \"m\"\nprovider = \"openai-compatible\"\nbase_url = \"{}/v1\"\n",
             db.display(),
             upstream.base_url()
         ),

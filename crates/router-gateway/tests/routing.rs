@@ -105,7 +105,7 @@ async fn feedback_teaches_code_to_one_model_and_chinese_writing_to_the_other() {
     let store = gw.stop_and_open_store().await;
     assert!(store.get_state("knowledge").await.unwrap().is_some());
     let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n\n[store]\nurl = \"{}\"\n\n[routing]\nexploration = 0\n\n{}",
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[dashboard]\nlisten = \"127.0.0.1:0\"\n\n[store]\nurl = \"{}\"\n\n[routing]\nexploration = 0\n\n{}",
         gw.db_url,
         config(&upstream.base_url())
     );
@@ -228,4 +228,46 @@ async fn analyze_validates_its_input_and_calls_no_model() {
         assert_eq!(gw.post("/api/routing/analyze", bad.clone()).await.status(), 400, "{bad}");
     }
     assert_eq!(upstream.stats().total().requests, 0);
+}
+
+#[tokio::test]
+async fn the_judge_decides_auto_requests_and_the_policy_takes_over_when_it_fails() {
+    use router_sim::{JudgeBehavior, JudgeConfig, JudgeReply};
+    let upstream = SimServer::start(
+        SimConfig::new()
+            .model(SimModel::new("coder"))
+            .model(SimModel::new("writer"))
+            .judge(JudgeConfig {
+                model: "llama3".into(),
+                behavior: JudgeBehavior::reply(JudgeReply::Fixed(json!({"model": "writer", "domain": "code", "reason": "writer explains code well"}))),
+            }),
+    )
+    .await
+    .unwrap();
+    let base = upstream.base_url();
+    let gw = start(&format!(
+        "[judge]\nmode = \"always\"\nurl = \"{base}\"\nmodel = \"llama3\"\ntimeout_ms = 400\n\n{}",
+        config(&base)
+    ))
+    .await;
+    // The judge overrides the policy, and the answer comes from its choice.
+    let d = decide(&gw, CODE[2]).await;
+    assert_eq!(d["source"], "judge", "{d}");
+    assert_eq!(d["model"], "writer");
+    assert!(d["reason"].as_str().unwrap().contains("writer explains code well"), "{d}");
+    let (model, _) = ask(&gw, CODE[3]).await;
+    assert_eq!(model, "writer");
+    let judged = upstream.judge_requests().len();
+    assert!(judged >= 2, "the judge was asked: {judged}");
+    // The same query again is answered from the judge cache.
+    let _ = decide(&gw, CODE[2]).await;
+    assert_eq!(upstream.judge_requests().len(), judged, "a cache hit must not call the judge");
+
+    // A judge that hangs: the policy decides within the budget.
+    upstream.set_judge(JudgeBehavior::reply(JudgeReply::Hang));
+    let started = std::time::Instant::now();
+    let d = decide(&gw, "a question the judge has not seen before").await;
+    assert!(started.elapsed() < std::time::Duration::from_millis(400 + 600), "{:?}", started.elapsed());
+    assert_eq!(d["source"], "policy", "{d}");
+    assert!(d["reason"].as_str().unwrap().contains("judge"), "{d}");
 }

@@ -29,7 +29,7 @@ pub async fn start_with_env(config_body: &str, env: HashMap<String, String>) -> 
     let dir = tempfile::tempdir().unwrap();
     let db_url = format!("sqlite://{}", dir.path().join("router.db").display());
     let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace_ms = 5000\n\n[store]\nurl = \"{db_url}\"\nflush_ms = 5\n\n{config_body}"
+        "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace_ms = 5000\n\n[dashboard]\nlisten = \"127.0.0.1:0\"\n\n[store]\nurl = \"{db_url}\"\nflush_ms = 5\n\n{config_body}"
     );
     let config =
         Config::parse(&text, Path::new("test.toml"), &env).unwrap_or_else(|e| panic!("{e}"));
