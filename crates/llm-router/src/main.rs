@@ -50,6 +50,8 @@ enum Command {
     Stats(commands::stats::Args),
     /// Measure the feature extractor (domain, language) on a labelled JSONL file.
     FeaturesEval(commands::features_eval::Args),
+    /// Read a password on stdin and print its argon2 hash for ADMIN_PASSWORD_HASH.
+    HashPassword,
 }
 
 fn main() -> ExitCode {
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
         Command::Feedback(args) => commands::feedback::run(&cli.config, args),
         Command::Stats(args) => commands::stats::run(&cli.config, args),
         Command::FeaturesEval(args) => commands::features_eval::run(args),
+        Command::HashPassword => commands::hash_password::run(),
     };
     match result {
         Ok(code) => code,

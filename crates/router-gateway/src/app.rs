@@ -129,7 +129,8 @@ impl Gateway {
                 .map_err(|source| BuildError::Deployment { id: d.id.clone(), source })
         })?;
         let knowledge = RwLock::new(fresh_knowledge(&config)?);
-        let judge = (config.judge.mode != JudgeMode::Off).then(|| Arc::new(Judge::new(&config.judge, client.clone())));
+        let judge = (config.judge.mode != JudgeMode::Off)
+            .then(|| Arc::new(Judge::new(&config.judge, client.clone())));
         Ok(Gateway {
             inner: Arc::new(Inner {
                 config,

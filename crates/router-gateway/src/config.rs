@@ -704,7 +704,7 @@ impl Validator<'_> {
             None => Profile::Balanced,
         };
         let max_cost_usd = match raw.max_cost_usd {
-            Some(c) if !(*c.get_ref() > 0.0) => {
+            Some(c) if !c.get_ref().is_finite() || *c.get_ref() <= 0.0 => {
                 self.problem(
                     Some(c.span()),
                     "routing.max_cost_usd",

@@ -156,7 +156,7 @@ pub async fn start_with_credentials(
     };
     let dashboard_addr = dashboard_listener.as_ref().map(|(_, addr)| *addr);
 
-    let (stop, mut stopped) = watch::channel(false);
+    let (stop, stopped) = watch::channel(false);
     let stop_on_signal = stop.clone();
     tokio::spawn(async move {
         signal.await;
@@ -180,7 +180,10 @@ pub async fn start_with_credentials(
 
     // The dashboard stops taking connections with the proxy; its requests are short and
     // never hold up the shutdown.
-    let dashboard = dashboard_listener.map(|(listener, _)| {
+    let dashboard = dashboard_listener.map(|(listener, addr)| {
+        if credentials.is_none() {
+            tracing::warn!(%addr, "the dashboard has no password: set ADMIN_PASSWORD (or ADMIN_PASSWORD_HASH); until then it shows only how to");
+        }
         let app = Dashboard::new(gateway.clone(), credentials).router();
         let mut stopped = stopped.clone();
         tokio::spawn(async move {
@@ -196,36 +199,12 @@ pub async fn start_with_credentials(
         })
     });
     let app = proxy::router(gateway.clone());
-    let mut graceful = stopped.clone();
     let task_gateway = gateway.clone();
     let task = tokio::spawn(async move {
-        let server = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = graceful.wait_for(|s| *s).await;
-            })
-            .into_future();
-        tokio::pin!(server);
-        // Serve until the stop signal; then give in-flight requests the grace period.
-        let forced = tokio::select! {
-            result = &mut server => {
-                if let Err(e) = result {
-                    tracing::error!(error = %e, "the proxy server failed");
-                }
-                false
-            }
-            _ = async { let _ = stopped.wait_for(|s| *s).await; } => {
-                tracing::info!(grace_ms = grace.as_millis() as u64, "shutting down: no new connections; finishing in-flight requests");
-                match tokio::time::timeout(grace, &mut server).await {
-                    Ok(_) => false,
-                    Err(_) => {
-                        tracing::warn!("grace period over: cutting the remaining requests");
-                        true
-                    }
-                }
-            }
-        };
-        // Dropping the server ends any request still running; each records its own end.
-        drop(server);
+        let forced = crate::listener::serve(listener, app, stopped, grace).await;
+        if forced {
+            tracing::warn!("grace period over: the requests still running were cut and recorded as cancelled");
+        }
         if let Some(dashboard) = dashboard {
             dashboard.abort();
         }
@@ -239,6 +218,7 @@ pub async fn start_with_credentials(
         tracing::info!(written = writer.written, dropped = writer.dropped, "store drained");
         ShutdownReport { forced, writer }
     });
-    tracing::info!(proxy = %proxy_addr, dashboard = ?dashboard_addr, "llm-router listening");
+    let dashboard_at = dashboard_addr.map_or_else(|| "off".to_string(), |a| a.to_string());
+    tracing::info!(proxy = %proxy_addr, dashboard = %dashboard_at, "llm-router listening");
     Ok(Running { gateway, proxy_addr, dashboard_addr, stop, task })
 }

@@ -593,7 +593,7 @@ async fn bad_requests_get_anthropic_errors_with_matching_statuses() {
         }
     };
     let ok_messages = r#""messages": [{"role": "user", "content": "hi"}]"#;
-    let cases: Vec<(&str, Vec<u8>, &str, u16, &str, &str)> = vec![
+    let cases = vec![
         ("malformed JSON", b"{\"model\": ".to_vec(), "application/json", 400, "invalid_request_error", "JSON"),
         ("missing max_tokens", format!(r#"{{"model": "oa", {ok_messages}}}"#).into_bytes(), "application/json", 400, "invalid_request_error", "max_tokens"),
         ("max_tokens zero", format!(r#"{{"model": "oa", "max_tokens": 0, {ok_messages}}}"#).into_bytes(), "application/json", 400, "invalid_request_error", "max_tokens"),
@@ -751,7 +751,7 @@ async fn client_keys_are_accepted_as_x_api_key_or_bearer() {
         setup_with_server(all_upstreams(), "", "client_keys_env = \"CLIENT_KEYS\"\n", env).await;
     let url = format!("{}/v1/messages", gw.url);
     let body = ask("an", "hello");
-    let cases: [(&str, Option<(&str, &str)>, u16); 6] = [
+    let cases = [
         ("no key", None, 401),
         ("wrong x-api-key", Some(("x-api-key", "key-three")), 401),
         ("wrong bearer", Some(("authorization", "Bearer key-three")), 401),
@@ -816,6 +816,64 @@ async fn aliases_and_auto_route_anthropic_clients() {
                 response.json::<Value>().await.unwrap()["model"].clone()
             };
             assert_eq!(model, chosen.as_str());
+        }
+    }
+}
+
+/// What Claude Code and the beta SDK send: `?beta=true`, `anthropic-beta`, prompt caching
+/// marks, extended thinking and signed thinking blocks in the history. What only Claude can
+/// use is accepted and left out of other formats' requests.
+#[tokio::test]
+async fn claude_code_style_requests_are_served_by_any_upstream() {
+    let (upstream, gw) = setup(all_upstreams(), "").await;
+    for model in UPSTREAMS {
+        let mut tool = weather_tool();
+        tool["cache_control"] = json!({"type": "ephemeral"});
+        let body = json!({
+            "model": model,
+            "max_tokens": 2048,
+            "stream": true,
+            "system": [
+                {"type": "text", "text": "You are a coding agent."},
+                {"type": "text", "text": "Be careful.", "cache_control": {"type": "ephemeral"}},
+            ],
+            "tools": [tool],
+            "thinking": {"type": "enabled", "budget_tokens": 1024},
+            "metadata": {"user_id": "session-1"},
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "Fix the bug", "cache_control": {"type": "ephemeral"}}]},
+                {"role": "assistant", "content": [
+                    {"type": "thinking", "thinking": "Let me look.", "signature": "c2lnbmF0dXJl"},
+                    {"type": "text", "text": "Which file?"},
+                ]},
+                {"role": "user", "content": "src/main.rs, please"},
+            ],
+        });
+        let response = gw
+            .client
+            .post(format!("{}/v1/messages?beta=true", gw.url))
+            .header("anthropic-version", "2023-06-01")
+            .header(
+                "anthropic-beta",
+                "interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14",
+            )
+            .header("x-api-key", "anything")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{model}");
+        let events = events(response).await;
+        assert_eq!(names(&events).last(), Some(&"message_stop"), "{model}");
+        assert!(streamed_text(&events).contains("src/main.rs"), "{model}");
+
+        let sent = last_request(&upstream, model);
+        let text = String::from_utf8_lossy(&sent.body);
+        for noise in ["cache_control", "thinking", "Let me look.", "signature", "budget_tokens"] {
+            assert!(!text.contains(noise), "{model}: `{noise}` reached the upstream: {text}");
+        }
+        if model == "an" {
+            assert_eq!(sent.header("anthropic-beta"), None, "beta flags are the client's");
         }
     }
 }

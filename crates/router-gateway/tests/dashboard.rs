@@ -377,16 +377,22 @@ async fn weights_steer_traffic_at_once_and_are_audited() {
 async fn a_disabled_model_gets_no_more_traffic() {
     let fx = fixture().await;
     let session = fx.login().await;
-    assert!(fx.models_answering("auto:cost", 5).await.iter().all(|m| m == "cheap"));
+    let favourite = fx.favourite("auto:cost", 5).await;
 
-    let r = fx.change("/models/cheap/enabled", &session, json!({"enabled": false})).await;
+    let path = format!("/models/{favourite}/enabled");
+    let r = fx.change(&path, &session, json!({"enabled": false})).await;
     assert_eq!(r["now"]["enabled"], false);
     let after = fx.models_answering("auto:cost", 20).await;
-    assert!(after.iter().all(|m| m != "cheap"), "{after:?}");
+    assert!(after.iter().all(|m| *m != favourite), "{favourite} still answers: {after:?}");
     let page = fx.api("/models", &session).await;
-    let cheap = page["models"].as_array().unwrap().iter().find(|m| m["name"] == "cheap").unwrap();
-    assert_eq!(cheap["enabled"], false);
-    assert_eq!(cheap["availability"], "unavailable");
+    let model = page["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == favourite.as_str())
+        .unwrap();
+    assert_eq!(model["enabled"], false);
+    assert_eq!(model["availability"], "unavailable");
 
     let analyze = |f: &Fixture| {
         let request = f.client.post(format!("{}/api/routing/analyze", f.proxy));
@@ -402,19 +408,15 @@ async fn a_disabled_model_gets_no_more_traffic() {
         }
     };
     let decision = analyze(&fx).await;
-    assert!(
-        decision["excluded"].as_array().unwrap().iter().any(|e| e["model"] == "cheap"),
-        "{decision}"
-    );
-    fx.change("/models/cheap/enabled", &session, json!({"enabled": true})).await;
-    // Back among the candidates at once (which one wins now depends on what was learned
+    let listed = |d: &Value, key: &str| {
+        d[key].as_array().unwrap().iter().any(|e| e["model"] == favourite.as_str())
+    };
+    assert!(listed(&decision, "excluded") && !listed(&decision, "ranking"), "{decision}");
+    fx.change(&path, &session, json!({"enabled": true})).await;
+    // Back among the candidates at once (whether it wins again depends on what was learned
     // from the traffic the others took meanwhile).
     let decision = analyze(&fx).await;
-    assert!(
-        decision["ranking"].as_array().unwrap().iter().any(|r| r["model"] == "cheap"),
-        "{decision}"
-    );
-    assert!(decision["excluded"].as_array().unwrap().is_empty(), "{decision}");
+    assert!(listed(&decision, "ranking") && !listed(&decision, "excluded"), "{decision}");
 
     // A deployment can be switched off on its own.
     fx.change("/deployments/m-a/enabled", &session, json!({"enabled": false})).await;
@@ -426,7 +428,14 @@ async fn a_disabled_model_gets_no_more_traffic() {
         .iter()
         .map(|e| format!("{} {}", e["action"].as_str().unwrap(), e["target"].as_str().unwrap()))
         .collect();
-    assert_eq!(actions, ["disable_deployment m-a", "enable_model cheap", "disable_model cheap"]);
+    assert_eq!(
+        actions,
+        [
+            "disable_deployment m-a".to_string(),
+            format!("enable_model {favourite}"),
+            format!("disable_model {favourite}")
+        ]
+    );
     fx.stop().await;
 }
 
@@ -640,7 +649,7 @@ async fn quality_decisions_and_feedback_reflect_the_traffic() {
         }
     };
     assert_eq!(only("model=pro").await, [ids[2].clone()]);
-    assert_eq!(only("source=policy").await, [routed.clone()]);
+    assert_eq!(only("source=policy").await, std::slice::from_ref(&routed));
     assert_eq!(only("language=zh").await, [ids[1].clone()]);
     assert_eq!(only("outcome=error").await.len(), 1);
     let routed_to_cheap = usize::from(answered_by[0] == "cheap");
@@ -728,4 +737,25 @@ async fn an_attached_judge_shows_its_status() {
     let overview = own.api("/overview", &session).await;
     assert_eq!(overview["judge"]["timeout_ms"], 1500, "{overview}");
     own.stop().await;
+}
+
+#[tokio::test]
+async fn the_gateways_own_judge_shows_on_the_overview() {
+    // A port nothing listens on: the judge is configured but unreachable.
+    let refused = router_sim::RefusedPort::new().unwrap();
+    let extra =
+        format!("[judge]\nmode = \"hybrid\"\nurl = \"{}\"\ntimeout_ms = 200\n", refused.base_url());
+    let fx = fixture_with(Some(dashboard_support::credentials()), &extra).await;
+    let session = fx.login().await;
+    let judge = fx.api("/overview", &session).await["judge"].clone();
+    assert_eq!(judge["mode"], "hybrid", "{judge}");
+    assert_eq!(judge["timeout_ms"], 200);
+    // The background probe finds nothing there.
+    let (f, s) = (&fx, &session);
+    eventually("the judge reported unreachable", move || async move {
+        let judge = f.api("/judge", s).await["judge"].clone();
+        (judge["reachable"] == false).then_some(())
+    })
+    .await;
+    fx.stop().await;
 }

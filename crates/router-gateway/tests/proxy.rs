@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{openai_model, start, start_with_env};
+use common::{openai_model, start, start_with_env, start_with_grace};
 use futures_util::StreamExt;
 use router_sim::{
     Endpoint, Fault, FaultPlan, Latency, RefusedPort, SimConfig, SimModel, SimServer, Style,
@@ -462,4 +462,30 @@ async fn shutdown_under_load_loses_no_record() {
         counts.requests, counts.outcomes,
         "every recorded request has its outcome: {counts:?}"
     );
+}
+
+#[tokio::test]
+async fn a_stream_still_running_after_the_grace_period_is_cut_and_recorded() {
+    // 40 chunks, 200 ms apart: eight seconds, far past a 300 ms grace period.
+    let upstream = sim(vec![SimModel::new("slow").style(Style::Verbose).latency(Latency::new(Duration::ZERO, 5.0))]).await;
+    let mut gw = start_with_grace(&openai_model("slow", &upstream.base_url(), ""), Default::default(), 300).await;
+    let response = gw
+        .post("/v1/chat/completions", json!({"model": "slow", "stream": true, "messages": [{"role": "user", "content": "a very long story"}]}))
+        .await;
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    let _ = body.next().await;
+    let started = Instant::now();
+    let report = gw.running.take().unwrap().shutdown().await;
+    assert!(report.forced, "the stream outlived the grace period");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert_eq!(report.writer.dropped, 0);
+    // The client sees the stream end, not hang.
+    let rest = tokio::time::timeout(Duration::from_secs(5), async { while body.next().await.is_some() {} }).await;
+    assert!(rest.is_ok(), "the cut stream ended for the client");
+    let store = router_store::Store::connect(&gw.db_url).await.unwrap();
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.requests, counts.outcomes), (1, 1), "{counts:?}");
+    let decisions = store.recent_decisions(&Default::default(), 10).await.unwrap();
+    assert_eq!(decisions[0].outcome.as_ref().unwrap().status, router_store::OutcomeStatus::Cancelled);
 }

@@ -267,7 +267,11 @@ async fn the_judge_decides_auto_requests_and_the_policy_takes_over_when_it_fails
     upstream.set_judge(JudgeBehavior::reply(JudgeReply::Hang));
     let started = std::time::Instant::now();
     let d = decide(&gw, "a question the judge has not seen before").await;
-    assert!(started.elapsed() < std::time::Duration::from_millis(400 + 600), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(400 + 600),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(d["source"], "policy", "{d}");
     assert!(d["reason"].as_str().unwrap().contains("judge"), "{d}");
 }

@@ -16,7 +16,9 @@ use router_core::{Candidate, Decision, FeatureExtractor, Profile};
 use router_eval::baseline::Point;
 use router_eval::replay::{Checkpoint, Progress};
 use router_eval::report::{Baselines, EstimatorRun};
-use router_eval::{Dataset, EvalOptions, Estimator, Layout, LoadOptions, PriceTable, Report, Split};
+use router_eval::{
+    Dataset, Estimator, EvalOptions, Layout, LoadOptions, PriceTable, Report, Split,
+};
 use router_gateway::config::{JudgeApi, JudgeConfig, JudgeMode};
 use router_gateway::judge::{Judge, JudgeCandidateInfo};
 
@@ -90,7 +92,7 @@ pub struct Args {
     #[arg(long = "profile")]
     pub profiles: Vec<Profile>,
     /// Points of the cost-weight sweep (0 for none).
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 100)]
     pub sweep: usize,
     /// The memory of similar queries: off, on, or both side by side.
     #[arg(long, value_enum, default_value_t = MemorySwitch::Both)]
@@ -153,11 +155,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut reports = Vec::new();
     for k in 0..args.repeat.max(1) {
         let seed = args.seed + k;
-        let options = EvalOptions { split: Split { seed, ..options.split }, seed, ..options.clone() };
+        let options =
+            EvalOptions { split: Split { seed, ..options.split }, seed, ..options.clone() };
         let mut bar = ProgressLine::new();
-        let judge: Option<&mut dyn router_eval::judge::Judge> =
-            if k == 0 { judge.as_mut().map(|j| j as &mut dyn router_eval::judge::Judge) } else { None };
-        let report = router_eval::evaluate(&dataset, &extractor, &options, judge, &mut |p| bar.show(p))?;
+        let judge: Option<&mut dyn router_eval::judge::Judge> = if k == 0 {
+            judge.as_mut().map(|j| j as &mut dyn router_eval::judge::Judge)
+        } else {
+            None
+        };
+        let report =
+            router_eval::evaluate(&dataset, &extractor, &options, judge, &mut |p| bar.show(p))?;
         bar.clear();
         if k == 0 || args.repeat == 1 {
             print!("{}", render(&report));
@@ -180,7 +187,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.plot {
         match reports.first().and_then(router_eval::plot::svg) {
             Some(svg) => {
-                std::fs::write(path, svg).with_context(|| format!("cannot write {}", path.display()))?;
+                std::fs::write(path, svg)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
                 println!("plot: {}", path.display());
             }
             None => println!("plot: nothing to plot without an offline evaluation"),
@@ -212,7 +220,9 @@ fn load(args: &Args) -> anyhow::Result<Dataset> {
         _ => anyhow::bail!("give --data DIR, or --prompts FILE and --scores FILE"),
     };
     if let Some(lang) = &args.lang {
-        dataset = dataset.filtered(|item| item.language.as_deref().is_some_and(|l| l.eq_ignore_ascii_case(lang)));
+        dataset = dataset.filtered(|item| {
+            item.language.as_deref().is_some_and(|l| l.eq_ignore_ascii_case(lang))
+        });
         dataset.name = format!("{} (lang {lang})", dataset.name);
         dataset.notes.push(format!("only prompts labelled lang = {lang}"));
     }
@@ -233,10 +243,13 @@ fn options(args: &Args, dataset: &Dataset) -> anyhow::Result<EvalOptions> {
     if let Some(reference) = &args.reference
         && dataset.model_index(reference).is_none()
     {
-        anyhow::bail!("--reference {reference}: no such model (the dataset has {})", dataset.models.join(", "));
+        anyhow::bail!(
+            "--reference {reference}: no such model (the dataset has {})",
+            dataset.models.join(", ")
+        );
     }
     let defaults = EvalOptions::default();
-    let sweep = if args.sweep == 0 { Vec::new() } else { sweep(args.sweep) };
+    let sweep = router_eval::replay::sweep(args.sweep);
     Ok(EvalOptions {
         split: Split { train_fraction: args.split, seed: args.seed },
         offline: args.mode != Mode::Online,
@@ -246,7 +259,11 @@ fn options(args: &Args, dataset: &Dataset) -> anyhow::Result<EvalOptions> {
             MemorySwitch::On => vec![Estimator::ContextsAndMemory],
             MemorySwitch::Both => vec![Estimator::Contexts, Estimator::ContextsAndMemory],
         },
-        profiles: if args.profiles.is_empty() { Profile::ALL.to_vec() } else { args.profiles.clone() },
+        profiles: if args.profiles.is_empty() {
+            Profile::ALL.to_vec()
+        } else {
+            args.profiles.clone()
+        },
         sweep,
         exploration: args.exploration,
         seed: args.seed,
@@ -256,18 +273,6 @@ fn options(args: &Args, dataset: &Dataset) -> anyhow::Result<EvalOptions> {
         judge_prompts: args.judge_prompts,
         ..defaults
     })
-}
-
-/// `n` cost weights: 0, geometric from 0.002 to 50, and one where only cost matters.
-fn sweep(n: usize) -> Vec<f64> {
-    let mut w = vec![0.0];
-    let inner = n.saturating_sub(2).max(1);
-    for k in 0..inner {
-        let t = if inner == 1 { 0.5 } else { k as f64 / (inner - 1) as f64 };
-        w.push(0.002 * (50.0f64 / 0.002).powf(t));
-    }
-    w.push(1e6);
-    w
 }
 
 /// The gateway's judge, always consulted, driven on a runtime of its own.
@@ -280,7 +285,8 @@ impl OllamaJudge {
     /// The judge if its server answers and has the model; otherwise says why not and
     /// returns `None`, so the rest of the evaluation runs.
     fn connect(args: &Args) -> anyhow::Result<Option<OllamaJudge>> {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
         let config = JudgeConfig {
             mode: JudgeMode::Always,
             api: JudgeApi::Ollama,
@@ -295,7 +301,10 @@ impl OllamaJudge {
         let judge = Judge::new(&config, client).with_pause(0, Duration::ZERO);
         let probe = runtime.block_on(judge.probe());
         if let Some(error) = probe.error {
-            println!("judge: no Ollama answering at {} ({error}); the judge is not evaluated", args.judge_url);
+            println!(
+                "judge: no Ollama answering at {} ({error}); the judge is not evaluated",
+                args.judge_url
+            );
             return Ok(None);
         }
         if !probe.model_present {
@@ -320,8 +329,14 @@ impl OllamaJudge {
 }
 
 impl router_eval::judge::Judge for OllamaJudge {
-    fn decide(&mut self, query: &str, decision: Decision, candidates: &[Candidate<'_>]) -> Decision {
-        let infos: Vec<JudgeCandidateInfo<'_>> = candidates.iter().map(JudgeCandidateInfo::from).collect();
+    fn decide(
+        &mut self,
+        query: &str,
+        decision: Decision,
+        candidates: &[Candidate<'_>],
+    ) -> Decision {
+        let infos: Vec<JudgeCandidateInfo<'_>> =
+            candidates.iter().map(JudgeCandidateInfo::from).collect();
         self.runtime.block_on(self.judge.decide(query, decision, &infos))
     }
 }
@@ -347,7 +362,15 @@ impl ProgressLine {
         }
         self.last = Some((p.stage.to_string(), percent));
         let filled = percent * 30 / 100;
-        eprint!("\r{:<9} [{}{}] {:>3}% ({}/{})   ", p.stage, "#".repeat(filled), ".".repeat(30 - filled), percent, p.done, p.total);
+        eprint!(
+            "\r{:<9} [{}{}] {:>3}% ({}/{})   ",
+            p.stage,
+            "#".repeat(filled),
+            ".".repeat(30 - filled),
+            percent,
+            p.done,
+            p.total
+        );
     }
 
     fn clear(&mut self) {
@@ -359,8 +382,15 @@ impl ProgressLine {
 
 /// Cost per 1,000 calls, in dollars.
 fn per_k(usd: f64) -> String {
-    let c = usd * 1000.0;
-    if c >= 100.0 { format!("{c:.1}") } else if c >= 1.0 { format!("{c:.3}") } else { format!("{c:.4}") }
+    // Rounded first, so that 0.99999… prints as 1.000, not 1.0000.
+    let c = (usd * 1e12).round() / 1e9;
+    if c >= 100.0 {
+        format!("{c:.1}")
+    } else if c >= 1.0 {
+        format!("{c:.3}")
+    } else {
+        format!("{c:.4}")
+    }
 }
 
 fn pct(x: f64) -> String {
@@ -404,7 +434,8 @@ fn render(report: &Report) -> String {
                 "\nJudge against policy ({} profile, {} test prompts, {} answered by the judge)\n",
                 j.profile, j.prompts, j.answered
             ));
-            let mut t = Table::new(["", "quality", "cost/1k $", "mean ms", "p99 ms", "traffic"]).right_align(&[1, 2, 3, 4]);
+            let mut t = Table::new(["", "quality", "cost/1k $", "mean ms", "p99 ms", "traffic"])
+                .right_align(&[1, 2, 3, 4]);
             for (p, time) in [(&j.with_judge, &j.judge_time), (&j.policy, &j.policy_time)] {
                 t.row([
                     p.label.clone(),
@@ -425,12 +456,19 @@ fn render(report: &Report) -> String {
 }
 
 fn offline_section(report: &Report, base: &Baselines) -> String {
-    let mut out = format!("\nOffline — trained on the training part, routing the {} test prompts\n", base.prompts);
+    let mut out = format!(
+        "\nOffline — trained on the training part, routing the {} test prompts\n",
+        base.prompts
+    );
     let best = base.singles.iter().find(|p| p.label == base.best);
-    let mut t = Table::new(["", "quality", "cost/1k $", "q vs best", "cost vs best", "traffic"]).right_align(&[1, 2, 3, 4]);
+    let mut t = Table::new(["", "quality", "cost/1k $", "q vs best", "cost vs best", "traffic"])
+        .right_align(&[1, 2, 3, 4]);
     let row = |t: &mut Table, label: String, p: &Point| {
         let (q, c) = best.map_or((String::new(), String::new()), |b| {
-            (pct(p.quality / b.quality.max(f64::MIN_POSITIVE)), pct(p.cost_usd / b.cost_usd.max(f64::MIN_POSITIVE)))
+            (
+                pct(p.quality / b.quality.max(f64::MIN_POSITIVE)),
+                pct(p.cost_usd / b.cost_usd.max(f64::MIN_POSITIVE)),
+            )
         });
         t.row([label, format!("{:.3}", p.quality), per_k(p.cost_usd), q, c, traffic(p)]);
     };
@@ -440,13 +478,29 @@ fn offline_section(report: &Report, base: &Baselines) -> String {
         row(&mut t, format!("single {}", short(&p.label)), p);
     }
     row(&mut t, "oracle (cheapest best answer)".into(), &base.oracle);
-    for p in base.mixes.iter().filter(|m| m.label.starts_with("mix 25%") || m.label.starts_with("mix 50%") || m.label.starts_with("mix 75%")) {
-        row(&mut t, format!("{} / {}", p.label, short(&base.cheapest)), p);
+    let equal_costs = report.dataset.equal_costs;
+    // With equal costs the mixes and the profiles collapse: one best model, one trade-off.
+    if !equal_costs {
+        for (share, p) in base.mixes.iter().enumerate().filter(|(k, _)| [2, 5, 8].contains(k)) {
+            let label =
+                format!("mix {}% {} / {}", share * 10, short(&base.best), short(&base.cheapest));
+            row(&mut t, label, p);
+        }
     }
     for run in &report.runs {
         if let Some(o) = &run.offline {
-            for p in &o.run.profiles {
-                row(&mut t, format!("{} [{}]", p.label, run.estimator.as_str()), p);
+            let shown = if equal_costs {
+                &o.run.profiles[..o.run.profiles.len().min(1)]
+            } else {
+                &o.run.profiles[..]
+            };
+            for p in shown {
+                let label = if equal_costs {
+                    format!("router [{}] (any profile)", run.estimator.as_str())
+                } else {
+                    format!("{} [{}]", p.label, run.estimator.as_str())
+                };
+                row(&mut t, label, p);
             }
         }
     }
@@ -458,8 +512,16 @@ fn offline_section(report: &Report, base: &Baselines) -> String {
             per_k(base.cost_range.0),
             per_k(base.cost_range.1)
         ));
-        let mut t = Table::new(["", "AIQ", "APGR", "CPT(50%)", "CPT(80%)", "above singles' hull", "min margin (at $/1k)"])
-            .right_align(&[1, 2, 3, 4, 5, 6]);
+        let mut t = Table::new([
+            "",
+            "AIQ",
+            "APGR",
+            "CPT(50%)",
+            "CPT(80%)",
+            "above singles' hull",
+            "min margin (at $/1k)",
+        ])
+        .right_align(&[1, 2, 3, 4, 5, 6]);
         t.row([
             "single models' hull".to_string(),
             opt(base.aiq_singles, |x| format!("{x:.4}")),
@@ -487,7 +549,9 @@ fn offline_section(report: &Report, base: &Baselines) -> String {
                     opt(o.cpt50, pct),
                     opt(o.cpt80, pct),
                     opt(o.hull.map(|h| h.at_or_above), pct),
-                    o.hull.map_or("—".into(), |h| format!("{:+.4} ({})", h.min_margin, per_k(h.min_margin_at_cost))),
+                    o.hull.map_or("—".into(), |h| {
+                        format!("{:+.4} ({})", h.min_margin, per_k(h.min_margin_at_cost))
+                    }),
                 ]);
             }
         }
@@ -502,8 +566,15 @@ fn offline_section(report: &Report, base: &Baselines) -> String {
                     per_k(b.cost_limit_usd),
                     opt(b.curve_quality_share, pct),
                 ));
-                if let (Some(p), Some(q), Some(c)) = (&b.best_point, b.best_point_quality_share, b.best_point_cost_share) {
-                    out.push_str(&format!("; best single setting: {} at {} of its cost ({})", pct(q), pct(c), p.label));
+                if let (Some(p), Some(q), Some(c)) =
+                    (&b.best_point, b.best_point_quality_share, b.best_point_cost_share)
+                {
+                    out.push_str(&format!(
+                        "; best single setting: {} at {} of its cost ({})",
+                        pct(q),
+                        pct(c),
+                        p.label
+                    ));
                 }
                 out.push('\n');
             }
@@ -515,17 +586,40 @@ fn offline_section(report: &Report, base: &Baselines) -> String {
     out
 }
 
+/// Subsets shown in full at most; beyond, only those where the router falls short.
+const SUBSETS_SHOWN: usize = 12;
+
 fn subset_section(runs: &[EstimatorRun]) -> String {
     let mut out = String::new();
     for run in runs {
         let Some(o) = &run.offline else { continue };
-        if o.subsets.is_empty() {
+        // One profile: balanced if it was evaluated (the JSON report has them all).
+        let Some(profile) = o
+            .subsets
+            .iter()
+            .map(|r| r.profile)
+            .find(|p| *p == Profile::Balanced)
+            .or_else(|| o.subsets.first().map(|r| r.profile))
+        else {
+            continue;
+        };
+        let rows: Vec<_> = o.subsets.iter().filter(|r| r.profile == profile).collect();
+        let short_of = |r: &router_eval::report::SubsetRow| {
+            r.best_single_within_cost.as_ref().is_some_and(|w| w.quality > r.router.quality + 0.005)
+        };
+        let shortfalls = rows.iter().filter(|r| short_of(r)).count();
+        let many = rows.len() > SUBSETS_SHOWN;
+        out.push_str(&format!(
+            "\nPer subset [{}, {profile}]: below the best single model within its cost on {shortfalls} of {} subsets{}\n",
+            run.estimator.as_str(),
+            rows.len(),
+            if many && shortfalls > 0 { "; those:" } else if many { "" } else { ":" }
+        ));
+        if many && shortfalls == 0 {
             continue;
         }
-        out.push_str(&format!("\nPer subset [{}]:\n", run.estimator.as_str()));
         let mut t = Table::new([
             "subset",
-            "profile",
             "router q",
             "cost/1k $",
             "best single",
@@ -534,15 +628,16 @@ fn subset_section(runs: &[EstimatorRun]) -> String {
             "best single within router's cost",
             "q",
         ])
-        .right_align(&[2, 3, 5, 6, 8]);
-        for r in &o.subsets {
+        .right_align(&[1, 2, 4, 5, 7]);
+        for r in rows.iter().filter(|r| !many || short_of(r)) {
             let (wname, wq) = r
                 .best_single_within_cost
                 .as_ref()
-                .map_or(("—".to_string(), String::new()), |w| (short(&w.label).to_string(), format!("{:.3}", w.quality)));
+                .map_or(("—".to_string(), String::new()), |w| {
+                    (short(&w.label).to_string(), format!("{:.3}", w.quality))
+                });
             t.row([
                 format!("{} ({})", r.subset, r.prompts),
-                r.profile.to_string(),
                 format!("{:.3}", r.router.quality),
                 per_k(r.router.cost_usd),
                 short(&r.best_single.label).to_string(),
@@ -575,13 +670,23 @@ fn online_section(report: &Report, base: &Baselines) -> String {
     ])
     .right_align(&[2, 3, 5, 6, 7, 8]);
     for run in &report.runs {
-        for o in &run.online {
+        let shown = if report.dataset.equal_costs {
+            &run.online[..run.online.len().min(1)]
+        } else {
+            &run.online[..]
+        };
+        for o in shown {
             t.row([
                 run.estimator.as_str().to_string(),
                 o.run.profile.to_string(),
                 format!("{:.3}", o.run.result.quality),
                 per_k(o.run.result.cost_usd),
-                format!("{} {:.3} at {}", short(&o.best_single.label), o.best_single.quality, per_k(o.best_single.cost_usd)),
+                format!(
+                    "{} {:.3} at {}",
+                    short(&o.best_single.label),
+                    o.best_single.quality,
+                    per_k(o.best_single.cost_usd)
+                ),
                 format!("{:+.3}", -o.quality_gap),
                 pct(o.cost_share),
                 format!("{:.3}", o.run.last_tenth.quality),
@@ -597,7 +702,9 @@ fn online_section(report: &Report, base: &Baselines) -> String {
         .rev()
         .flat_map(|r| r.online.iter().map(move |o| (r.estimator, o)))
         .find(|(_, o)| o.run.profile == Profile::Balanced)
-        .or_else(|| report.runs.iter().flat_map(|r| r.online.iter().map(move |o| (r.estimator, o))).next());
+        .or_else(|| {
+            report.runs.iter().flat_map(|r| r.online.iter().map(move |o| (r.estimator, o))).next()
+        });
     if let Some((estimator, o)) = shown {
         out.push_str(&format!("\nLearning curve [{}, {}]:\n", estimator.as_str(), o.run.profile));
         out.push_str(&curve_table(&o.run.curve));
@@ -606,8 +713,14 @@ fn online_section(report: &Report, base: &Baselines) -> String {
 }
 
 fn curve_table(curve: &[Checkpoint]) -> String {
-    let mut t = Table::new(["seen", "cumulative q", "cumulative cost/1k $", "window q", "window cost/1k $"])
-        .right_align(&[0, 1, 2, 3, 4]);
+    let mut t = Table::new([
+        "seen",
+        "cumulative q",
+        "cumulative cost/1k $",
+        "window q",
+        "window cost/1k $",
+    ])
+    .right_align(&[0, 1, 2, 3, 4]);
     for c in curve {
         t.row([
             c.seen.to_string(),
@@ -620,51 +733,131 @@ fn curve_table(curve: &[Checkpoint]) -> String {
     t.render()
 }
 
-/// Key numbers of several splits, with their mean.
+/// Key numbers of several splits (seeds), with their means.
 fn render_repeats(reports: &[Report]) -> String {
-    let mut out = format!("\nAcross {} splits (seeds):\n", reports.len());
-    let mut t = Table::new(["seed split", "router", "AIQ", "APGR", "above hull", "budget q share"]).right_align(&[2, 3, 4, 5]);
-    let mut sums: Vec<(String, [f64; 4], usize)> = Vec::new();
+    let mut out = format!("\nAcross {} seeds (split and stream order):\n", reports.len());
+    let mut offline = Means::default();
+    let mut t = Table::new([
+        "seed",
+        "router",
+        "AIQ",
+        "APGR",
+        "above hull",
+        "budget q share",
+        "best profile q",
+        "best single q",
+        "oracle q",
+    ])
+    .right_align(&[0, 2, 3, 4, 5, 6, 7, 8]);
     for r in reports {
+        let Some(base) = &r.test_baselines else { continue };
+        let best_single = base.singles.iter().map(|p| p.quality).fold(0.0, f64::max);
         for run in &r.runs {
             let Some(o) = &run.offline else { continue };
-            let values = [
+            let values = vec![
                 o.aiq.unwrap_or(f64::NAN),
                 o.apgr.unwrap_or(f64::NAN),
                 o.hull.map_or(f64::NAN, |h| h.at_or_above),
                 o.budget.as_ref().and_then(|b| b.curve_quality_share).unwrap_or(f64::NAN),
+                o.run.profiles.iter().map(|p| p.quality).fold(0.0, f64::max),
+                best_single,
+                base.oracle.quality,
             ];
-            t.row([
-                r.split.clone(),
-                run.estimator.as_str().to_string(),
-                format!("{:.4}", values[0]),
-                format!("{:.3}", values[1]),
-                pct(values[2]),
-                pct(values[3]),
-            ]);
-            let name = run.estimator.as_str().to_string();
-            match sums.iter_mut().find(|(n, ..)| *n == name) {
-                Some((_, s, n)) => {
-                    for (a, v) in s.iter_mut().zip(values) {
-                        *a += v;
-                    }
-                    *n += 1;
-                }
-                None => sums.push((name, values, 1)),
+            t.row(offline_cells(r.seed.to_string(), run.estimator.as_str(), &values));
+            offline.add(run.estimator.as_str().to_string(), &values);
+        }
+    }
+    if !offline.is_empty() {
+        for (name, values) in offline.means() {
+            t.row(offline_cells("mean".into(), &name, &values));
+        }
+        out.push_str(&t.render());
+    }
+    let mut online = Means::default();
+    let mut t = Table::new(["seed", "router", "profile", "quality", "gap to best", "cost share"])
+        .right_align(&[0, 3, 4, 5]);
+    for r in reports {
+        for run in &r.runs {
+            let shown = if r.dataset.equal_costs {
+                &run.online[..run.online.len().min(1)]
+            } else {
+                &run.online[..]
+            };
+            for o in shown {
+                let values = vec![o.run.result.quality, -o.quality_gap, o.cost_share];
+                let key = format!("{}\t{}", run.estimator.as_str(), o.run.profile);
+                t.row(online_cells(r.seed.to_string(), &key, &values));
+                online.add(key, &values);
             }
         }
     }
-    for (name, s, n) in &sums {
-        let n = *n as f64;
-        t.row([
-            "mean".to_string(),
-            name.clone(),
-            format!("{:.4}", s[0] / n),
-            format!("{:.3}", s[1] / n),
-            pct(s[2] / n),
-            pct(s[3] / n),
-        ]);
+    if !online.is_empty() {
+        for (key, values) in online.means() {
+            t.row(online_cells("mean".into(), &key, &values));
+        }
+        out.push('\n');
+        out.push_str(&t.render());
     }
-    out.push_str(&t.render());
     out
+}
+
+fn offline_cells(seed: String, router: &str, v: &[f64]) -> Vec<String> {
+    let num = |x: f64, digits: usize| {
+        if x.is_nan() { "—".to_string() } else { format!("{x:.digits$}") }
+    };
+    let share = |x: f64| if x.is_nan() { "—".to_string() } else { pct(x) };
+    vec![
+        seed,
+        router.to_string(),
+        num(v[0], 4),
+        num(v[1], 3),
+        share(v[2]),
+        share(v[3]),
+        num(v[4], 3),
+        num(v[5], 3),
+        num(v[6], 3),
+    ]
+}
+
+fn online_cells(seed: String, key: &str, v: &[f64]) -> Vec<String> {
+    let (router, profile) = key.split_once('\t').unwrap_or((key, ""));
+    vec![
+        seed,
+        router.to_string(),
+        profile.to_string(),
+        format!("{:.3}", v[0]),
+        format!("{:+.3}", v[1]),
+        pct(v[2]),
+    ]
+}
+
+/// Running sums of named rows of numbers, in first-seen order.
+#[derive(Default)]
+struct Means {
+    rows: Vec<(String, Vec<f64>, usize)>,
+}
+
+impl Means {
+    fn add(&mut self, name: String, values: &[f64]) {
+        match self.rows.iter_mut().find(|(n, ..)| *n == name) {
+            Some((_, sums, n)) => {
+                for (a, v) in sums.iter_mut().zip(values) {
+                    *a += v;
+                }
+                *n += 1;
+            }
+            None => self.rows.push((name, values.to_vec(), 1)),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    fn means(&self) -> Vec<(String, Vec<f64>)> {
+        self.rows
+            .iter()
+            .map(|(name, sums, n)| (name.clone(), sums.iter().map(|s| s / *n as f64).collect()))
+            .collect()
+    }
 }

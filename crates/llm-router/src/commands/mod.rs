@@ -5,6 +5,7 @@ pub mod check;
 pub mod demo;
 pub mod feedback;
 pub mod features_eval;
+pub mod hash_password;
 pub mod init_db;
 pub mod models;
 pub mod serve;

@@ -154,10 +154,10 @@
           s.strongest_model ? t('kpi.saved_note', { pct: fmtPct(s.saved_ratio), model: s.strongest_model, cost: fmtUsd(s.strongest_usd) }) : t('kpi.no_strongest')),
       );
       const x = d.series.map(p => p.start_ms);
-      const chart = (id, title, series, format) => {
+      const chart = (id, title, series, format, options) => {
         const box = el('div', { class: 'chart-box', id });
         const panel = el('div', { class: 'panel' }, el('div', { class: 'chart-title', text: title }), box);
-        requestAnimationFrame(() => window.Chart.line(box, { x, series, format, time: fmtClock, label: title }));
+        requestAnimationFrame(() => window.Chart.line(box, Object.assign({ x, series, format, time: fmtClock, label: title }, options)));
         return panel;
       };
       const charts = el('div', { class: 'grid charts' },
@@ -165,13 +165,14 @@
         chart('chart-latency', t('chart.latency'), [
           { name: 'p50', values: d.series.map(p => p.latency_p50_ms), color: '#1f9d55' },
           { name: 'p95', values: d.series.map(p => p.latency_p95_ms), color: '#d98b0b' },
-        ], v => fmtMs(v)),
+        ], v => fmtMs(v), { integer: true }),
         chart('chart-errors', t('chart.error_rate'), [{ name: t('kpi.error_rate'), values: d.series.map(p => p.error_rate), color: '#d64545' }], v => fmtPct(v)),
         chart('chart-tokens', t('chart.tokens'), [
           { name: t('kpi.in'), values: d.series.map(p => p.input_tokens), color: '#6a4bc4' },
           { name: t('kpi.out'), values: d.series.map(p => p.output_tokens), color: '#2f9fb0' },
-        ], v => fmtInt(v)),
-        chart('chart-cost', t('chart.cost'), [{ name: t('kpi.cost'), values: d.series.map(p => p.cost_usd), color: '#3b4250' }], v => fmtUsd(v)),
+        ], v => fmtInt(v), { integer: true }),
+        chart('chart-cost', t('chart.cost'), [{ name: t('kpi.cost'), values: d.series.map(p => p.cost_usd), color: '#3b4250' }], v => fmtUsd(v),
+          { axisFormat: v => (v === 0 ? '$0' : `$${Number(v.toPrecision(2))}`) }),
       );
 
       const counts = d.sources.counts;
@@ -228,14 +229,18 @@
       for (const m of d.models) {
         const enc = encodeURIComponent(m.name);
         const hour = m.last_hour;
+        const calls = m.deployments.reduce((n, x) => n + x.calls, 0);
+        const failures = m.deployments.reduce((n, x) => n + x.failures, 0);
         rows.push(el('tr', { class: 'model', 'data-model': m.name },
-          el('td', {}, el('strong', { text: m.name })),
+          el('td', {}, el('strong', { text: m.name }), ' ',
+            el('span', { class: 'muted', text: t('models.price_note', { input: fmtNum(m.input_price, 2), output: fmtNum(m.output_price, 2) }) }),
+            m.tags.length ? el('div', { class: 'muted', text: m.tags.join(', ') }) : null),
           el('td', {}, availabilityBadge(m.availability), ' ', m.enabled ? null : badge(t('models.disabled'), 'bad')),
           el('td', { class: 'num', text: fmtNum(m.weight, 2) }),
-          el('td', { class: 'num', text: `${fmtNum(m.input_price, 2)} / ${fmtNum(m.output_price, 2)}` }),
-          el('td', { class: 'num', text: hour ? fmtInt(hour.requests) : '0' }),
-          el('td', { class: 'num', text: hour ? fmtPct(hour.success_rate) : '–' }),
-          el('td', {}, el('span', { class: 'muted', text: m.tags.join(', ') })),
+          el('td', { class: 'num', text: hour && hour.latency_p50_ms_max != null ? fmtMs(hour.latency_p50_ms_max) : '–' }),
+          el('td', { class: 'num', text: `${fmtInt(calls)} / ${fmtInt(failures)}` }),
+          el('td', { class: 'num', text: calls ? fmtPct(failures / calls) : '–' }),
+          el('td', { class: 'num', text: hour ? t('models.hour_note', { n: fmtInt(hour.requests), ok: fmtPct(hour.success_rate) }) : t('models.hour_none') }),
           el('td', {}, el('div', { class: 'row-actions' },
             el('button', {
               type: 'button',
@@ -267,7 +272,7 @@
             el('td', { class: 'num', text: `${fmtMs(dep.latency_ms || null)}` }),
             el('td', { class: 'num', text: `${fmtInt(dep.calls)} / ${fmtInt(dep.failures)}` }),
             el('td', { class: 'num', text: fmtPct(dep.recent_error_ratio) }),
-            el('td', { class: 'muted', text: t('models.opened', { n: dep.circuit_opened }) }),
+            el('td', { class: 'num muted', text: t('models.opened', { n: dep.circuit_opened }) }),
             el('td', {}, el('div', { class: 'row-actions' },
               el('button', {
                 type: 'button', 'data-action': dep.enabled ? 'disable-deployment' : 'enable-deployment', 'data-deployment': id,
@@ -282,9 +287,8 @@
           ));
         }
       }
-      const headers = [t('models.model'), t('models.health'), { label: t('models.weight'), num: true }, { label: t('models.price'), num: true },
-        { label: t('models.requests_hour'), num: true }, { label: t('models.success_hour'), num: true }, t('models.tags'), ''];
-      const deploymentHeaders = el('p', { class: 'muted', text: t('models.deployment_columns') });
+      const headers = [t('models.model'), t('models.health'), { label: t('models.weight'), num: true }, { label: t('models.latency'), num: true },
+        { label: t('models.calls'), num: true }, { label: t('models.error_rate'), num: true }, { label: t('models.last_hour'), num: true }, ''];
       const audit = d.audit.length
         ? table([t('audit.time'), t('audit.actor'), t('audit.action'), t('audit.target'), t('audit.detail')],
           d.audit.map(a => el('tr', { class: 'audit' },
@@ -292,7 +296,7 @@
             el('td', { class: 'mono', text: a.target || '' }), el('td', { class: 'mono', text: a.detail || '' }))), { id: 'audit' })
         : el('p', { class: 'empty', id: 'audit-empty', text: t('audit.empty') });
       return [
-        el('h2', { text: t('nav.models') }), deploymentHeaders,
+        el('h2', { text: t('nav.models') }), el('p', { class: 'muted', text: t('models.note') }),
         table(headers, rows, { id: 'models' }),
         el('h2', { text: t('audit.title') }), audit,
       ];
@@ -331,7 +335,7 @@
       td.title = label;
       return td;
     })));
-    const head = el('tr', {}, el('th', { text: t('models.model') }), keys.map(k => el('th', { class: 'num', text: t(`key.${k}`) || k })));
+    const head = el('tr', {}, el('th', { text: t('col.model') }), keys.map(k => el('th', { class: 'key', text: t(`key.${k}`) || k })));
     return el('div', { class: 'table-wrap' }, el('table', { class: 'heat', id }, el('thead', {}, head), el('tbody', {}, rows)));
   }
 

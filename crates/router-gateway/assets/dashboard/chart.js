@@ -3,7 +3,9 @@
 //   Chart.line(container, {
 //     x: [epochMs, ...],
 //     series: [{ name: 'p50', values: [number|null, ...], color: '#2f6fde' }],
-//     format: v => v.toFixed(1),        // y values (axis and tooltip)
+//     format: v => v.toFixed(1),        // y values in the tooltip (and the axis)
+//     axisFormat: v => v.toFixed(0),    // y axis labels, if they need a shorter form
+//     integer: true,                    // whole-number steps (counts, milliseconds)
 //     time: t => '12:30',               // x values
 //   });
 //
@@ -42,18 +44,20 @@
   function line(container, spec) {
     const width = Math.max(280, container.clientWidth || 600);
     const height = spec.height || 190;
-    const pad = { left: 52, right: 12, top: 10, bottom: 24 };
+    const pad = { left: 58, right: 12, top: 10, bottom: 24 };
     const plotW = width - pad.left - pad.right;
     const plotH = height - pad.top - pad.bottom;
     const xs = spec.x || [];
     const n = xs.length;
     const format = spec.format || (v => String(v));
+    const axisFormat = spec.axisFormat || format;
     const time = spec.time || (t => new Date(t).toLocaleTimeString());
 
     let max = 0;
     for (const s of spec.series) for (const v of s.values) if (v != null && v > max) max = v;
     if (max <= 0) max = 1;
-    const step = niceStep(max, 4);
+    let step = niceStep(max, 4);
+    if (spec.integer) step = Math.max(1, Math.round(step));
     const top = Math.ceil(max / step) * step;
 
     const root = svg('svg', { class: 'chart', viewBox: `0 0 ${width} ${height}`, role: 'img' });
@@ -64,7 +68,7 @@
     for (let v = 0; v <= top + step / 2; v += step) {
       root.appendChild(svg('line', { class: v === 0 ? 'axis' : 'grid-line', x1: pad.left, x2: width - pad.right, y1: y(v), y2: y(v) }));
       const label = svg('text', { x: pad.left - 6, y: y(v) + 3.5, 'text-anchor': 'end' });
-      label.textContent = format(v);
+      label.textContent = axisFormat(v);
       root.appendChild(label);
     }
     const ticks = Math.min(5, n);

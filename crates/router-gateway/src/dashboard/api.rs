@@ -11,15 +11,15 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use router_core::Price;
 use router_store::{
-    Cursor, DecisionFilter, DecisionSource, DecisionView, OutcomeStatus, StatsQuery, StatusFilter,
-    StoreError,
+    Cursor, DecisionFilter, DecisionSource, DecisionView, OutcomeStatus, StatsQuery, StatsRow,
+    StatusFilter, StoreError,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::session::Session;
 use super::summary::{self, Window};
-use super::{DashboardState, control, json_error, no_store};
+use super::{DashboardState, Failure, control, no_store};
 use crate::app::epoch_ms;
 
 pub fn router() -> Router<DashboardState> {
@@ -39,22 +39,22 @@ pub fn router() -> Router<DashboardState> {
         .route("/judge", get(judge))
 }
 
+type Answer = Result<Response, Failure>;
+
 /// A JSON answer that is never cached.
-fn ok(value: Value) -> Response {
-    no_store(Json(value).into_response())
+fn ok(value: Value) -> Answer {
+    Ok(no_store(Json(value).into_response()))
 }
 
-pub(crate) fn store_error(e: &StoreError) -> Response {
-    tracing::error!(error = %e, "dashboard: store query failed");
-    json_error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "store_error",
-        "The store could not be read; try again.",
-    )
-}
-
-fn bad_request(message: impl Into<String>) -> Response {
-    json_error(StatusCode::BAD_REQUEST, "invalid_request", message)
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Failure {
+        tracing::error!(error = %e, "dashboard: store query failed");
+        Failure::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store_error",
+            "The store could not be read; try again.",
+        )
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,51 +62,42 @@ struct WindowQuery {
     window: Option<String>,
 }
 
-fn window_of(query: &WindowQuery, default: Window) -> Result<Window, Response> {
+fn window_of(query: &WindowQuery, default: Window) -> Result<Window, Failure> {
     match query.window.as_deref() {
         None | Some("") => Ok(default),
         Some(text) => Window::parse(text).ok_or_else(|| {
             let allowed: Vec<&str> = Window::ALL.iter().map(|w| w.as_str()).collect();
-            bad_request(format!("`window` must be one of {}.", allowed.join(", ")))
+            Failure::bad_request(format!("`window` must be one of {}.", allowed.join(", ")))
         }),
     }
 }
 
+async fn stats_since(state: &DashboardState, since_ms: i64) -> Result<Vec<StatsRow>, Failure> {
+    Ok(state
+        .gateway
+        .store
+        .stats(&StatsQuery { since_ms: Some(since_ms), by_complexity: false })
+        .await?)
+}
+
 /// `GET /session`: who is logged in, and the CSRF token for changes.
-async fn session(Extension(session): Extension<Session>) -> Response {
+async fn session(Extension(session): Extension<Session>) -> Answer {
     ok(json!({"username": session.username, "csrf_token": session.csrf}))
 }
 
 /// `GET /overview?window=1h`: traffic over time, totals, savings, decision sources, judge.
-async fn overview(
-    State(state): State<DashboardState>,
-    Query(query): Query<WindowQuery>,
-) -> Response {
-    let window = match window_of(&query, Window::Hour) {
-        Ok(w) => w,
-        Err(response) => return response,
-    };
+async fn overview(State(state): State<DashboardState>, Query(query): Query<WindowQuery>) -> Answer {
+    let window = window_of(&query, Window::Hour)?;
     let now = epoch_ms();
     let (since, until) = window.range(now);
     let store = &state.gateway.store;
-    let buckets = match store.timeseries(since, until, window.bucket_ms()).await {
-        Ok(b) => b,
-        Err(e) => return store_error(&e),
-    };
-    let whole = match store.timeseries(since, until, until - since).await {
-        Ok(b) => b,
-        Err(e) => return store_error(&e),
-    };
-    let rows = match store.stats(&StatsQuery { since_ms: Some(since), by_complexity: false }).await
-    {
-        Ok(rows) => rows,
-        Err(e) => return store_error(&e),
-    };
+    let buckets = store.timeseries(since, until, window.bucket_ms()).await?;
+    let whole = store.timeseries(since, until, until - since).await?;
+    let rows = stats_since(&state, since).await?;
     let models = state.gateway.registry.status(Instant::now());
     let strongest = summary::strongest(&models).map(|m| {
         (m.name.as_str(), Price { input_per_mtok: m.input_price, output_per_mtok: m.output_price })
     });
-    let savings = summary::savings(&rows, strongest);
     let total = whole.first();
     let requests = total.map_or(0, |t| t.requests);
     let errors = total.map_or(0, |t| t.errors);
@@ -131,10 +122,14 @@ async fn overview(
             "output_tokens": total.map_or(0, |t| t.output_tokens),
             "cost_usd": total.map_or(0.0, |t| t.cost_usd),
         },
-        "savings": savings,
+        "savings": summary::savings(&rows, strongest),
         "sources": decision_sources(&state),
         "judge": state.judge_status(),
-        "models": {"total": models.len(), "enabled": models.iter().filter(|m| m.enabled).count(), "available": available},
+        "models": {
+            "total": models.len(),
+            "enabled": models.iter().filter(|m| m.enabled).count(),
+            "available": available,
+        },
     }))
 }
 
@@ -148,35 +143,22 @@ fn decision_sources(state: &DashboardState) -> Value {
             .models()
             .iter()
             .map(|m| {
-                gateway.metrics.counter(
-                    "llm_router_decisions_total",
-                    &[("source", source.as_str()), ("model", m.name())],
-                )
+                let labels = [("source", source.as_str()), ("model", m.name())];
+                gateway.metrics.counter("llm_router_decisions_total", &labels)
             })
             .sum();
         counts.insert(source.as_str().to_string(), json!(n));
     }
-    json!({"since_ms": epoch_ms() - gateway.started.elapsed().as_millis() as i64, "counts": counts})
+    let started = epoch_ms() - gateway.started.elapsed().as_millis() as i64;
+    json!({"since_ms": started, "counts": counts})
 }
 
 /// `GET /models`: every model and deployment with health, circuit, latency, error ratio and
 /// weight; each model's traffic over the last hour; the latest operator changes.
-async fn models(State(state): State<DashboardState>) -> Response {
-    let since = epoch_ms() - Window::Hour.span_ms();
-    let rows = match state
-        .gateway
-        .store
-        .stats(&StatsQuery { since_ms: Some(since), by_complexity: false })
-        .await
-    {
-        Ok(rows) => rows,
-        Err(e) => return store_error(&e),
-    };
+async fn models(State(state): State<DashboardState>) -> Answer {
+    let rows = stats_since(&state, epoch_ms() - Window::Hour.span_ms()).await?;
     let per_model = summary::grid(&rows, |_| Some("all"));
-    let audit = match state.gateway.store.audit_log(20).await {
-        Ok(entries) => entries,
-        Err(e) => return store_error(&e),
-    };
+    let audit = state.gateway.store.audit_log(20).await?;
     let models: Vec<Value> = state
         .gateway
         .registry
@@ -194,27 +176,12 @@ async fn models(State(state): State<DashboardState>) -> Response {
 
 /// `GET /quality?window=24h`: requests, success rate and mean rating per model × domain
 /// and per model × language, and what the policy has learned along the same axes.
-async fn quality(
-    State(state): State<DashboardState>,
-    Query(query): Query<WindowQuery>,
-) -> Response {
-    let window = match window_of(&query, Window::Day) {
-        Ok(w) => w,
-        Err(response) => return response,
-    };
+async fn quality(State(state): State<DashboardState>, Query(query): Query<WindowQuery>) -> Answer {
+    let window = window_of(&query, Window::Day)?;
     let since = epoch_ms() - window.span_ms();
-    let rows = match state
-        .gateway
-        .store
-        .stats(&StatsQuery { since_ms: Some(since), by_complexity: false })
-        .await
-    {
-        Ok(rows) => rows,
-        Err(e) => return store_error(&e),
-    };
+    let rows = stats_since(&state, since).await?;
     let learned = state.gateway.knowledge().learned();
-    let models: Vec<String> =
-        state.gateway.registry.models().iter().map(|m| m.name().to_string()).collect();
+    let models: Vec<&str> = state.gateway.registry.models().iter().map(|m| m.name()).collect();
     ok(json!({
         "window": window,
         "since_ms": since,
@@ -251,18 +218,22 @@ fn non_empty(value: Option<String>) -> Option<String> {
     value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
 }
 
-fn decision_filter(query: DecisionsQuery) -> Result<(DecisionFilter, u32), Response> {
+fn decision_filter(query: DecisionsQuery) -> Result<(DecisionFilter, u32), Failure> {
     let source = match non_empty(query.source) {
         None => None,
         Some(s) => Some(DecisionSource::parse(&s).ok_or_else(|| {
-            bad_request(format!("`source` `{s}` is not one of judge, policy, fallback, explicit."))
+            Failure::bad_request(format!(
+                "`source` `{s}` is not one of judge, policy, fallback, explicit."
+            ))
         })?),
     };
     let status = match non_empty(query.outcome).as_deref() {
         None => None,
         Some("pending") => Some(StatusFilter::Pending),
         Some(s) => Some(StatusFilter::Finished(OutcomeStatus::parse(s).ok_or_else(|| {
-            bad_request(format!("`outcome` `{s}` is not one of ok, error, cancelled, pending."))
+            Failure::bad_request(format!(
+                "`outcome` `{s}` is not one of ok, error, cancelled, pending."
+            ))
         })?)),
     };
     let page_after = match non_empty(query.before) {
@@ -272,7 +243,7 @@ fn decision_filter(query: DecisionsQuery) -> Result<(DecisionFilter, u32), Respo
                 Some(Cursor { received_at_ms: ms.parse().ok()?, id: id.to_string() })
             });
             Some(parsed.ok_or_else(|| {
-                bad_request("`before` must be the `next` value of a previous page.")
+                Failure::bad_request("`before` must be the `next` value of a previous page.")
             })?)
         }
     };
@@ -320,34 +291,24 @@ fn decision_json(view: &DecisionView) -> Value {
 async fn decisions(
     State(state): State<DashboardState>,
     Query(query): Query<DecisionsQuery>,
-) -> Response {
-    let (filter, limit) = match decision_filter(query) {
-        Ok(f) => f,
-        Err(response) => return response,
-    };
-    match state.gateway.store.recent_decisions(&filter, limit).await {
-        Ok(views) => {
-            let next = (views.len() as u32 == limit)
-                .then(|| {
-                    views.last().map(|v| format!("{}:{}", v.request.received_at_ms, v.request.id))
-                })
-                .flatten();
-            ok(
-                json!({"decisions": views.iter().map(decision_json).collect::<Vec<_>>(), "next": next}),
-            )
+) -> Answer {
+    let (filter, limit) = decision_filter(query)?;
+    let views = state.gateway.store.recent_decisions(&filter, limit).await?;
+    // A full page may have more behind it; a short one is the end.
+    let next = match views.last() {
+        Some(last) if views.len() as u32 == limit => {
+            Some(format!("{}:{}", last.request.received_at_ms, last.request.id))
         }
-        Err(e) => store_error(&e),
-    }
+        _ => None,
+    };
+    ok(json!({"decisions": views.iter().map(decision_json).collect::<Vec<_>>(), "next": next}))
 }
 
 /// `GET /decisions/{id}`: one decision.
-async fn decision(State(state): State<DashboardState>, Path(id): Path<String>) -> Response {
-    match state.gateway.store.decision(&id).await {
-        Ok(Some(view)) => ok(decision_json(&view)),
-        Ok(None) => {
-            json_error(StatusCode::NOT_FOUND, "not_found", format!("No decision `{id}` is stored."))
-        }
-        Err(e) => store_error(&e),
+async fn decision(State(state): State<DashboardState>, Path(id): Path<String>) -> Answer {
+    match state.gateway.store.decision(&id).await? {
+        Some(view) => ok(decision_json(&view)),
+        None => Err(Failure::not_found(format!("No decision `{id}` is stored."))),
     }
 }
 
@@ -357,26 +318,20 @@ struct LimitQuery {
 }
 
 /// `GET /feedback?limit=100`: ratings and comments, newest first.
-async fn feedback(
-    State(state): State<DashboardState>,
-    Query(query): Query<LimitQuery>,
-) -> Response {
-    match state.gateway.store.recent_feedback(query.limit.unwrap_or(100).clamp(1, 500)).await {
-        Ok(entries) => ok(json!({"feedback": entries})),
-        Err(e) => store_error(&e),
-    }
+async fn feedback(State(state): State<DashboardState>, Query(query): Query<LimitQuery>) -> Answer {
+    let entries =
+        state.gateway.store.recent_feedback(query.limit.unwrap_or(100).clamp(1, 500)).await?;
+    ok(json!({"feedback": entries}))
 }
 
 /// `GET /audit?limit=50`: operator changes, newest first.
-async fn audit(State(state): State<DashboardState>, Query(query): Query<LimitQuery>) -> Response {
-    match state.gateway.store.audit_log(query.limit.unwrap_or(50).clamp(1, 500)).await {
-        Ok(entries) => ok(json!({"audit": entries})),
-        Err(e) => store_error(&e),
-    }
+async fn audit(State(state): State<DashboardState>, Query(query): Query<LimitQuery>) -> Answer {
+    let entries = state.gateway.store.audit_log(query.limit.unwrap_or(50).clamp(1, 500)).await?;
+    ok(json!({"audit": entries}))
 }
 
 /// `GET /judge`: the judge's status, `null` when no judge is running.
-async fn judge(State(state): State<DashboardState>) -> Response {
+async fn judge(State(state): State<DashboardState>) -> Answer {
     ok(json!({"judge": state.judge_status()}))
 }
 

@@ -60,7 +60,11 @@ fn login_response(
     username: &str,
     problem: Option<LoginProblem>,
 ) -> Response {
-    let token = match random_token() {
+    // A browser that already holds a form token keeps it, so that two login tabs (or a
+    // stray request that lands on this page) do not invalidate each other's form.
+    let held = cookie(headers, LOGIN_COOKIE)
+        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()));
+    let token = match held.map_or_else(random_token, Ok) {
         Ok(t) => t,
         Err(e) => {
             tracing::error!(error = %e, "no randomness for the login form");

@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::session::Session;
-use super::{DashboardState, json_error, no_store};
+use super::{DashboardState, Failure, no_store};
 use crate::app::epoch_ms;
 use crate::registry::{Deployment, Model};
 
@@ -37,35 +37,29 @@ struct Weight {
     weight: f64,
 }
 
-fn body<T: DeserializeOwned>(bytes: &Bytes, example: &str) -> Result<T, Response> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        json_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            format!("The body is not valid ({e}); send {example}."),
-        )
-    })
+fn body<T: DeserializeOwned>(bytes: &Bytes, example: &str) -> Result<T, Failure> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Failure::bad_request(format!("The body is not valid ({e}); send {example}.")))
 }
 
-fn find_model<'a>(state: &'a DashboardState, name: &str) -> Result<&'a Model, Response> {
+fn find_model<'a>(state: &'a DashboardState, name: &str) -> Result<&'a Model, Failure> {
     let registry = &state.gateway.registry;
     // Aliases resolve too, but the change is recorded under the model's own name.
-    registry.index_of(name).map(|i| registry.model(i)).ok_or_else(|| {
-        json_error(StatusCode::NOT_FOUND, "not_found", format!("No model `{name}` is configured."))
-    })
+    registry
+        .index_of(name)
+        .map(|i| registry.model(i))
+        .ok_or_else(|| Failure::not_found(format!("No model `{name}` is configured.")))
 }
 
 fn find_deployment<'a>(
     state: &'a DashboardState,
     id: &str,
-) -> Result<(&'a Model, &'a Deployment), Response> {
-    state.gateway.registry.deployment(id).ok_or_else(|| {
-        json_error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("No deployment `{id}` is configured."),
-        )
-    })
+) -> Result<(&'a Model, &'a Deployment), Failure> {
+    state
+        .gateway
+        .registry
+        .deployment(id)
+        .ok_or_else(|| Failure::not_found(format!("No deployment `{id}` is configured.")))
 }
 
 /// Writes the audit entry; the change must not be made when this fails.
@@ -75,7 +69,7 @@ async fn record(
     action: &str,
     target: &str,
     detail: serde_json::Value,
-) -> Result<(), Response> {
+) -> Result<(), Failure> {
     let entry = AuditRecord {
         created_at_ms: epoch_ms(),
         actor: session.username.clone(),
@@ -85,12 +79,13 @@ async fn record(
     };
     match state.gateway.store.audit(&entry).await {
         Ok(_) => {
-            tracing::info!(actor = %entry.actor, action, target, detail = entry.detail.as_deref().unwrap_or(""), "operator change");
+            let detail = entry.detail.as_deref().unwrap_or("");
+            tracing::info!(actor = %entry.actor, action, target, detail, "operator change");
             Ok(())
         }
         Err(e) => {
             tracing::error!(error = %e, action, target, "cannot record an operator change; not making it");
-            Err(json_error(
+            Err(Failure::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "audit_unavailable",
                 "The change could not be recorded in the audit log, so it was not made; try again.",
@@ -99,8 +94,12 @@ async fn record(
     }
 }
 
-fn done(changed: bool, what: serde_json::Value) -> Response {
-    no_store(axum::Json(json!({"status": "ok", "changed": changed, "now": what})).into_response())
+type Answer = Result<Response, Failure>;
+
+fn done(changed: bool, now: serde_json::Value) -> Answer {
+    Ok(no_store(
+        axum::Json(json!({"status": "ok", "changed": changed, "now": now})).into_response(),
+    ))
 }
 
 fn deployment_now(model: &Model, d: &Deployment) -> serde_json::Value {
@@ -121,24 +120,13 @@ pub async fn model_enabled(
     Extension(session): Extension<Session>,
     Path(name): Path<String>,
     bytes: Bytes,
-) -> Response {
-    let Enabled { enabled } = match body(&bytes, r#"{"enabled": true|false}"#) {
-        Ok(b) => b,
-        Err(response) => return response,
-    };
-    let model = match find_model(&state, &name) {
-        Ok(m) => m,
-        Err(response) => return response,
-    };
+) -> Answer {
+    let Enabled { enabled } = body(&bytes, r#"{"enabled": true|false}"#)?;
+    let model = find_model(&state, &name)?;
     let was = model.is_enabled();
     if was != enabled {
         let action = if enabled { "enable_model" } else { "disable_model" };
-        if let Err(response) =
-            record(&state, &session, action, model.name(), json!({"from": was, "to": enabled}))
-                .await
-        {
-            return response;
-        }
+        record(&state, &session, action, model.name(), json!({"from": was, "to": enabled})).await?;
         model.set_enabled(enabled);
     }
     done(
@@ -154,30 +142,19 @@ pub async fn deployment_weight(
     Extension(session): Extension<Session>,
     Path(id): Path<String>,
     bytes: Bytes,
-) -> Response {
-    let Weight { weight } = match body(&bytes, r#"{"weight": 2.5}"#) {
-        Ok(b) => b,
-        Err(response) => return response,
-    };
+) -> Answer {
+    let Weight { weight } = body(&bytes, r#"{"weight": 2.5}"#)?;
     if !(weight.is_finite() && (0.0..=MAX_WEIGHT).contains(&weight)) {
-        return json_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            format!("`weight` must be a number from 0 to {MAX_WEIGHT}."),
-        );
+        return Err(Failure::bad_request(format!(
+            "`weight` must be a number from 0 to {MAX_WEIGHT}."
+        )));
     }
-    let (model, deployment) = match find_deployment(&state, &id) {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
+    let (model, deployment) = find_deployment(&state, &id)?;
     let was = deployment.weight();
     let changed = was != weight;
     if changed {
         let detail = json!({"model": model.name(), "from": was, "to": weight});
-        if let Err(response) = record(&state, &session, "set_weight", &deployment.id, detail).await
-        {
-            return response;
-        }
+        record(&state, &session, "set_weight", &deployment.id, detail).await?;
         deployment.set_weight(weight);
     }
     done(changed, deployment_now(model, deployment))
@@ -189,22 +166,14 @@ pub async fn deployment_enabled(
     Extension(session): Extension<Session>,
     Path(id): Path<String>,
     bytes: Bytes,
-) -> Response {
-    let Enabled { enabled } = match body(&bytes, r#"{"enabled": true|false}"#) {
-        Ok(b) => b,
-        Err(response) => return response,
-    };
-    let (model, deployment) = match find_deployment(&state, &id) {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
+) -> Answer {
+    let Enabled { enabled } = body(&bytes, r#"{"enabled": true|false}"#)?;
+    let (model, deployment) = find_deployment(&state, &id)?;
     let was = deployment.is_enabled();
     if was != enabled {
         let action = if enabled { "enable_deployment" } else { "disable_deployment" };
         let detail = json!({"model": model.name(), "from": was, "to": enabled});
-        if let Err(response) = record(&state, &session, action, &deployment.id, detail).await {
-            return response;
-        }
+        record(&state, &session, action, &deployment.id, detail).await?;
         deployment.set_enabled(enabled);
     }
     done(was != enabled, deployment_now(model, deployment))
@@ -216,16 +185,11 @@ pub async fn reset_circuit(
     State(state): State<DashboardState>,
     Extension(session): Extension<Session>,
     Path(id): Path<String>,
-) -> Response {
-    let (model, deployment) = match find_deployment(&state, &id) {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
+) -> Answer {
+    let (model, deployment) = find_deployment(&state, &id)?;
     let was = deployment.circuit.state(Instant::now());
     let detail = json!({"model": model.name(), "from": was.as_str(), "to": "closed"});
-    if let Err(response) = record(&state, &session, "reset_circuit", &deployment.id, detail).await {
-        return response;
-    }
+    record(&state, &session, "reset_circuit", &deployment.id, detail).await?;
     deployment.circuit.reset();
     done(true, deployment_now(model, deployment))
 }

@@ -67,7 +67,8 @@ impl Dashboard {
         Dashboard { gateway, credentials, judge: None }
     }
 
-    /// Shows this judge's status on the overview (until the gateway owns its judge).
+    /// Shows this judge's status on the overview instead of the gateway's own (for an
+    /// embedding application that runs its judge outside the gateway).
     pub fn with_judge(mut self, judge: Arc<Judge>) -> Dashboard {
         self.judge = Some(judge);
         self
@@ -121,9 +122,10 @@ impl std::ops::Deref for DashboardState {
 }
 
 impl Shared {
-    /// The judge's status; `None` when no judge is attached ("judge off").
+    /// The judge's status: the one attached to the dashboard, else the gateway's; `None`
+    /// when there is none ("judge off").
     pub(crate) fn judge_status(&self) -> Option<JudgeStatus> {
-        self.judge.as_ref().map(|j| j.status())
+        self.judge.as_ref().or(self.gateway.judge()).map(|j| j.status())
     }
 }
 
@@ -145,6 +147,40 @@ pub(crate) fn client_ip(request: &Request) -> IpAddr {
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
+}
+
+/// A dashboard API call that cannot be answered: its status, a stable `code` for scripts and
+/// a message for the operator. Answers as `{"error": {"code", "message"}}`.
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {message}")]
+pub(crate) struct Failure {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl Failure {
+    pub(crate) fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Failure {
+        Failure { status, code, message: message.into() }
+    }
+
+    pub(crate) fn bad_request(message: impl Into<String>) -> Failure {
+        Failure::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    pub(crate) fn not_found(message: impl Into<String>) -> Failure {
+        Failure::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        json_error(self.status, self.code, self.message)
+    }
 }
 
 /// A JSON error body: `{"error": {"code", "message"}}`.
@@ -249,7 +285,7 @@ fn same_origin(headers: &HeaderMap) -> bool {
 }
 
 /// Headers every dashboard response carries: a content security policy that allows only
-/// the dashboard's own scripts and styles, no framing, no sniffing, no referrer.
+/// the dashboard's own scripts and styles, no framing, no sniffing, no referrer to others.
 async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
@@ -262,7 +298,9 @@ async fn security_headers(request: Request, next: Next) -> Response {
     );
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // Not `no-referrer`: under it the browser sends `Origin: null` with the login form,
+    // which the origin check must refuse. `same-origin` still tells other sites nothing.
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     response
 }
 

@@ -26,10 +26,15 @@ pub async fn start(config_body: &str) -> TestGateway {
 }
 
 pub async fn start_with_env(config_body: &str, env: HashMap<String, String>) -> TestGateway {
+    start_with_grace(config_body, env, 5000).await
+}
+
+/// Starts a gateway whose graceful shutdown waits `grace_ms` for in-flight requests.
+pub async fn start_with_grace(config_body: &str, env: HashMap<String, String>, grace_ms: u64) -> TestGateway {
     let dir = tempfile::tempdir().unwrap();
     let db_url = format!("sqlite://{}", dir.path().join("router.db").display());
     let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace_ms = 5000\n\n[dashboard]\nlisten = \"127.0.0.1:0\"\n\n[store]\nurl = \"{db_url}\"\nflush_ms = 5\n\n{config_body}"
+        "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace_ms = {grace_ms}\n\n[dashboard]\nlisten = \"127.0.0.1:0\"\n\n[store]\nurl = \"{db_url}\"\nflush_ms = 5\n\n{config_body}"
     );
     let config =
         Config::parse(&text, Path::new("test.toml"), &env).unwrap_or_else(|e| panic!("{e}"));
@@ -66,8 +71,7 @@ impl TestGateway {
     pub async fn stop_and_open_store(&mut self) -> Store {
         let report = self.running.take().unwrap().shutdown().await;
         assert_eq!(report.writer.dropped, 0);
-        let store = Store::connect(&self.db_url).await.unwrap();
-        store
+        Store::connect(&self.db_url).await.unwrap()
     }
 }
 

@@ -291,6 +291,17 @@ impl Fixture {
         out
     }
 
+    /// The model that answers most of `n` routed requests: the one the policy favours now
+    /// (what it favours is the policy's business; the dashboard tests only need to know).
+    pub async fn favourite(&self, model: &str, n: usize) -> String {
+        let answered = self.models_answering(model, n).await;
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for m in &answered {
+            *counts.entry(m).or_default() += 1;
+        }
+        counts.into_iter().max_by_key(|(_, n)| *n).map(|(m, _)| m.to_string()).unwrap_or_default()
+    }
+
     /// Waits until the store has written every record accepted so far.
     pub async fn flushed(&self) {
         let writer = &self.running().gateway.writer;

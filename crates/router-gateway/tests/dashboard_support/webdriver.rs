@@ -3,6 +3,8 @@
 //! client the tests already use. A few dozen lines of JSON calls cost less build time than
 //! a WebDriver crate and its dependency tree.
 
+#[cfg(unix)]
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -32,7 +34,8 @@ impl Tools {
                 .filter(|p| p.is_file())
                 .or_else(|| names.iter().find_map(|n| on_path(n)))
         };
-        let chromium = pick("LLM_ROUTER_CHROMIUM", &["chromium", "chromium-browser", "google-chrome"]);
+        let chromium =
+            pick("LLM_ROUTER_CHROMIUM", &["chromium", "chromium-browser", "google-chrome"]);
         let chromedriver = pick("LLM_ROUTER_CHROMEDRIVER", &["chromedriver"]);
         match (chromium, chromedriver) {
             (Some(chromium), Some(chromedriver)) => Ok(Tools { chromium, chromedriver }),
@@ -45,7 +48,9 @@ impl Tools {
     }
 }
 
-/// A chromedriver process, killed when dropped.
+/// A chromedriver process in a process group of its own, which the browsers it starts
+/// join. Dropping it kills the whole group, so a test that fails half-way leaves no
+/// browser behind (a passing test ends its session first).
 pub struct Driver {
     child: Child,
     url: String,
@@ -54,6 +59,13 @@ pub struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // The group's id is the driver's pid (`process_group(0)` below).
+        #[cfg(unix)]
+        {
+            let group = format!("-{}", self.child.id());
+            let _ =
+                Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -62,10 +74,11 @@ impl Drop for Driver {
 impl Driver {
     pub async fn start(tools: &Tools) -> Driver {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(&tools.chromedriver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+        let mut command = Command::new(&tools.chromedriver);
+        command.arg(format!("--port={port}")).stdout(Stdio::null()).stderr(Stdio::null());
+        #[cfg(unix)]
+        command.process_group(0);
+        let child = command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", tools.chromedriver.display()));
         let driver = Driver {
@@ -107,9 +120,18 @@ impl Driver {
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": tools.chromium, "args": args},
         }}});
-        let r = self.http.post(format!("{}/session", self.url)).json(&capabilities).send().await.unwrap();
+        let r = self
+            .http
+            .post(format!("{}/session", self.url))
+            .json(&capabilities)
+            .send()
+            .await
+            .unwrap();
         let v: Value = r.json().await.unwrap();
-        let id = v["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no WebDriver session: {v}")).to_string();
+        let id = v["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {v}"))
+            .to_string();
         Browser { base: format!("{}/session/{id}", self.url), http: self.http.clone() }
     }
 }
@@ -125,7 +147,12 @@ pub struct Browser {
 pub struct Element(String);
 
 impl Browser {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, String> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(body) = body {
             request = request.json(&body);
@@ -133,7 +160,11 @@ impl Browser {
         let response = request.send().await.map_err(|e| e.to_string())?;
         let status = response.status();
         let v: Value = response.json().await.map_err(|e| e.to_string())?;
-        if status.is_success() { Ok(v["value"].clone()) } else { Err(format!("{path}: {status} {}", v["value"])) }
+        if status.is_success() {
+            Ok(v["value"].clone())
+        } else {
+            Err(format!("{path}: {status} {}", v["value"]))
+        }
     }
 
     async fn post(&self, path: &str, body: Value) -> Value {
@@ -154,7 +185,14 @@ impl Browser {
 
     /// The first element matching a CSS selector, if any.
     pub async fn find(&self, css: &str) -> Option<Element> {
-        let v = self.call(reqwest::Method::POST, "/element", Some(json!({"using": "css selector", "value": css}))).await.ok()?;
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await
+            .ok()?;
         v[ELEMENT].as_str().map(|id| Element(id.to_string()))
     }
 
@@ -177,19 +215,58 @@ impl Browser {
             if self.script(script).await == Value::Bool(true) {
                 return;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what} on {}", self.url().await);
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what} on {}",
+                self.url().await
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
-    pub async fn click(&self, e: &Element) {
-        self.post(&format!("/element/{}/click", e.0), json!({})).await;
+    /// Clicks the element matching `css`. The dashboard redraws itself as data arrives, so
+    /// an element found a moment ago may have been replaced: find it again and retry.
+    pub async fn click(&self, css: &str) {
+        self.on_element(css, |e| async move {
+            self.call(reqwest::Method::POST, &format!("/element/{}/click", e.0), Some(json!({})))
+                .await
+                .map(drop)
+        })
+        .await;
     }
 
-    /// Replaces an input's content with `text`, typed as keys.
-    pub async fn type_into(&self, e: &Element, text: &str) {
-        self.post(&format!("/element/{}/clear", e.0), json!({})).await;
-        self.post(&format!("/element/{}/value", e.0), json!({"text": text})).await;
+    /// Replaces the content of the input matching `css` with `text`, typed as keys.
+    pub async fn type_into(&self, css: &str, text: &str) {
+        self.on_element(css, |e| async move {
+            self.call(reqwest::Method::POST, &format!("/element/{}/clear", e.0), Some(json!({})))
+                .await?;
+            self.call(
+                reqwest::Method::POST,
+                &format!("/element/{}/value", e.0),
+                Some(json!({"text": text})),
+            )
+            .await
+            .map(drop)
+        })
+        .await;
+    }
+
+    async fn on_element<F, Fut>(&self, css: &str, action: F)
+    where
+        F: Fn(Element) -> Fut,
+        Fut: std::future::Future<Output = Result<(), String>>,
+    {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let element = self.wait_for(css).await;
+            match action(element).await {
+                Ok(()) => return,
+                Err(e) if e.contains("stale element") && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("`{css}`: {e}"),
+            }
+        }
     }
 
     pub async fn text(&self, e: &Element) -> String {
@@ -198,9 +275,13 @@ impl Browser {
 
     /// Runs a script (its `return` value comes back).
     pub async fn script(&self, script: &str) -> Value {
-        self.call(reqwest::Method::POST, "/execute/sync", Some(json!({"script": script, "args": []})))
-            .await
-            .unwrap_or(Value::Null)
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
+        .unwrap_or(Value::Null)
     }
 
     /// Saves a PNG of the window.
@@ -208,7 +289,8 @@ impl Browser {
         let encoded = self.get("/screenshot").await;
         let png = base64_decode(encoded.as_str().unwrap_or_default());
         assert!(png.starts_with(b"\x89PNG"), "the screenshot is not a PNG");
-        std::fs::write(path, png).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        std::fs::write(path, png)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
     }
 
     pub async fn quit(self) {

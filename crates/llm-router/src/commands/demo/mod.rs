@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use router_gateway::config::Config;
+use router_gateway::dashboard::Credentials;
+use secrecy::ExposeSecret;
 use router_sim::{Fault, FaultPlan, Latency, Probability, SimConfig, SimModel, SimServer, Style};
 
 use super::{runtime, shutdown_signal};
@@ -164,7 +166,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let env: HashMap<String, String> = [(DEMO_KEY_ENV.to_string(), DEMO_KEY.to_string())].into();
         let config = Config::parse(&text, &config_path, &env).map_err(|e| anyhow::anyhow!("{e}"))?;
 
-        let running = router_gateway::start(config, shutdown_signal())
+        // The dashboard login: ADMIN_* from the environment, or a one-time password.
+        let (credentials, one_time) = match Credentials::from_env()? {
+            Some(credentials) => (credentials, None),
+            None => {
+                let (credentials, password) = Credentials::one_time()?;
+                (credentials, Some(password))
+            }
+        };
+        let running = router_gateway::start_with_credentials(config, Some(credentials), shutdown_signal())
             .await
             .context("the gateway could not start (is something else on the port? try --port)")?;
         let url = running.proxy_url();
@@ -172,6 +182,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("  proxy API        {url}   (OpenAI: /v1/chat/completions · simple: /api/chat)");
         println!("  models & health  {url}/models");
         println!("  metrics          {url}/metrics");
+        if let Some(dashboard) = running.dashboard_url() {
+            match &one_time {
+                Some(password) => println!(
+                    "  dashboard        {dashboard}   (user admin, one-time password {}; set ADMIN_PASSWORD to choose one)",
+                    password.expose_secret()
+                ),
+                None => println!("  dashboard        {dashboard}   (login from ADMIN_USERNAME / ADMIN_PASSWORD)"),
+            }
+        }
         println!("  upstreams        {} and {} (simulated)", primary.base_url(), secondary.base_url());
         println!("  config           {}", config_path.display());
         println!("  store            {}", db.display());
