@@ -19,7 +19,13 @@ use clap::{Parser, Subcommand};
 #[command(name = "llm-router", version, about, long_about = None)]
 struct Cli {
     /// Configuration file.
-    #[arg(long, short, global = true, env = "LLM_ROUTER_CONFIG", default_value = "llm-router.toml")]
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "LLM_ROUTER_CONFIG",
+        default_value = "llm-router.toml"
+    )]
     config: PathBuf,
 
     /// Log format: `human` (default on a terminal) or `json`.

@@ -34,7 +34,8 @@ fn check_accepts_the_example_and_names_line_and_key_of_errors() {
 
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "[[models]]\nname = \"a\"\nprovider = \"ollama\"\nweight = \"heavy\"\n").unwrap();
+    std::fs::write(&bad, "[[models]]\nname = \"a\"\nprovider = \"ollama\"\nweight = \"heavy\"\n")
+        .unwrap();
     let out = llm_router().args(["check", "--config"]).arg(&bad).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -46,7 +47,10 @@ fn check_accepts_the_example_and_names_line_and_key_of_errors() {
     let out = llm_router().args(["check", "--config"]).arg(&missing).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("missing.toml:4") && stderr.contains("NOT_SET_ANYWHERE_KEY"), "{stderr}");
+    assert!(
+        stderr.contains("missing.toml:4") && stderr.contains("NOT_SET_ANYWHERE_KEY"),
+        "{stderr}"
+    );
 
     // `serve` refuses to start on the same errors.
     let out = llm_router().args(["serve", "--config"]).arg(&missing).output().unwrap();
@@ -75,7 +79,11 @@ fn wait_for_line(child: &mut Child, needle: &str) -> String {
 }
 
 fn url_in(line: &str) -> String {
-    line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().trim_end_matches('/').to_string()
+    line.split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string()
 }
 
 fn terminate(child: &Child) {
@@ -122,7 +130,8 @@ async fn demo_answers_real_requests_streaming_and_not() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_leaves_every_answered_request_recorded() {
     let upstream = SimServer::start(
-        SimConfig::new().model(SimModel::new("m").latency(Latency::new(Duration::from_millis(30), 100.0))),
+        SimConfig::new()
+            .model(SimModel::new("m").latency(Latency::new(Duration::from_millis(30), 100.0))),
     )
     .await
     .unwrap();
@@ -138,7 +147,12 @@ async fn sigterm_under_load_leaves_every_answered_request_recorded() {
         ),
     )
     .unwrap();
-    let mut child = llm_router().args(["serve", "--config"]).arg(&config).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child = llm_router()
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let url = url_in(&wait_for_line(&mut child, "proxy API"));
 
     let client = reqwest::Client::new();

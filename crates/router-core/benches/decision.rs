@@ -29,7 +29,8 @@ fn policy_only_8_candidates(bencher: Bencher) {
     let features = extractor.extract(&Prompt::user(&text));
     let candidates = candidates();
     let knowledge = knowledge();
-    let params = Params { profile: Profile::Balanced, exploration: 0.3, seed: 7, ..Params::default() };
+    let params =
+        Params { profile: Profile::Balanced, exploration: 0.3, seed: 7, ..Params::default() };
     bencher.bench(|| policy::decide(black_box(&features), &candidates, &knowledge, &params));
 }
 
@@ -39,7 +40,8 @@ fn whole_decision_2k_tokens_8_candidates(bencher: Bencher) {
     let text = long_prompt();
     let candidates = candidates();
     let knowledge = knowledge();
-    let params = Params { profile: Profile::Balanced, exploration: 0.3, seed: 7, ..Params::default() };
+    let params =
+        Params { profile: Profile::Balanced, exploration: 0.3, seed: 7, ..Params::default() };
     bencher.bench(|| {
         let features = extractor.extract(&Prompt::user(black_box(&text)));
         policy::decide(&features, &candidates, &knowledge, &params)

@@ -20,7 +20,8 @@ fn main() {
     let text = long_prompt();
     let candidates = candidates();
     let knowledge = knowledge();
-    let params = Params { profile: Profile::Balanced, exploration: 0.3, seed: 7, ..Params::default() };
+    let params =
+        Params { profile: Profile::Balanced, exploration: 0.3, seed: 7, ..Params::default() };
     let mut samples = Vec::with_capacity(iterations);
     for i in 0..iterations + 1_000 {
         let started = Instant::now();
@@ -33,7 +34,9 @@ fn main() {
         }
     }
     samples.sort_unstable();
-    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)] as f64 / 1000.0;
+    let at = |q: f64| {
+        samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)] as f64 / 1000.0
+    };
     println!(
         "decision (features + policy), ~{} prompt tokens, {} candidates, {} runs: p50 {:.1} µs, p90 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs, max {:.1} µs",
         extractor.extract(&Prompt::user(&text)).prompt_tokens,

@@ -22,7 +22,8 @@ pub enum Profile {
 }
 
 impl Profile {
-    pub const ALL: [Profile; 4] = [Profile::Quality, Profile::Balanced, Profile::Cost, Profile::Fast];
+    pub const ALL: [Profile; 4] =
+        [Profile::Quality, Profile::Balanced, Profile::Cost, Profile::Fast];
 
     pub fn as_str(self) -> &'static str {
         match self {

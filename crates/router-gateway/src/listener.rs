@@ -19,7 +19,12 @@ use tokio::task::JoinSet;
 
 /// Serves `app` until `stop` turns true, then shuts down gracefully within `grace`.
 /// Returns true when requests had to be cut at the end of the grace period.
-pub async fn serve(listener: TcpListener, app: Router, mut stop: watch::Receiver<bool>, grace: Duration) -> bool {
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    mut stop: watch::Receiver<bool>,
+    grace: Duration,
+) -> bool {
     let mut connections = JoinSet::new();
     let (draining, draining_rx) = watch::channel(false);
     loop {
@@ -57,10 +62,9 @@ pub async fn serve(listener: TcpListener, app: Router, mut stop: watch::Receiver
     }
     drop(listener);
     let _ = draining.send(true);
-    let drained = tokio::time::timeout(grace, async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
+    let drained =
+        tokio::time::timeout(grace, async { while connections.join_next().await.is_some() {} })
+            .await;
     if drained.is_ok() {
         return false;
     }

@@ -203,7 +203,9 @@ pub async fn start_with_credentials(
     let task = tokio::spawn(async move {
         let forced = crate::listener::serve(listener, app, stopped, grace).await;
         if forced {
-            tracing::warn!("grace period over: the requests still running were cut and recorded as cancelled");
+            tracing::warn!(
+                "grace period over: the requests still running were cut and recorded as cancelled"
+            );
         }
         if let Some(dashboard) = dashboard {
             dashboard.abort();

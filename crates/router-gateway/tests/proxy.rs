@@ -467,8 +467,13 @@ async fn shutdown_under_load_loses_no_record() {
 #[tokio::test]
 async fn a_stream_still_running_after_the_grace_period_is_cut_and_recorded() {
     // 40 chunks, 200 ms apart: eight seconds, far past a 300 ms grace period.
-    let upstream = sim(vec![SimModel::new("slow").style(Style::Verbose).latency(Latency::new(Duration::ZERO, 5.0))]).await;
-    let mut gw = start_with_grace(&openai_model("slow", &upstream.base_url(), ""), Default::default(), 300).await;
+    let upstream = sim(vec![
+        SimModel::new("slow").style(Style::Verbose).latency(Latency::new(Duration::ZERO, 5.0)),
+    ])
+    .await;
+    let mut gw =
+        start_with_grace(&openai_model("slow", &upstream.base_url(), ""), Default::default(), 300)
+            .await;
     let response = gw
         .post("/v1/chat/completions", json!({"model": "slow", "stream": true, "messages": [{"role": "user", "content": "a very long story"}]}))
         .await;
@@ -481,11 +486,17 @@ async fn a_stream_still_running_after_the_grace_period_is_cut_and_recorded() {
     assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
     assert_eq!(report.writer.dropped, 0);
     // The client sees the stream end, not hang.
-    let rest = tokio::time::timeout(Duration::from_secs(5), async { while body.next().await.is_some() {} }).await;
+    let rest = tokio::time::timeout(Duration::from_secs(5), async {
+        while body.next().await.is_some() {}
+    })
+    .await;
     assert!(rest.is_ok(), "the cut stream ended for the client");
     let store = router_store::Store::connect(&gw.db_url).await.unwrap();
     let counts = store.counts().await.unwrap();
     assert_eq!((counts.requests, counts.outcomes), (1, 1), "{counts:?}");
     let decisions = store.recent_decisions(&Default::default(), 10).await.unwrap();
-    assert_eq!(decisions[0].outcome.as_ref().unwrap().status, router_store::OutcomeStatus::Cancelled);
+    assert_eq!(
+        decisions[0].outcome.as_ref().unwrap().status,
+        router_store::OutcomeStatus::Cancelled
+    );
 }

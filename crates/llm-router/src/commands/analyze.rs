@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use router_core::policy::{self, Params};
-use router_core::{Availability, Candidate, Decision, FeatureExtractor, Knowledge, Profile, Prompt};
+use router_core::{
+    Availability, Candidate, Decision, FeatureExtractor, Knowledge, Profile, Prompt,
+};
 use router_gateway::Config;
 use router_gateway::app::{KNOWLEDGE_STATE, knowledge_for};
 use router_store::Store;
@@ -134,7 +136,9 @@ fn render(d: &Decision) -> String {
         if f.needs.tools { " · needs tools" } else { "" },
         if f.needs.json { " · needs JSON" } else { "" },
     ));
-    let mut table = Table::new(["rank", "model", "quality", "cost $", "latency ms", "evidence", "utility"]).right_align(&[0, 2, 3, 4, 5, 6]);
+    let mut table =
+        Table::new(["rank", "model", "quality", "cost $", "latency ms", "evidence", "utility"])
+            .right_align(&[0, 2, 3, 4, 5, 6]);
     for (i, r) in d.ranking.iter().enumerate() {
         table.row([
             (i + 1).to_string(),

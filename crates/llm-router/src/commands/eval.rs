@@ -566,6 +566,11 @@ fn offline_section(report: &Report, base: &Baselines) -> String {
                     per_k(b.cost_limit_usd),
                     opt(b.curve_quality_share, pct),
                 ));
+                out.push_str(&format!(
+                    " (single models' hull {}, random mix {})",
+                    opt(b.singles_hull_quality_share, pct),
+                    opt(b.mix_quality_share, pct)
+                ));
                 if let (Some(p), Some(q), Some(c)) =
                     (&b.best_point, b.best_point_quality_share, b.best_point_cost_share)
                 {

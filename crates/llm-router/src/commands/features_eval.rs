@@ -21,15 +21,21 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let file = std::fs::File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?;
+    let file = std::fs::File::open(&args.file)
+        .with_context(|| format!("cannot open {}", args.file.display()))?;
     let mut queries = Vec::new();
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.with_context(|| format!("cannot read {}", args.file.display()))?;
         if line.trim().is_empty() {
             continue;
         }
-        let query: LabelledQuery = serde_json::from_str(&line)
-            .with_context(|| format!("{}:{}: not a labelled query (need `text` and `label`)", args.file.display(), i + 1))?;
+        let query: LabelledQuery = serde_json::from_str(&line).with_context(|| {
+            format!(
+                "{}:{}: not a labelled query (need `text` and `label`)",
+                args.file.display(),
+                i + 1
+            )
+        })?;
         queries.push(query);
     }
     let extractor = FeatureExtractor::new();

@@ -36,18 +36,18 @@ pub fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
         let score: f64 = args.rating.parse().context("the score must be a number such as 0.8")?;
         body["score"] = json!(score);
     } else {
-        let rating: u8 = args.rating.parse().context("the rating must be a whole number from 1 to 5")?;
+        let rating: u8 =
+            args.rating.parse().context("the rating must be a whole number from 1 to 5")?;
         body["rating"] = json!(rating);
     }
     let url = format!("{}/api/routing/feedback", base.trim_end_matches('/'));
     runtime()?.block_on(async {
         let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
-        let response = client
-            .post(&url)
-            .json(&body)
-            .send()
-            .await
-            .with_context(|| format!("no gateway answered at {base} (start one with `llm-router serve`, or pass --url)"))?;
+        let response = client.post(&url).json(&body).send().await.with_context(|| {
+            format!(
+                "no gateway answered at {base} (start one with `llm-router serve`, or pass --url)"
+            )
+        })?;
         let status = response.status();
         let reply: Value = response.json().await.unwrap_or(Value::Null);
         if status.is_success() {
@@ -56,11 +56,19 @@ pub fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
                 args.decision_id,
                 reply["model"].as_str().unwrap_or("?"),
                 reply["score"],
-                if reply["replaced"].as_bool() == Some(true) { "; it replaces the earlier feedback" } else { "" }
+                if reply["replaced"].as_bool() == Some(true) {
+                    "; it replaces the earlier feedback"
+                } else {
+                    ""
+                }
             );
             Ok(ExitCode::SUCCESS)
         } else {
-            eprintln!("{}: {}", status, reply["error"]["message"].as_str().unwrap_or("the gateway refused the feedback"));
+            eprintln!(
+                "{}: {}",
+                status,
+                reply["error"]["message"].as_str().unwrap_or("the gateway refused the feedback")
+            );
             Ok(ExitCode::FAILURE)
         }
     })

@@ -20,7 +20,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
     if password.is_empty() {
         anyhow::bail!("the password is empty");
     }
-    let hash = hash_password(&SecretString::from(password.to_string())).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let hash = hash_password(&SecretString::from(password.to_string()))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("{hash}");
     eprintln!("put it in the environment or .env as ADMIN_PASSWORD_HASH='{hash}'");
     Ok(ExitCode::SUCCESS)

@@ -25,7 +25,9 @@ pub fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
         },
     };
     runtime()?.block_on(async {
-        let store = Store::connect(&url).await.with_context(|| format!("cannot open {}", redact_url(&url)))?;
+        let store = Store::connect(&url)
+            .await
+            .with_context(|| format!("cannot open {}", redact_url(&url)))?;
         store.migrate().await.context("migration failed")?;
         let counts = store.counts().await?;
         println!("{}: schema is up to date ({counts:?})", redact_url(&url));

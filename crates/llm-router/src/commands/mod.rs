@@ -3,8 +3,8 @@
 pub mod analyze;
 pub mod check;
 pub mod demo;
-pub mod feedback;
 pub mod features_eval;
+pub mod feedback;
 pub mod hash_password;
 pub mod init_db;
 pub mod models;

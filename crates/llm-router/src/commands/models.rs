@@ -23,20 +23,35 @@ pub fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
     };
     let base = args.url.unwrap_or_else(|| format!("http://{}", config.server.listen));
     let live = runtime()?.block_on(fetch(&format!("{}/models", base.trim_end_matches('/'))));
-    let mut table = Table::new(["model", "deployment", "provider", "weight", "enabled", "health", "circuit", "calls", "errors"])
-        .right_align(&[3, 7, 8]);
+    let mut table = Table::new([
+        "model",
+        "deployment",
+        "provider",
+        "weight",
+        "enabled",
+        "health",
+        "circuit",
+        "calls",
+        "errors",
+    ])
+    .right_align(&[3, 7, 8]);
     match &live {
         Some(status) => {
             for m in status["models"].as_array().into_iter().flatten() {
                 for d in m["deployments"].as_array().into_iter().flatten() {
-                    let enabled = m["enabled"].as_bool().unwrap_or(false) && d["enabled"].as_bool().unwrap_or(false);
+                    let enabled = m["enabled"].as_bool().unwrap_or(false)
+                        && d["enabled"].as_bool().unwrap_or(false);
                     table.row([
                         text(&m["name"]),
                         text(&d["id"]),
                         text(&d["provider"]),
                         number(&d["weight"]),
                         yes_no(enabled),
-                        if d["healthy"].as_bool().unwrap_or(false) { "healthy".into() } else { "unhealthy".into() },
+                        if d["healthy"].as_bool().unwrap_or(false) {
+                            "healthy".into()
+                        } else {
+                            "unhealthy".into()
+                        },
                         text(&d["circuit"]),
                         number(&d["calls"]),
                         number(&d["failures"]),
@@ -64,7 +79,9 @@ pub fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
     }
     print!("{}", table.render());
     if live.is_none() {
-        println!("(no gateway answered at {base}: health is unknown; start one with `llm-router serve`)");
+        println!(
+            "(no gateway answered at {base}: health is unknown; start one with `llm-router serve`)"
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -84,7 +101,9 @@ fn text(v: &Value) -> String {
 
 fn number(v: &Value) -> String {
     match v {
-        Value::Number(n) => n.as_f64().map_or("-".into(), |f| if f.fract() == 0.0 { format!("{}", f as i64) } else { format!("{f:.2}") }),
+        Value::Number(n) => n.as_f64().map_or("-".into(), |f| {
+            if f.fract() == 0.0 { format!("{}", f as i64) } else { format!("{f:.2}") }
+        }),
         _ => "-".into(),
     }
 }

@@ -37,7 +37,11 @@ pub fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
         println!(
             "llm-router stopped: {} record(s) written{}",
             report.writer.written,
-            if report.forced { "; some requests were cut at the end of the grace period" } else { "" }
+            if report.forced {
+                "; some requests were cut at the end of the grace period"
+            } else {
+                ""
+            }
         );
         Ok(if report.writer.dropped > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
     })

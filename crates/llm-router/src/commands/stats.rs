@@ -50,9 +50,18 @@ pub fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
         if args.by_complexity {
             header.push("complexity");
         }
-        header.extend(["requests", "success", "mean score", "p50 ms", "p95 ms", "tokens", "cost $"]);
+        header.extend([
+            "requests",
+            "success",
+            "mean score",
+            "p50 ms",
+            "p95 ms",
+            "tokens",
+            "cost $",
+        ]);
         let first_number = if args.by_complexity { 4 } else { 3 };
-        let mut table = Table::new(header).right_align(&(first_number..first_number + 7).collect::<Vec<_>>());
+        let mut table =
+            Table::new(header).right_align(&(first_number..first_number + 7).collect::<Vec<_>>());
         for r in &rows {
             let mut cells = vec![
                 r.model.clone(),

@@ -14,7 +14,9 @@ grey, and the town belongs to its residents again.\n";
 
 /// A ~2,000-token prompt: an instruction over a long text.
 pub fn long_prompt() -> String {
-    let mut text = String::from("Summarize the following text in five bullet points, then translate them into Chinese.\n\n");
+    let mut text = String::from(
+        "Summarize the following text in five bullet points, then translate them into Chinese.\n\n",
+    );
     while text.len() < 9_600 {
         text.push_str(PARAGRAPH);
     }
@@ -57,10 +59,20 @@ pub fn knowledge() -> Knowledge {
                 for band in Band::ALL {
                     let context = Context { domain, language, band };
                     for _ in 0..5 {
-                        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        seed = seed
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
                         let score = ((seed >> 33) % 100) as f64 / 100.0;
                         k.feedback(name, context, (score + i as f64 * 0.03).min(1.0), None);
-                        k.observe(name, context, Outcome::Success { latency_ms: 400.0 + 50.0 * i as f64, output_tokens: 300, signal: None });
+                        k.observe(
+                            name,
+                            context,
+                            Outcome::Success {
+                                latency_ms: 400.0 + 50.0 * i as f64,
+                                output_tokens: 300,
+                                signal: None,
+                            },
+                        );
                     }
                 }
             }
@@ -68,4 +80,3 @@ pub fn knowledge() -> Knowledge {
     }
     k
 }
-

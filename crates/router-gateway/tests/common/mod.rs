@@ -30,7 +30,11 @@ pub async fn start_with_env(config_body: &str, env: HashMap<String, String>) -> 
 }
 
 /// Starts a gateway whose graceful shutdown waits `grace_ms` for in-flight requests.
-pub async fn start_with_grace(config_body: &str, env: HashMap<String, String>, grace_ms: u64) -> TestGateway {
+pub async fn start_with_grace(
+    config_body: &str,
+    env: HashMap<String, String>,
+    grace_ms: u64,
+) -> TestGateway {
     let dir = tempfile::tempdir().unwrap();
     let db_url = format!("sqlite://{}", dir.path().join("router.db").display());
     let text = format!(

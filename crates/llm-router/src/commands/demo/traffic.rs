@@ -43,7 +43,11 @@ const KINDS: [Kind; 6] = [
     },
     Kind {
         label: "chat",
-        prompts: &["Hi! How is your day going?", "Tell me a fun fact about octopuses", "你好，今天心情不错"],
+        prompts: &[
+            "Hi! How is your day going?",
+            "Tell me a fun fact about octopuses",
+            "你好，今天心情不错",
+        ],
     },
     Kind {
         label: "translation",
@@ -107,7 +111,16 @@ pub async fn run(url: String, rate: f64, report_every: Duration) {
         let model = if rng.f64() < 0.2 { "auto:cost" } else { "auto" };
         let stream = rng.f64() < 0.3;
         let noise = (rng.f64() - 0.5) * 0.2;
-        tokio::spawn(one_user(client.clone(), url.clone(), kind.label, prompt, model, stream, noise, seen.clone()));
+        tokio::spawn(one_user(
+            client.clone(),
+            url.clone(),
+            kind.label,
+            prompt,
+            model,
+            stream,
+            noise,
+            seen.clone(),
+        ));
         if tokio::time::Instant::now() >= report {
             report += report_every;
             let line = summary(&seen.lock().unwrap_or_else(|e| e.into_inner()));
@@ -134,11 +147,18 @@ async fn one_user(
         .send()
         .await;
     let Ok(response) = sent else { return };
-    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let header =
+        |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     let (answered, id) = (header("x-router-model"), header("x-router-decision-id"));
     let ok = response.status().is_success() && response.bytes().await.is_ok();
     let (true, Some(answered), Some(id)) = (ok, answered, id) else { return };
-    *seen.lock().unwrap_or_else(|e| e.into_inner()).entry(kind).or_default().entry(answered.clone()).or_default() += 1;
+    *seen
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(kind)
+        .or_default()
+        .entry(answered.clone())
+        .or_default() += 1;
     let score = (true_quality(&answered, kind) + noise).clamp(0.0, 1.0);
     let _ = client
         .post(format!("{url}/api/routing/feedback"))
@@ -151,7 +171,11 @@ fn summary(seen: &BTreeMap<&'static str, BTreeMap<String, u32>>) -> String {
     seen.iter()
         .map(|(kind, models)| {
             let total: u32 = models.values().sum();
-            let (top, n) = models.iter().max_by_key(|(_, n)| **n).map(|(m, n)| (m.as_str(), *n)).unwrap_or(("-", 0));
+            let (top, n) = models
+                .iter()
+                .max_by_key(|(_, n)| **n)
+                .map(|(m, n)| (m.as_str(), *n))
+                .unwrap_or(("-", 0));
             format!("{kind}: {top} {}% of {total}", n * 100 / total.max(1))
         })
         .collect::<Vec<_>>()
