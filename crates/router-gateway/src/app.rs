@@ -205,6 +205,11 @@ impl Gateway {
     pub async fn route(&self, request: &ChatRequest) -> Result<Routed, ApiError> {
         let received = Instant::now();
         let requested = request.model.trim();
+        // An alias may stand for routing itself (`"claude-3-5-haiku-latest" = "auto:cost"`).
+        let requested = match self.config.aliases.get(requested) {
+            Some(target) if crate::config::is_auto(target) => target.as_str(),
+            _ => requested,
+        };
         let resolved = self.registry.resolve(requested).ok_or_else(|| {
             let mut e = ApiError::new(
                 ApiErrorKind::NotFound,

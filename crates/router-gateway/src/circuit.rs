@@ -185,6 +185,14 @@ impl Circuit {
         inner.failures_in_window = 0;
     }
 
+    /// How long until an open circuit lets a probe through (`None` when it is not open).
+    pub fn reopens_in(&self, now: Instant) -> Option<Duration> {
+        match self.lock().state {
+            State::Open { until } if until > now => Some(until - now),
+            _ => None,
+        }
+    }
+
     /// How many times the circuit has opened since start.
     pub fn times_opened(&self) -> u64 {
         self.lock().opened

@@ -29,8 +29,8 @@ pub struct Config {
     pub dispatch: DispatchConfig,
     pub circuit: CircuitConfig,
     pub judge: JudgeConfig,
-    /// Client-facing model names that stand for a configured model (e.g. a Claude model id
-    /// a client is hard-wired to).
+    /// Client-facing model names that stand for a configured model or for `auto` /
+    /// `auto:<profile>` (e.g. a Claude model id a client is hard-wired to).
     pub aliases: BTreeMap<String, String>,
     /// Models in file order, each with its deployments in file order.
     pub models: Vec<ModelConfig>,
@@ -596,11 +596,21 @@ impl Validator<'_> {
         let names: HashSet<&str> = models.iter().map(|m| m.name.as_str()).collect();
         let mut aliases = BTreeMap::new();
         for (alias, target) in raw.aliases {
-            if !names.contains(target.get_ref().as_str()) {
-                let message =
-                    format!("alias points to `{}`, which is not a model", target.get_ref());
+            if is_auto(target.get_ref()) {
+                // `auto:<profile>` must name a profile.
+                if let Some(profile) = target.get_ref().strip_prefix("auto:")
+                    && let Err(e) = profile.parse::<Profile>()
+                {
+                    self.problem(Some(target.span()), format!("aliases.{alias}"), e.to_string());
+                }
+            } else if !names.contains(target.get_ref().as_str()) {
+                let message = format!(
+                    "alias points to `{}`, which is neither a model nor `auto`/`auto:<profile>`",
+                    target.get_ref()
+                );
                 self.problem(Some(target.span()), format!("aliases.{alias}"), message);
-            } else if names.contains(alias.as_str()) || is_auto(&alias) {
+            }
+            if names.contains(alias.as_str()) || is_auto(&alias) {
                 let message = format!("`{alias}` is already a model name or `auto`");
                 self.problem(Some(target.span()), format!("aliases.{alias}"), message);
             }

@@ -74,8 +74,12 @@ pub struct DispatchFailure {
 pub enum Failure {
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
-    #[error("no deployment of {models} is available (disabled, or circuit open)")]
-    NothingAvailable { models: String },
+    #[error("no deployment of {models} is available (disabled, or resting after failures)")]
+    NothingAvailable {
+        models: String,
+        /// When the first resting deployment takes calls again, if any will.
+        retry_after: Option<std::time::Duration>,
+    },
 }
 
 /// Sends `request` to the models of `plan` (registry indices, in order of preference) until
@@ -179,13 +183,22 @@ pub async fn dispatch(
     }
     let error = match last_error {
         Some(e) => Failure::Upstream(e),
-        None => Failure::NothingAvailable {
-            models: plan
+        None => {
+            let now = Instant::now();
+            let retry_after = plan
                 .iter()
-                .map(|&i| registry.model(i).name().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-        },
+                .flat_map(|&i| &registry.model(i).deployments)
+                .filter_map(|d| d.circuit.reopens_in(now))
+                .min();
+            Failure::NothingAvailable {
+                models: plan
+                    .iter()
+                    .map(|&i| registry.model(i).name().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                retry_after,
+            }
+        }
     };
     Err(DispatchFailure { error, attempts })
 }

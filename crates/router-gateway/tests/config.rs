@@ -151,3 +151,13 @@ fn aliases_must_point_at_models() {
     assert_eq!(e.problems[0].line, Some(2));
     assert_eq!(e.problems[0].key.as_deref(), Some("aliases.gpt-4"));
 }
+
+#[test]
+fn aliases_may_stand_for_routing_profiles() {
+    let text = "[aliases]\n\"claude-3-5-haiku-latest\" = \"auto:cost\"\n\"gpt-4\" = \"auto\"\n\n[[models]]\nname = \"a\"\nprovider = \"ollama\"\n";
+    let c = parse(text, &env(&[])).unwrap();
+    assert_eq!(c.aliases["claude-3-5-haiku-latest"], "auto:cost");
+    let bad = text.replace("auto:cost", "auto:cheapest-possible");
+    let e = parse(&bad, &env(&[])).unwrap_err();
+    assert_eq!(e.problems[0].line, Some(2), "{e}");
+}

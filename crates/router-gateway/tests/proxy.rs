@@ -500,3 +500,22 @@ async fn a_stream_still_running_after_the_grace_period_is_cut_and_recorded() {
         router_store::OutcomeStatus::Cancelled
     );
 }
+
+#[tokio::test]
+async fn a_resting_deployment_tells_clients_when_to_come_back() {
+    let upstream =
+        sim(vec![SimModel::new("m").fault(FaultPlan::always(Fault::RateLimited {
+            retry_after: Duration::from_secs(30),
+        }))])
+        .await;
+    let gw = start(&openai_model("m", &upstream.base_url(), "")).await;
+    let first = gw.chat("m", "hi").await;
+    assert_eq!(first.status(), 429, "the upstream's rate limit is passed on");
+    // The deployment now rests for the upstream's 30 s: the next request is refused at once,
+    // with a Retry-After the SDKs honour.
+    let second = gw.chat("m", "hi again").await;
+    assert_eq!(second.status(), 503);
+    let after: u64 = second.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((25..=30).contains(&after), "retry-after {after}");
+    assert_eq!(upstream.stats().endpoint(Endpoint::OpenAiChat).requests, 1);
+}

@@ -223,9 +223,11 @@ pub async fn serve_chat<D: Dialect>(
         Err(failure) => {
             let error = match &failure.error {
                 Failure::Upstream(e) => ApiError::from_upstream(e),
-                Failure::NothingAvailable { .. } => {
+                Failure::NothingAvailable { retry_after, .. } => {
+                    // Clients (and the SDKs' own retry logic) learn when to come back.
                     let mut e = ApiError::new(ApiErrorKind::Overloaded, failure.error.to_string());
                     e.code = Some("no_deployment_available".into());
+                    e.retry_after = *retry_after;
                     e
                 }
             };
