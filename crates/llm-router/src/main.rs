@@ -54,6 +54,8 @@ enum Command {
     Feedback(commands::feedback::Args),
     /// Performance per model × domain × language, from the store.
     Stats(commands::stats::Args),
+    /// Measure routing quality against cost on prompts with known per-model results.
+    Eval(commands::eval::Args),
     /// Measure the feature extractor (domain, language) on a labelled JSONL file.
     FeaturesEval(commands::features_eval::Args),
     /// Read a password on stdin and print its argon2 hash for ADMIN_PASSWORD_HASH.
@@ -75,6 +77,7 @@ fn main() -> ExitCode {
         Command::Analyze(args) => commands::analyze::run(&cli.config, args),
         Command::Feedback(args) => commands::feedback::run(&cli.config, args),
         Command::Stats(args) => commands::stats::run(&cli.config, args),
+        Command::Eval(args) => commands::eval::run(args),
         Command::FeaturesEval(args) => commands::features_eval::run(args),
         Command::HashPassword => commands::hash_password::run(),
     };

@@ -65,7 +65,9 @@ impl Context {
         PAIR_BASE + self.domain as usize * LANGUAGES + language_index(self.language)
     }
     fn leaf_cell(self) -> usize {
-        LEAF_BASE + (self.domain as usize * LANGUAGES + language_index(self.language)) * BANDS + self.band as usize
+        LEAF_BASE
+            + (self.domain as usize * LANGUAGES + language_index(self.language)) * BANDS
+            + self.band as usize
     }
 
     /// Every cell an observation in this context updates.
@@ -149,8 +151,8 @@ impl Prior {
             if key == "overall" {
                 prior.overall = Some(value);
             } else if let Some(code) = key.strip_prefix("lang:") {
-                let language =
-                    Language::from_code(code).ok_or_else(|| format!("unknown language `{code}` in `{key}`"))?;
+                let language = Language::from_code(code)
+                    .ok_or_else(|| format!("unknown language `{code}` in `{key}`"))?;
                 prior.languages.push((language, value));
             } else {
                 let domain = Domain::parse(key).ok_or_else(|| {
@@ -299,8 +301,12 @@ mod cells_serde {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     pub fn serialize<S: Serializer>(cells: &[Cell], s: S) -> Result<S::Ok, S::Error> {
-        let sparse: Vec<(usize, f64, f64)> =
-            cells.iter().enumerate().filter(|(_, c)| c.w > 0.0).map(|(i, c)| (i, c.w, c.s)).collect();
+        let sparse: Vec<(usize, f64, f64)> = cells
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.w > 0.0)
+            .map(|(i, c)| (i, c.w, c.s))
+            .collect();
         sparse.serialize(s)
     }
 
@@ -406,11 +412,16 @@ impl Knowledge {
                 state.ok += 1.0;
                 if latency_ms.is_finite() && latency_ms >= 0.0 {
                     state.usage.add(latency_ms, output_tokens as f64);
-                    state.usage_by_domain[context.domain as usize].add(latency_ms, output_tokens as f64);
+                    state.usage_by_domain[context.domain as usize]
+                        .add(latency_ms, output_tokens as f64);
                 }
                 if let Some(signal) = signal {
                     for cell in context.cells() {
-                        state.quality[cell].add(config.implicit_weight, signal.reward(), config.max_evidence);
+                        state.quality[cell].add(
+                            config.implicit_weight,
+                            signal.reward(),
+                            config.max_evidence,
+                        );
                     }
                 }
             }
@@ -459,12 +470,17 @@ impl Knowledge {
     /// the query with this sketch; `replaces` takes back an earlier score for the same
     /// answer. Does nothing while the memory is off. The contexts are fed separately (by
     /// [`Knowledge::feedback`] and friends), so callers do both.
-    pub fn remember(&mut self, model: &str, sketch: &Sketch, score: f64, weight: f64, replaces: Option<f64>) {
+    pub fn remember(
+        &mut self,
+        model: &str,
+        sketch: &Sketch,
+        score: f64,
+        weight: f64,
+        replaces: Option<f64>,
+    ) {
         let Some(memory_config) = self.config.memory else { return };
-        let cap = self.config.max_evidence;
         self.memory.get_or_insert_with(Memory::new).remember(
             &memory_config,
-            cap,
             model,
             sketch,
             score,
@@ -497,7 +513,12 @@ impl Knowledge {
     /// [`Knowledge::estimate`], with what the query's neighbours in the memory say blended
     /// into the quality: `(e·q_memory + k·q_context) / (e + k)` for memory evidence `e` and
     /// strength `k`, so a thin neighbourhood nudges and a well-measured one decides.
-    pub fn estimate_recalled(&self, features: &Features, recall: &Recall, candidate: &Candidate<'_>) -> Estimate {
+    pub fn estimate_recalled(
+        &self,
+        features: &Features,
+        recall: &Recall,
+        candidate: &Candidate<'_>,
+    ) -> Estimate {
         let config = &self.config;
         let context = Context::of(features);
         let empty = ModelState::default();
@@ -525,7 +546,8 @@ impl Knowledge {
         let (quality, memory_evidence) = match (config.memory, recall.model(candidate.name)) {
             (Some(memory), Some(recalled)) => {
                 let strength = memory.strength.max(0.0);
-                let q = (recalled.evidence * recalled.quality + strength * q_leaf) / (recalled.evidence + strength);
+                let q = (recalled.evidence * recalled.quality + strength * q_leaf)
+                    / (recalled.evidence + strength);
                 (q, recalled.evidence)
             }
             _ => (q_leaf, 0.0),
@@ -548,7 +570,8 @@ impl Knowledge {
         } else {
             f64::from(features.expected_output_tokens)
         };
-        let cost_usd = candidate.price.cost(u64::from(features.prompt_tokens), output_tokens.round() as u64);
+        let cost_usd =
+            candidate.price.cost(u64::from(features.prompt_tokens), output_tokens.round() as u64);
         Estimate {
             quality: (quality * reliability).clamp(0.0, 1.0),
             cost_usd,
@@ -580,7 +603,9 @@ impl Knowledge {
                 }
             }
         }
-        out.sort_by(|a, b| (&a.model, a.domain, a.language.code()).cmp(&(&b.model, b.domain, b.language.code())));
+        out.sort_by(|a, b| {
+            (&a.model, a.domain, a.language.code()).cmp(&(&b.model, b.domain, b.language.code()))
+        });
         out
     }
 
@@ -644,7 +669,10 @@ mod tests {
         let after_code = k.estimate(&code, &candidate("m")).quality;
         let after_chat = k.estimate(&chat, &candidate("m")).quality;
         assert!(after_code > 0.9, "{after_code}");
-        assert!(after_code > after_chat && after_chat > before, "{after_code} {after_chat} {before}");
+        assert!(
+            after_code > after_chat && after_chat > before,
+            "{after_code} {after_chat} {before}"
+        );
     }
 
     #[test]
@@ -671,7 +699,11 @@ mod tests {
         let failing = k.estimate(&f, &candidate("m")).quality;
         assert!(failing < healthy * 0.3, "{failing} vs {healthy}");
         for _ in 0..80 {
-            k.observe("m", Context::of(&f), Outcome::Success { latency_ms: 100.0, output_tokens: 50, signal: None });
+            k.observe(
+                "m",
+                Context::of(&f),
+                Outcome::Success { latency_ms: 100.0, output_tokens: 50, signal: None },
+            );
         }
         let recovered = k.estimate(&f, &candidate("m")).quality;
         assert!(recovered > healthy * 0.85, "{recovered} vs {healthy}");
@@ -696,7 +728,11 @@ mod tests {
         let mut k = Knowledge::default();
         let f = features(Domain::Code, Language::En);
         for _ in 0..5 {
-            k.observe("m", Context::of(&f), Outcome::Success { latency_ms: 800.0, output_tokens: 1000, signal: None });
+            k.observe(
+                "m",
+                Context::of(&f),
+                Outcome::Success { latency_ms: 800.0, output_tokens: 1000, signal: None },
+            );
         }
         let e = k.estimate(&f, &candidate("m"));
         assert!((e.latency_ms - 800.0).abs() < 1e-6);
@@ -709,7 +745,11 @@ mod tests {
         let mut k = Knowledge::default();
         let f = features(Domain::Writing, Language::Zh);
         k.feedback("m", Context::of(&f), 0.8, None);
-        k.observe("m", Context::of(&f), Outcome::Success { latency_ms: 120.0, output_tokens: 40, signal: None });
+        k.observe(
+            "m",
+            Context::of(&f),
+            Outcome::Success { latency_ms: 120.0, output_tokens: 40, signal: None },
+        );
         let json = serde_json::to_string(&k).unwrap();
         let back: Knowledge = serde_json::from_str(&json).unwrap();
         assert_eq!(back, k);
@@ -717,8 +757,52 @@ mod tests {
     }
 
     #[test]
+    fn the_memory_tells_apart_queries_that_share_a_context() {
+        use crate::memory::{MemoryConfig, Sketch};
+        let f = features(Domain::Reasoning, Language::En);
+        let riddle = |i: usize| {
+            format!(
+                "Riddle {i}: what walks on four legs at dawn and {i} legs at dusk? Reply with one word."
+            )
+        };
+        let blank = |i: usize| {
+            format!(
+                "Fill the blank with option A or B. Sentence {i}: the trophy did not fit in the case because _ was too big."
+            )
+        };
+        let train = |memory: Option<MemoryConfig>| {
+            let mut k = Knowledge::new(LearningConfig { memory, ..LearningConfig::default() });
+            for i in 0..40 {
+                for (text, score) in [(riddle(i), 1.0), (blank(i), 0.0)] {
+                    k.feedback("m", Context::of(&f), score, None);
+                    k.remember("m", &Sketch::of(&text), score, 1.0, None);
+                }
+            }
+            k
+        };
+        let estimate = |k: &Knowledge, text: &str| {
+            k.estimate_recalled(&f, &k.recall(&Sketch::of(text)), &candidate("m")).quality
+        };
+        // Contexts alone see one kind of query and learn the average.
+        let contexts = train(None);
+        assert!(contexts.memory().is_none());
+        let (r, b) = (estimate(&contexts, &riddle(99)), estimate(&contexts, &blank(99)));
+        assert!((r - b).abs() < 1e-9 && (r - 0.5).abs() < 0.1, "{r} {b}");
+        // The memory tells the two templates apart.
+        let memory = train(Some(MemoryConfig::default()));
+        let (r, b) = (estimate(&memory, &riddle(99)), estimate(&memory, &blank(99)));
+        assert!(r > 0.85 && b < 0.15, "{r} {b}");
+        // The plain estimate stays the contexts' view, and the state round-trips.
+        assert!((memory.estimate(&f, &candidate("m")).quality - 0.5).abs() < 0.1);
+        let back: Knowledge =
+            serde_json::from_str(&serde_json::to_string(&memory).unwrap()).unwrap();
+        assert_eq!(back, memory);
+    }
+
+    #[test]
     fn evidence_is_capped_so_change_shows() {
-        let mut k = Knowledge::new(LearningConfig { max_evidence: 50.0, ..LearningConfig::default() });
+        let mut k =
+            Knowledge::new(LearningConfig { max_evidence: 50.0, ..LearningConfig::default() });
         let f = features(Domain::Code, Language::En);
         for _ in 0..1000 {
             k.feedback("m", Context::of(&f), 1.0, None);

@@ -18,11 +18,11 @@ pub mod learning;
 pub mod memory;
 pub mod policy;
 
-pub use candidate::{Availability, Capabilities, Candidate, Price};
+pub use candidate::{Availability, Candidate, Capabilities, Price};
 pub use decision::{Decision, Estimate, Exclusion, Profile, RankedCandidate, Source};
-pub use learning::{Context, Knowledge, LearningConfig, Outcome, Prior};
 pub use features::{
     Band, Complexity, Domain, DomainGuess, FeatureExtractor, Features, Language, LanguageGuess,
     Needs, Prompt, PromptMessage, Role,
 };
 pub use features::{DomainModel, LabelledExample, TrainOptions};
+pub use learning::{Context, Knowledge, LearningConfig, Outcome, Prior};

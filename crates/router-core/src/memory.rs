@@ -43,17 +43,21 @@ pub struct MemoryConfig {
     pub strength: f64,
     /// Members a centroid averages over at most, so that it follows drifting traffic.
     pub centroid_memory: f64,
+    /// Evidence kept per model and region at most; older evidence fades proportionally
+    /// beyond it, so a region shows a model's change as the contexts do.
+    pub max_evidence: f64,
 }
 
 impl Default for MemoryConfig {
     fn default() -> Self {
         MemoryConfig {
             capacity: 256,
-            join_similarity: 0.5,
-            min_similarity: 0.3,
+            join_similarity: 0.8,
+            min_similarity: 0.6,
             neighbours: 6,
             strength: 8.0,
             centroid_memory: 200.0,
+            max_evidence: 400.0,
         }
     }
 }
@@ -104,13 +108,47 @@ impl Sketch {
     pub fn is_empty(&self) -> bool {
         self.0.iter().all(|x| *x == 0.0)
     }
+
+    /// A quarter of the size, for keeping with an answer until its feedback arrives.
+    pub fn compact(&self) -> CompactSketch {
+        let max = self.0.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        let scale = if max > 0.0 { max / 127.0 } else { 0.0 };
+        let mut values = [0i8; DIMENSIONS];
+        if scale > 0.0 {
+            for (q, x) in values.iter_mut().zip(self.0) {
+                *q = (x / scale).round().clamp(-127.0, 127.0) as i8;
+            }
+        }
+        CompactSketch { scale, values }
+    }
+}
+
+/// A [`Sketch`] quantised to one byte per dimension (similarities change by well under
+/// 1%): what a gateway keeps per answered request so that feedback arriving later can be
+/// remembered under the query's sketch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CompactSketch {
+    scale: f32,
+    values: [i8; DIMENSIONS],
+}
+
+impl CompactSketch {
+    pub fn expand(&self) -> Sketch {
+        let mut v = [0.0f32; DIMENSIONS];
+        for (x, q) in v.iter_mut().zip(self.values) {
+            *x = f32::from(q) * self.scale;
+        }
+        normalise(&mut v);
+        Sketch(v)
+    }
 }
 
 /// The text after the last blank line, at most `WINDOW` bytes of it, and only the last
 /// `WINDOW` bytes of the text are searched.
 fn last_paragraph(text: &str) -> &str {
     let window = &text[ceil_boundary(text, text.len().saturating_sub(WINDOW))..];
-    let paragraph = window.trim_end().rsplit("\n\n").find(|p| !p.trim().is_empty()).unwrap_or(window);
+    let paragraph =
+        window.trim_end().rsplit("\n\n").find(|p| !p.trim().is_empty()).unwrap_or(window);
     paragraph.trim()
 }
 
@@ -154,27 +192,33 @@ fn is_cjk(c: char) -> bool {
         | 0x3400..=0x4dbf    // CJK extension A
         | 0x4e00..=0x9fff    // CJK unified ideographs
         | 0xac00..=0xd7af    // hangul syllables
-        | 0xf900..=0xfaff)   // CJK compatibility ideographs
+        | 0xf900..=0xfaff) // CJK compatibility ideographs
 }
 
 /// Words (letters and digits, case-folded) as unigrams and bigrams; CJK characters, which
 /// have no spaces to split on, as unigrams and bigrams of characters.
 fn hash_into(text: &str, v: &mut [f32; DIMENSIONS]) {
-    let mut word: Option<u64> = None;
-    let mut previous_word: Option<u64> = None;
+    let mut words = Words { word: None, previous: None };
     let mut previous_cjk: Option<char> = None;
-    let end_word = |word: &mut Option<u64>, previous: &mut Option<u64>, v: &mut [f32; DIMENSIONS]| {
-        if let Some(w) = word.take() {
-            add_feature(v, w, 1.0);
-            if let Some(p) = *previous {
-                add_feature(v, fnv(fnv(p, 0x2f), w), 0.7);
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        // ASCII, most of most prompts, without decoding or Unicode tables.
+        if b < 0x80 {
+            previous_cjk = None;
+            if b.is_ascii_alphanumeric() {
+                words.push(u64::from(b.to_ascii_lowercase()));
+            } else {
+                words.end(v);
             }
-            *previous = Some(w);
+            i += 1;
+            continue;
         }
-    };
-    for c in text.chars() {
+        let Some(c) = text[i..].chars().next() else { break };
+        i += c.len_utf8();
         if is_cjk(c) {
-            end_word(&mut word, &mut previous_word, v);
+            words.end(v);
             add_feature(v, fnv(FNV_SEED ^ 0xc7, u64::from(c)), 1.0);
             if let Some(p) = previous_cjk {
                 add_feature(v, fnv(fnv(FNV_SEED ^ 0xc8, u64::from(p)), u64::from(c)), 0.7);
@@ -182,17 +226,37 @@ fn hash_into(text: &str, v: &mut [f32; DIMENSIONS]) {
             previous_cjk = Some(c);
         } else if c.is_alphanumeric() {
             previous_cjk = None;
-            let mut h = word.unwrap_or(FNV_SEED);
             for l in c.to_lowercase() {
-                h = fnv(h, u64::from(l));
+                words.push(u64::from(l));
             }
-            word = Some(h);
         } else {
             previous_cjk = None;
-            end_word(&mut word, &mut previous_word, v);
+            words.end(v);
         }
     }
-    end_word(&mut word, &mut previous_word, v);
+    words.end(v);
+}
+
+/// The word being hashed and the one before it.
+struct Words {
+    word: Option<u64>,
+    previous: Option<u64>,
+}
+
+impl Words {
+    fn push(&mut self, unit: u64) {
+        self.word = Some(fnv(self.word.unwrap_or(FNV_SEED), unit));
+    }
+
+    fn end(&mut self, v: &mut [f32; DIMENSIONS]) {
+        if let Some(w) = self.word.take() {
+            add_feature(v, w, 1.0);
+            if let Some(p) = self.previous {
+                add_feature(v, fnv(fnv(p, 0x2f), w), 0.7);
+            }
+            self.previous = Some(w);
+        }
+    }
 }
 
 fn dot(a: &[f32; DIMENSIONS], b: &[f32; DIMENSIONS]) -> f32 {
@@ -355,14 +419,18 @@ impl Memory {
     pub fn remember(
         &mut self,
         config: &MemoryConfig,
-        cap: f64,
         model: &str,
         sketch: &Sketch,
         score: f64,
         weight: f64,
         replaces: Option<f64>,
     ) {
-        if !score.is_finite() || !weight.is_finite() || weight <= 0.0 || sketch.is_empty() || config.capacity == 0 {
+        if !score.is_finite()
+            || !weight.is_finite()
+            || weight <= 0.0
+            || sketch.is_empty()
+            || config.capacity == 0
+        {
             return;
         }
         let m = self.model_index(model);
@@ -388,6 +456,7 @@ impl Memory {
         if r.evidence.len() <= m {
             r.evidence.resize(m + 1, Evidence::default());
         }
+        let cap = config.max_evidence;
         if let Some(old) = replaces.filter(|o| o.is_finite()) {
             r.evidence[m].add(-weight, old.clamp(0.0, 1.0), cap);
         }
@@ -395,17 +464,14 @@ impl Memory {
     }
 
     fn open_region(&mut self, config: &MemoryConfig, sketch: &Sketch) -> usize {
-        let region = Region { centroid: sketch.0, members: 1.0, evidence: Vec::new(), touched: self.clock };
+        let region =
+            Region { centroid: sketch.0, members: 1.0, evidence: Vec::new(), touched: self.clock };
         if self.regions.len() < config.capacity {
             self.regions.push(region);
             return self.regions.len() - 1;
         }
-        let stalest = self
-            .regions
-            .iter()
-            .enumerate()
-            .min_by_key(|(_, r)| r.touched)
-            .map_or(0, |(i, _)| i);
+        let stalest =
+            self.regions.iter().enumerate().min_by_key(|(_, r)| r.touched).map_or(0, |(i, _)| i);
         self.regions[stalest] = region;
         stalest
     }
@@ -467,7 +533,12 @@ mod tests {
         let b = Sketch::of("How can I reverse a singly linked list in Rust?");
         let c = Sketch::of("Write a short poem about autumn leaves falling in the park.");
         assert!(a.similarity(&b) > 0.4, "{}", a.similarity(&b));
-        assert!(a.similarity(&b) > a.similarity(&c) + 0.2, "{} {}", a.similarity(&b), a.similarity(&c));
+        assert!(
+            a.similarity(&b) > a.similarity(&c) + 0.2,
+            "{} {}",
+            a.similarity(&b),
+            a.similarity(&c)
+        );
         assert!((a.similarity(&a) - 1.0).abs() < 1e-5);
         let zh1 = Sketch::of("请把这段话翻译成英文：今天天气很好");
         let zh2 = Sketch::of("请把下面这段话翻译成英文：我们明天见");
@@ -492,23 +563,39 @@ mod tests {
     fn recall_reports_what_models_did_near_the_query_only() {
         let cfg = config();
         let mut memory = Memory::new();
-        let code = ["Fix this Python function that sorts a list", "Fix the Python function that sorts my list"];
+        let code = [
+            "Fix this Python function that sorts a list",
+            "Fix the Python function that sorts my list",
+        ];
         let poems = ["Write a poem about the sea at night", "Write a poem about the sea at dawn"];
         for text in code {
-            memory.remember(&cfg, 400.0, "coder", &Sketch::of(text), 1.0, 1.0, None);
-            memory.remember(&cfg, 400.0, "poet", &Sketch::of(text), 0.0, 1.0, None);
+            memory.remember(&cfg, "coder", &Sketch::of(text), 1.0, 1.0, None);
+            memory.remember(&cfg, "poet", &Sketch::of(text), 0.0, 1.0, None);
         }
         for text in poems {
-            memory.remember(&cfg, 400.0, "coder", &Sketch::of(text), 0.2, 1.0, None);
-            memory.remember(&cfg, 400.0, "poet", &Sketch::of(text), 0.9, 1.0, None);
+            memory.remember(&cfg, "coder", &Sketch::of(text), 0.2, 1.0, None);
+            memory.remember(&cfg, "poet", &Sketch::of(text), 0.9, 1.0, None);
         }
-        let near_code = memory.recall(&cfg, &Sketch::of("Fix this Python function that sorts a dict"));
+        let near_code =
+            memory.recall(&cfg, &Sketch::of("Fix this Python function that sorts a dict"));
         let coder = near_code.model("coder").unwrap();
         let poet = near_code.model("poet").unwrap();
         assert!(coder.quality > 0.9 && poet.quality < 0.1, "{coder:?} {poet:?}");
-        let unrelated = memory.recall(&cfg, &Sketch::of("Quarterly revenue figures for the Lisbon office"));
+        let unrelated =
+            memory.recall(&cfg, &Sketch::of("Quarterly revenue figures for the Lisbon office"));
         assert!(unrelated.is_empty(), "{unrelated:?}");
         assert!(unrelated.model("coder").is_none());
+    }
+
+    #[test]
+    fn a_compact_sketch_keeps_its_similarities() {
+        let a = Sketch::of("How do I reverse a linked list in Rust without cloning nodes?");
+        let b = Sketch::of("How can I reverse a singly linked list in Rust?");
+        let back = a.compact().expand();
+        assert!((back.similarity(&a) - 1.0).abs() < 0.005, "{}", back.similarity(&a));
+        assert!((back.similarity(&b) - a.similarity(&b)).abs() < 0.01);
+        assert!(Sketch::of("").compact().expand().is_empty());
+        assert_eq!(std::mem::size_of::<CompactSketch>(), DIMENSIONS + 4);
     }
 
     #[test]
@@ -522,10 +609,13 @@ mod tests {
             "medieval french poetry",
         ];
         for t in texts {
-            memory.remember(&cfg, 400.0, "m", &Sketch::of(t), 1.0, 1.0, None);
+            memory.remember(&cfg, "m", &Sketch::of(t), 1.0, 1.0, None);
         }
         assert_eq!(memory.len(), 3);
-        assert!(memory.recall(&cfg, &Sketch::of(texts[0])).is_empty(), "the oldest region was evicted");
+        assert!(
+            memory.recall(&cfg, &Sketch::of(texts[0])).is_empty(),
+            "the oldest region was evicted"
+        );
         assert!(!memory.recall(&cfg, &Sketch::of(texts[3])).is_empty());
     }
 
@@ -534,8 +624,8 @@ mod tests {
         let cfg = config();
         let s = Sketch::of("Summarise this contract clause for a layperson");
         let mut a = Memory::new();
-        a.remember(&cfg, 400.0, "m", &s, 0.0, 1.0, None);
-        a.remember(&cfg, 400.0, "m", &s, 1.0, 1.0, Some(0.0));
+        a.remember(&cfg, "m", &s, 0.0, 1.0, None);
+        a.remember(&cfg, "m", &s, 1.0, 1.0, Some(0.0));
         let r = a.recall(&cfg, &s).model("m").unwrap();
         assert!((r.quality - 1.0).abs() < 1e-9, "{r:?}");
         let json = serde_json::to_string(&a).unwrap();

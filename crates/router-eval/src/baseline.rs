@@ -66,7 +66,12 @@ impl Tally {
         if self.n == 0 { 0.0 } else { self.cost / self.n as f64 }
     }
 
-    pub fn point(&self, label: impl Into<String>, cost_weight: Option<f64>, models: &[String]) -> Point {
+    pub fn point(
+        &self,
+        label: impl Into<String>,
+        cost_weight: Option<f64>,
+        models: &[String],
+    ) -> Point {
         let n = self.n.max(1) as f64;
         let mut share: Vec<(String, f64)> = self
             .per_model
@@ -76,7 +81,13 @@ impl Tally {
             .map(|(c, m)| (m.clone(), *c as f64 / n))
             .collect();
         share.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        Point { label: label.into(), cost_weight, quality: self.quality(), cost_usd: self.cost(), share }
+        Point {
+            label: label.into(),
+            cost_weight,
+            quality: self.quality(),
+            cost_usd: self.cost(),
+            share,
+        }
     }
 }
 

@@ -71,7 +71,15 @@ impl Dataset {
         }
         let mut prices = prices;
         prices.resize(width, Price::default());
-        Dataset { name: name.into(), models, prices, items, results: flat, notes: Vec::new(), equal_costs: false }
+        Dataset {
+            name: name.into(),
+            models,
+            prices,
+            items,
+            results: flat,
+            notes: Vec::new(),
+            equal_costs: false,
+        }
     }
 
     pub fn result(&self, item: usize, model: usize) -> Option<&Graded> {
@@ -98,6 +106,14 @@ impl Dataset {
                 results.extend_from_slice(&self.results[i * width..(i + 1) * width]);
             }
         }
-        Dataset { items, results, ..self.clone() }
+        Dataset {
+            name: self.name.clone(),
+            models: self.models.clone(),
+            prices: self.prices.clone(),
+            items,
+            results,
+            notes: self.notes.clone(),
+            equal_costs: self.equal_costs,
+        }
     }
 }

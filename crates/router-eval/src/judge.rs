@@ -16,7 +16,8 @@ use crate::replay::{OnProgress, Prepared, Progress, Timing, candidates, timing_o
 /// by — the judge's (`source` = [`Source::Judge`]) or, when it could not answer, the
 /// policy's unchanged, as the gateway falls back.
 pub trait Judge {
-    fn decide(&mut self, query: &str, decision: Decision, candidates: &[Candidate<'_>]) -> Decision;
+    fn decide(&mut self, query: &str, decision: Decision, candidates: &[Candidate<'_>])
+    -> Decision;
 }
 
 /// The judge and the policy on the same prompts.
@@ -58,8 +59,13 @@ pub fn compare(
     for (n, &i) in items.iter().enumerate() {
         let started = Instant::now();
         let recall = knowledge.recall(&prepared.sketches[i]);
-        let Ok(decision) = policy::decide_recalled(&prepared.features[i], &recall, &candidates, knowledge, &params)
-        else {
+        let Ok(decision) = policy::decide_recalled(
+            &prepared.features[i],
+            &recall,
+            &candidates,
+            knowledge,
+            &params,
+        ) else {
             continue;
         };
         policy_us.push(started.elapsed().as_secs_f64() * 1e6);

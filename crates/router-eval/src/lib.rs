@@ -35,5 +35,5 @@ pub use dataset::{Dataset, Graded, Item};
 pub use error::{EvalError, LoadError};
 pub use load::{Layout, LoadOptions, load, load_dir};
 pub use prices::PriceTable;
-pub use report::{EvalOptions, Estimator, Report, evaluate};
+pub use report::{Estimator, EvalOptions, Report, evaluate};
 pub use split::Split;

@@ -85,7 +85,9 @@ impl FromStr for Layout {
             "routellm" => Layout::RouteLlm,
             "routerdc" | "routerdc_7models" => Layout::RouterDc,
             other => {
-                return Err(format!("unknown format `{other}` (generic, routerbench, arena, routellm, routerdc)"));
+                return Err(format!(
+                    "unknown format `{other}` (generic, routerbench, arena, routellm, routerdc)"
+                ));
             }
         })
     }
@@ -152,20 +154,33 @@ fn score_header(path: &Path) -> Result<Vec<String>, LoadError> {
 }
 
 /// Reads a dataset from a prompts file and a scores file.
-pub fn load(prompts_path: &Path, scores_path: &Path, options: &LoadOptions) -> Result<Dataset, LoadError> {
-    let scores_text = std::fs::read_to_string(scores_path).map_err(|e| LoadError::io(scores_path, e))?;
+pub fn load(
+    prompts_path: &Path,
+    scores_path: &Path,
+    options: &LoadOptions,
+) -> Result<Dataset, LoadError> {
+    let scores_text =
+        std::fs::read_to_string(scores_path).map_err(|e| LoadError::io(scores_path, e))?;
     let mut rows = csv::records(&scores_text);
-    let (_, header) = rows.next().ok_or_else(|| LoadError::format(scores_path, 1, "the score file is empty"))?;
+    let (_, header) =
+        rows.next().ok_or_else(|| LoadError::format(scores_path, 1, "the score file is empty"))?;
     let layout = options.layout.unwrap_or_else(|| Layout::detect(&header));
     let items = read_prompts(prompts_path, layout)?;
-    let index: HashMap<&str, usize> = items.iter().enumerate().map(|(i, item)| (item.id.as_str(), i)).collect();
+    let index: HashMap<&str, usize> =
+        items.iter().enumerate().map(|(i, item)| (item.id.as_str(), i)).collect();
 
     let columns = Columns::find(&header, scores_path)?;
-    let scale = options.scale.unwrap_or(if columns.quality_is_1to10 { (1.0, 10.0) } else { (0.0, 1.0) });
+    let scale =
+        options.scale.unwrap_or(if columns.quality_is_1to10 { (1.0, 10.0) } else { (0.0, 1.0) });
     if scale.1 <= scale.0 || !scale.0.is_finite() || !scale.1.is_finite() {
-        return Err(LoadError::Invalid(format!("the quality scale {}..{} is empty", scale.0, scale.1)));
+        return Err(LoadError::Invalid(format!(
+            "the quality scale {}..{} is empty",
+            scale.0, scale.1
+        )));
     }
-    let equal_costs = options.equal_costs || layout == Layout::RouterDc || (columns.cost.is_none() && !columns.priced());
+    let equal_costs = options.equal_costs
+        || layout == Layout::RouterDc
+        || (columns.cost.is_none() && !columns.priced());
     let table = match &options.prices {
         Some(t) => t.clone(),
         None => PriceTable::published(),
@@ -195,10 +210,9 @@ pub fn load(prompts_path: &Path, scores_path: &Path, options: &LoadOptions) -> R
             skipped_empty += 1;
             continue;
         }
-        let value: f64 =
-            raw.parse().ok().filter(|v: &f64| v.is_finite()).ok_or_else(|| {
-                LoadError::format(scores_path, line, format!("quality `{raw}` is not a number"))
-            })?;
+        let value: f64 = raw.parse().ok().filter(|v: &f64| v.is_finite()).ok_or_else(|| {
+            LoadError::format(scores_path, line, format!("quality `{raw}` is not a number"))
+        })?;
         let mut quality = (value - scale.0) / (scale.1 - scale.0);
         if !(0.0..=1.0).contains(&quality) {
             clamped += 1;
@@ -214,7 +228,11 @@ pub fn load(prompts_path: &Path, scores_path: &Path, options: &LoadOptions) -> R
                 continue;
             }
             raw.parse().ok().filter(|v: &f64| v.is_finite() && *v >= 0.0).ok_or_else(|| {
-                LoadError::format(scores_path, line, format!("cost `{raw}` is not a non-negative number"))
+                LoadError::format(
+                    scores_path,
+                    line,
+                    format!("cost `{raw}` is not a non-negative number"),
+                )
             })?
         } else {
             let Some(price) = table.get(model) else {
@@ -223,7 +241,9 @@ pub fn load(prompts_path: &Path, scores_path: &Path, options: &LoadOptions) -> R
                 }
                 continue;
             };
-            let input = columns.input_tokens(&fields).unwrap_or_else(|| tokens_of_chars(items[item].chars()));
+            let input = columns
+                .input_tokens(&fields)
+                .unwrap_or_else(|| tokens_of_chars(items[item].chars()));
             if output_tokens.is_none() {
                 input_only += 1;
             }
@@ -275,9 +295,19 @@ pub fn load(prompts_path: &Path, scores_path: &Path, options: &LoadOptions) -> R
         }
         prices
     };
-    notes.insert(0, format!("layout {}, quality scale {}..{} mapped to 0..1", layout.as_str(), scale.0, scale.1));
+    notes.insert(
+        0,
+        format!(
+            "layout {}, quality scale {}..{} mapped to 0..1",
+            layout.as_str(),
+            scale.0,
+            scale.1
+        ),
+    );
     if equal_costs {
-        notes.push("no costs in the data: every model costs the same; only quality is compared".into());
+        notes.push(
+            "no costs in the data: every model costs the same; only quality is compared".into(),
+        );
     } else if columns.cost.is_some() {
         notes.push("scored costs: the recorded per-call cost_usd".into());
     } else {
@@ -287,7 +317,9 @@ pub fn load(prompts_path: &Path, scores_path: &Path, options: &LoadOptions) -> R
         ));
     }
     if input_only > 0 {
-        notes.push(format!("{input_only} results have no answer length: priced on their input tokens alone"));
+        notes.push(format!(
+            "{input_only} results have no answer length: priced on their input tokens alone"
+        ));
     }
     if skipped_empty > 0 {
         notes.push(format!("{skipped_empty} score rows with empty cells skipped"));
@@ -302,7 +334,10 @@ pub fn load(prompts_path: &Path, scores_path: &Path, options: &LoadOptions) -> R
         notes.push(format!("{duplicates} duplicate prompt × model rows: the last one counts"));
     }
     let name = options.name.clone().unwrap_or_else(|| {
-        prompts_path.parent().and_then(|p| p.file_name()).map_or("dataset".into(), |n| n.to_string_lossy().into_owned())
+        prompts_path
+            .parent()
+            .and_then(|p| p.file_name())
+            .map_or("dataset".into(), |n| n.to_string_lossy().into_owned())
     });
     let mut dataset = Dataset::new(name, models, prices, items, results);
     dataset.notes = notes;
@@ -339,11 +374,19 @@ struct Columns {
 impl Columns {
     fn find(header: &[String], path: &Path) -> Result<Columns, LoadError> {
         let col = |name: &str| header.iter().position(|h| h.trim() == name);
-        let need = |name: &str| col(name).ok_or_else(|| LoadError::format(path, 1, format!("no `{name}` column")));
+        let need = |name: &str| {
+            col(name).ok_or_else(|| LoadError::format(path, 1, format!("no `{name}` column")))
+        };
         let (quality, quality_is_1to10) = match (col("quality"), col("score"), col("score_1to10")) {
             (Some(q), _, _) | (None, Some(q), _) => (q, false),
             (None, None, Some(q)) => (q, true),
-            _ => return Err(LoadError::format(path, 1, "no quality column (quality, score or score_1to10)")),
+            _ => {
+                return Err(LoadError::format(
+                    path,
+                    1,
+                    "no quality column (quality, score or score_1to10)",
+                ));
+            }
         };
         Ok(Columns {
             prompt_id: need("prompt_id")?,
@@ -353,7 +396,9 @@ impl Columns {
             cost: col("cost_usd"),
             input_tokens: col("input_tokens"),
             output_tokens: col("output_tokens"),
-            output_chars: col("output_chars").or_else(|| col("answer_chars")).or_else(|| col("response_chars")),
+            output_chars: col("output_chars")
+                .or_else(|| col("answer_chars"))
+                .or_else(|| col("response_chars")),
         })
     }
 
@@ -373,7 +418,9 @@ impl Columns {
 
     fn output_tokens(&self, fields: &[String]) -> Option<u32> {
         Self::number(fields, self.output_tokens)
-            .or_else(|| Self::number(fields, self.output_chars).map(|c| c / crate::prices::CHARS_PER_TOKEN))
+            .or_else(|| {
+                Self::number(fields, self.output_chars).map(|c| c / crate::prices::CHARS_PER_TOKEN)
+            })
             .map(|t| t.round().min(f64::from(u32::MAX)) as u32)
     }
 }
@@ -394,11 +441,16 @@ fn read_prompts(path: &Path, layout: Layout) -> Result<Vec<Item>, LoadError> {
             Some(Value::Number(n)) => n.to_string(),
             _ => return Err(LoadError::format(path, line_no, "no `prompt_id`")),
         };
-        let mut turns = match (value.get("turns"), value.get("prompt").or_else(|| value.get("text"))) {
-            (Some(Value::Array(turns)), _) => turns.iter().filter_map(|t| t.as_str().map(str::to_string)).collect(),
-            (_, Some(Value::String(text))) => decode_prompt(text, layout),
-            _ => return Err(LoadError::format(path, line_no, "no `prompt`, `text` or `turns`")),
-        };
+        let mut turns =
+            match (value.get("turns"), value.get("prompt").or_else(|| value.get("text"))) {
+                (Some(Value::Array(turns)), _) => {
+                    turns.iter().filter_map(|t| t.as_str().map(str::to_string)).collect()
+                }
+                (_, Some(Value::String(text))) => decode_prompt(text, layout),
+                _ => {
+                    return Err(LoadError::format(path, line_no, "no `prompt`, `text` or `turns`"));
+                }
+            };
         if let Some(Value::String(second)) = value.get("turn2")
             && !second.trim().is_empty()
         {
@@ -407,7 +459,9 @@ fn read_prompts(path: &Path, layout: Layout) -> Result<Vec<Item>, LoadError> {
         if turns.iter().all(|t: &String| t.trim().is_empty()) {
             return Err(LoadError::format(path, line_no, "the prompt is empty"));
         }
-        let text_field = |name: &str| value.get(name).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
+        let text_field = |name: &str| {
+            value.get(name).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string)
+        };
         let item = Item {
             id: id.clone(),
             turns,

@@ -34,8 +34,11 @@ pub struct Curve {
 
 impl Curve {
     pub fn of(points: &[XY]) -> Curve {
-        let mut pts: Vec<XY> =
-            points.iter().copied().filter(|p| p.cost.is_finite() && p.quality.is_finite()).collect();
+        let mut pts: Vec<XY> = points
+            .iter()
+            .copied()
+            .filter(|p| p.cost.is_finite() && p.quality.is_finite())
+            .collect();
         pts.sort_by(|a, b| a.cost.total_cmp(&b.cost).then(b.quality.total_cmp(&a.quality)));
         // Monotone chain, upper part: drop a vertex while it lies on or under the segment
         // from the one before it to the new point.
@@ -46,7 +49,8 @@ impl Curve {
             }
             while hull.len() >= 2 {
                 let (a, b) = (hull[hull.len() - 2], hull[hull.len() - 1]);
-                let cross = (b.cost - a.cost) * (p.quality - a.quality) - (b.quality - a.quality) * (p.cost - a.cost);
+                let cross = (b.cost - a.cost) * (p.quality - a.quality)
+                    - (b.quality - a.quality) * (p.cost - a.cost);
                 if cross >= 0.0 {
                     hull.pop();
                 } else {
@@ -56,7 +60,12 @@ impl Curve {
             hull.push(p);
         }
         // Past its best point the hull would fall: spending more buys nothing there.
-        if let Some(best) = hull.iter().enumerate().max_by(|a, b| a.1.quality.total_cmp(&b.1.quality)).map(|(i, _)| i) {
+        if let Some(best) = hull
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.quality.total_cmp(&b.1.quality))
+            .map(|(i, _)| i)
+        {
             hull.truncate(best + 1);
         }
         Curve { vertices: hull }
@@ -87,7 +96,8 @@ impl Curve {
     /// The curve's mean height over `[lo, hi]`, counting 0 where it cannot operate.
     /// Exact for a piecewise linear curve.
     pub fn mean_over(&self, lo: f64, hi: f64) -> Option<f64> {
-        if !(hi > lo) || self.vertices.is_empty() {
+        let range = hi > lo;
+        if !range || self.vertices.is_empty() {
             return None;
         }
         let mut xs: Vec<f64> = vec![lo, hi];
@@ -162,7 +172,8 @@ const GRID: usize = 200;
 /// Compares `router` with `baseline` over `[lo, hi]`; where the router cannot operate
 /// (below its cheapest point) it counts as quality 0.
 pub fn hull_check(router: &Curve, baseline: &Curve, lo: f64, hi: f64) -> Option<HullCheck> {
-    if !(hi > lo) {
+    let range = hi > lo;
+    if !range {
         return None;
     }
     let mut check = HullCheck {

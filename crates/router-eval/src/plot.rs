@@ -37,7 +37,10 @@ impl Axes {
     }
 
     fn ty(&self, quality: f64) -> f64 {
-        HEIGHT - BOTTOM - (quality - self.y_lo) / (self.y_hi - self.y_lo).max(f64::MIN_POSITIVE) * (HEIGHT - TOP - BOTTOM)
+        HEIGHT
+            - BOTTOM
+            - (quality - self.y_lo) / (self.y_hi - self.y_lo).max(f64::MIN_POSITIVE)
+                * (HEIGHT - TOP - BOTTOM)
     }
 }
 
@@ -51,7 +54,8 @@ fn per_k(usd: f64) -> f64 {
 }
 
 fn polyline(out: &mut String, axes: &Axes, curve: &Curve, x_end: f64, style: &str) {
-    let mut pts: Vec<(f64, f64)> = curve.vertices.iter().map(|v| (axes.tx(per_k(v.cost)), axes.ty(v.quality))).collect();
+    let mut pts: Vec<(f64, f64)> =
+        curve.vertices.iter().map(|v| (axes.tx(per_k(v.cost)), axes.ty(v.quality))).collect();
     if let Some(last) = curve.vertices.last() {
         // The curve stays flat beyond its last vertex.
         pts.push((axes.tx(x_end), axes.ty(last.quality)));
@@ -67,7 +71,9 @@ pub fn svg(report: &Report) -> Option<String> {
         .runs
         .iter()
         .filter_map(|r| {
-            r.offline.as_ref().map(|o| (r.estimator.as_str(), &o.curve, o.run.sweep.as_slice(), o.run.profiles.as_slice()))
+            r.offline.as_ref().map(|o| {
+                (r.estimator.as_str(), &o.curve, o.run.sweep.as_slice(), o.run.profiles.as_slice())
+            })
         })
         .collect();
 
@@ -75,7 +81,8 @@ pub fn svg(report: &Report) -> Option<String> {
     for (_, _, sweep, profiles) in &runs {
         all.extend(sweep.iter().chain(profiles.iter()));
     }
-    let costs: Vec<f64> = all.iter().map(|p| per_k(p.cost_usd)).filter(|c| *c > 0.0 && c.is_finite()).collect();
+    let costs: Vec<f64> =
+        all.iter().map(|p| per_k(p.cost_usd)).filter(|c| *c > 0.0 && c.is_finite()).collect();
     let x_lo = costs.iter().copied().fold(f64::INFINITY, f64::min);
     let x_hi = costs.iter().copied().fold(0.0, f64::max);
     if !x_lo.is_finite() || x_hi <= 0.0 {
@@ -106,22 +113,40 @@ pub fn svg(report: &Report) -> Option<String> {
         escape(&report.dataset.name),
         base.prompts
     );
-    let _ = writeln!(out, r##"<text x="{LEFT}" y="40" fill="#555">{}</text>"##, escape(&report.split));
+    let _ =
+        writeln!(out, r##"<text x="{LEFT}" y="40" fill="#555">{}</text>"##, escape(&report.split));
 
     // Grid and axes.
     let plot_right = WIDTH - RIGHT;
     let plot_bottom = HEIGHT - BOTTOM;
-    let steps = 10;
-    for k in 0..=steps {
-        let q = axes.y_lo + (axes.y_hi - axes.y_lo) * k as f64 / steps as f64;
+    let step = if axes.y_hi - axes.y_lo > 0.6 { 0.1 } else { 0.05 };
+    let ticks = ((axes.y_hi - axes.y_lo) / step).round() as usize;
+    for k in 0..=ticks {
+        let q = axes.y_lo + step * k as f64;
         let y = axes.ty(q);
-        let _ = writeln!(out, r##"<line x1="{LEFT}" y1="{y:.1}" x2="{plot_right}" y2="{y:.1}" stroke="#eee"/>"##);
-        let _ = writeln!(out, r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{q:.2}</text>"#, LEFT - 6.0, y + 4.0);
+        let _ = writeln!(
+            out,
+            r##"<line x1="{LEFT}" y1="{y:.1}" x2="{plot_right}" y2="{y:.1}" stroke="#eee"/>"##
+        );
+        let _ = writeln!(
+            out,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{q:.2}</text>"#,
+            LEFT - 6.0,
+            y + 4.0
+        );
     }
     for tick in x_ticks(&axes) {
         let x = axes.tx(tick);
-        let _ = writeln!(out, r##"<line x1="{x:.1}" y1="{TOP}" x2="{x:.1}" y2="{plot_bottom}" stroke="#eee"/>"##);
-        let _ = writeln!(out, r#"<text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"#, plot_bottom + 16.0, fmt_cost(tick));
+        let _ = writeln!(
+            out,
+            r##"<line x1="{x:.1}" y1="{TOP}" x2="{x:.1}" y2="{plot_bottom}" stroke="#eee"/>"##
+        );
+        let _ = writeln!(
+            out,
+            r#"<text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+            plot_bottom + 16.0,
+            fmt_cost(tick)
+        );
     }
     let _ = writeln!(
         out,
@@ -143,7 +168,13 @@ pub fn svg(report: &Report) -> Option<String> {
     );
 
     // Baselines: hull of the single models, the mix line, the points, the oracle.
-    polyline(&mut out, &axes, &base.singles_hull, x_hi, r##"stroke="#888" stroke-width="1.5" stroke-dasharray="6 4""##);
+    polyline(
+        &mut out,
+        &axes,
+        &base.singles_hull,
+        x_hi,
+        r##"stroke="#888" stroke-width="1.5" stroke-dasharray="6 4""##,
+    );
     if let (Some(first), Some(last)) = (base.mixes.first(), base.mixes.last()) {
         let _ = writeln!(
             out,
@@ -158,7 +189,18 @@ pub fn svg(report: &Report) -> Option<String> {
         let (x, y) = (axes.tx(per_k(p.cost_usd)), axes.ty(p.quality));
         let _ = writeln!(out, r##"<circle cx="{x:.1}" cy="{y:.1}" r="4" fill="#555"/>"##);
         let short = p.label.rsplit('/').next().unwrap_or(&p.label);
-        let _ = writeln!(out, r##"<text x="{:.1}" y="{:.1}" fill="#444" font-size="10">{}</text>"##, x + 6.0, y + 3.0, escape(short));
+        // A label that would run into the legend goes to the left of its point.
+        let (lx, anchor) = if x + 6.0 + 6.0 * short.len() as f64 > plot_right {
+            (x - 6.0, "end")
+        } else {
+            (x + 6.0, "start")
+        };
+        let _ = writeln!(
+            out,
+            r##"<text x="{lx:.1}" y="{:.1}" fill="#444" font-size="10" text-anchor="{anchor}">{}</text>"##,
+            y + 3.0,
+            escape(short)
+        );
     }
     let (ox, oy) = (axes.tx(per_k(base.oracle.cost_usd)), axes.ty(base.oracle.quality));
     let _ = writeln!(
@@ -169,7 +211,12 @@ pub fn svg(report: &Report) -> Option<String> {
         oy + 6.0,
         ox - 6.0
     );
-    let _ = writeln!(out, r##"<text x="{:.1}" y="{:.1}" fill="#9467bd">oracle</text>"##, ox + 8.0, oy + 4.0);
+    let _ = writeln!(
+        out,
+        r##"<text x="{:.1}" y="{:.1}" fill="#9467bd">oracle</text>"##,
+        ox + 8.0,
+        oy + 4.0
+    );
 
     // Routers.
     for (n, (_, curve, sweep, profiles)) in runs.iter().enumerate() {
@@ -185,48 +232,79 @@ pub fn svg(report: &Report) -> Option<String> {
         }
         for p in profiles.iter() {
             let (x, y) = (axes.tx(per_k(p.cost_usd)), axes.ty(p.quality));
-            let _ = writeln!(out, r#"<rect x="{:.1}" y="{:.1}" width="7" height="7" fill="{colour}"/>"#, x - 3.5, y - 3.5);
+            let _ = writeln!(
+                out,
+                r#"<rect x="{:.1}" y="{:.1}" width="7" height="7" fill="{colour}"/>"#,
+                x - 3.5,
+                y - 3.5
+            );
             let label = p.label.strip_prefix("router ").unwrap_or(&p.label);
-            let _ = writeln!(out, r#"<text x="{:.1}" y="{:.1}" fill="{colour}" font-size="10">{}</text>"#, x + 6.0, y - 5.0, escape(label));
+            // Estimators take turns above and below their points, so that labels of
+            // profiles landing on the same spot stay readable.
+            let dy = if n % 2 == 0 { -5.0 } else { 13.0 };
+            let _ = writeln!(
+                out,
+                r#"<text x="{:.1}" y="{:.1}" fill="{colour}" font-size="10">{}</text>"#,
+                x + 6.0,
+                y + dy,
+                escape(label)
+            );
         }
     }
 
-    // Legend: a mark drawn at (x, y) and its text.
+    // Legend.
     let lx = plot_right + 15.0;
-    let mut marks: Vec<(Box<dyn Fn(f64) -> String>, String)> = Vec::new();
-    for (n, (name, ..)) in runs.iter().enumerate() {
-        let colour = CURVE_COLOURS[n % CURVE_COLOURS.len()];
-        marks.push((
-            Box::new(move |y| {
-                format!(r#"<line x1="{lx:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{colour}" stroke-width="2"/>"#, lx + 22.0)
-            }),
-            format!("router: {name}"),
-        ));
-    }
-    marks.push((
-        Box::new(move |y| {
-            format!(r##"<line x1="{lx:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#888" stroke-dasharray="6 4"/>"##, lx + 22.0)
-        }),
-        "single models' hull".into(),
-    ));
-    marks.push((
-        Box::new(move |y| {
-            format!(r##"<line x1="{lx:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#bbb" stroke-dasharray="2 3"/>"##, lx + 22.0)
-        }),
-        "random mix best/cheapest".into(),
-    ));
-    marks.push((Box::new(move |y| format!(r##"<circle cx="{:.1}" cy="{y:.1}" r="4" fill="#555"/>"##, lx + 11.0)), "single model".into()));
-    marks.push((
-        Box::new(move |y| format!(r##"<rect x="{:.1}" y="{:.1}" width="7" height="7" fill="#333"/>"##, lx + 7.5, y - 3.5)),
-        "profile".into(),
-    ));
-    for (k, (mark, text)) in marks.iter().enumerate() {
+    let mut legend: Vec<(Mark, String)> = runs
+        .iter()
+        .enumerate()
+        .map(|(n, (name, ..))| {
+            (Mark::Line(CURVE_COLOURS[n % CURVE_COLOURS.len()], "", 2.0), format!("router: {name}"))
+        })
+        .collect();
+    legend.push((Mark::Line("#888", "6 4", 1.5), "single models' hull".into()));
+    legend.push((Mark::Line("#bbb", "2 3", 1.0), "random mix best/cheapest".into()));
+    legend.push((Mark::Dot, "single model".into()));
+    legend.push((Mark::Square, "profile".into()));
+    for (k, (mark, text)) in legend.iter().enumerate() {
         let y = TOP + 10.0 + 20.0 * k as f64;
-        let _ = writeln!(out, "{}", mark(y));
-        let _ = writeln!(out, r#"<text x="{:.1}" y="{:.1}">{}</text>"#, lx + 28.0, y + 4.0, escape(text));
+        let _ = writeln!(out, "{}", mark.svg(lx, y));
+        let _ = writeln!(
+            out,
+            r#"<text x="{:.1}" y="{:.1}">{}</text>"#,
+            lx + 28.0,
+            y + 4.0,
+            escape(text)
+        );
     }
     let _ = writeln!(out, "</svg>");
     Some(out)
+}
+
+/// A legend entry's mark, drawn 22 px wide from `x`, centred on `y`.
+enum Mark {
+    /// A line: colour, dash pattern (empty for solid), width.
+    Line(&'static str, &'static str, f64),
+    Dot,
+    Square,
+}
+
+impl Mark {
+    fn svg(&self, x: f64, y: f64) -> String {
+        match self {
+            Mark::Line(colour, dash, width) => format!(
+                r#"<line x1="{x:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{colour}" stroke-width="{width}" stroke-dasharray="{dash}"/>"#,
+                x + 22.0
+            ),
+            Mark::Dot => {
+                format!(r##"<circle cx="{:.1}" cy="{y:.1}" r="4" fill="#555"/>"##, x + 11.0)
+            }
+            Mark::Square => format!(
+                r##"<rect x="{:.1}" y="{:.1}" width="7" height="7" fill="#333"/>"##,
+                x + 7.5,
+                y - 3.5
+            ),
+        }
+    }
 }
 
 fn fmt_cost(c: f64) -> String {

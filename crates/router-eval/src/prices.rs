@@ -43,7 +43,9 @@ impl PriceTable {
 
     pub fn get(&self, model: &str) -> Option<Price> {
         let k = key(model);
-        self.prices.get(&k).copied().or_else(|| ALIASES.iter().find(|(a, _)| *a == k).and_then(|(_, b)| self.prices.get(*b).copied()))
+        self.prices.get(&k).copied().or_else(|| {
+            ALIASES.iter().find(|(a, _)| *a == k).and_then(|(_, b)| self.prices.get(*b).copied())
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -62,14 +64,26 @@ impl PriceTable {
     pub fn from_csv(path: &Path) -> Result<PriceTable, LoadError> {
         let text = std::fs::read_to_string(path).map_err(|e| LoadError::io(path, e))?;
         let mut rows = csv::records(&text);
-        let (_, header) = rows.next().ok_or_else(|| LoadError::format(path, 1, "the file is empty"))?;
-        let column = |names: &[&str]| names.iter().find_map(|n| header.iter().position(|h| h.trim() == *n));
-        let model = column(&["model"]).ok_or_else(|| LoadError::format(path, 1, "no `model` column"))?;
-        let input = column(&["input_per_mtok", "usd_per_1M_input", "fit_usd_per_1M_input_tokens", "suggested_usd_per_1M_input"])
-            .ok_or_else(|| LoadError::format(path, 1, "no input price column (input_per_mtok)"))?;
-        let output =
-            column(&["output_per_mtok", "usd_per_1M_output", "fit_usd_per_1M_output_tokens", "suggested_usd_per_1M_output"])
-                .ok_or_else(|| LoadError::format(path, 1, "no output price column (output_per_mtok)"))?;
+        let (_, header) =
+            rows.next().ok_or_else(|| LoadError::format(path, 1, "the file is empty"))?;
+        let column =
+            |names: &[&str]| names.iter().find_map(|n| header.iter().position(|h| h.trim() == *n));
+        let model =
+            column(&["model"]).ok_or_else(|| LoadError::format(path, 1, "no `model` column"))?;
+        let input = column(&[
+            "input_per_mtok",
+            "usd_per_1M_input",
+            "fit_usd_per_1M_input_tokens",
+            "suggested_usd_per_1M_input",
+        ])
+        .ok_or_else(|| LoadError::format(path, 1, "no input price column (input_per_mtok)"))?;
+        let output = column(&[
+            "output_per_mtok",
+            "usd_per_1M_output",
+            "fit_usd_per_1M_output_tokens",
+            "suggested_usd_per_1M_output",
+        ])
+        .ok_or_else(|| LoadError::format(path, 1, "no output price column (output_per_mtok)"))?;
         let mut table = PriceTable::new(path.display().to_string());
         for (line, fields) in rows {
             let get = |i: usize| fields.get(i).map(|s| s.trim()).unwrap_or("");
@@ -78,7 +92,10 @@ impl PriceTable {
                     LoadError::format(path, line, format!("`{}` is not a price", get(i)))
                 })
             };
-            table.insert(get(model), Price { input_per_mtok: parse(input)?, output_per_mtok: parse(output)? });
+            table.insert(
+                get(model),
+                Price { input_per_mtok: parse(input)?, output_per_mtok: parse(output)? },
+            );
         }
         Ok(table)
     }
@@ -160,7 +177,10 @@ mod tests {
         writeln!(f, "gpt-4-1106-preview,9.64,29.07,10,30").unwrap();
         writeln!(f, "mistralai/mixtral-8x7b-chat,0.58,0.60,0.6,0.6").unwrap();
         let t = PriceTable::from_csv(f.path()).unwrap();
-        assert_eq!(t.get("gpt-4-1106-preview"), Some(Price { input_per_mtok: 9.64, output_per_mtok: 29.07 }));
+        assert_eq!(
+            t.get("gpt-4-1106-preview"),
+            Some(Price { input_per_mtok: 9.64, output_per_mtok: 29.07 })
+        );
         // RouteLLM's name for the same model finds it through the alias.
         assert_eq!(t.get("mixtral-8x7b-instruct-v0.1").unwrap().input_per_mtok, 0.58);
     }

@@ -15,7 +15,10 @@ use std::time::Instant;
 use router_core::learning::{Context, Knowledge, LearningConfig, Outcome};
 use router_core::memory::Sketch;
 use router_core::policy::{self, Objective, Params};
-use router_core::{Availability, Candidate, Capabilities, FeatureExtractor, Features, Profile, Prompt, PromptMessage, Role};
+use router_core::{
+    Availability, Candidate, Capabilities, FeatureExtractor, Features, Profile, Prompt,
+    PromptMessage, Role,
+};
 use serde::Serialize;
 
 use crate::baseline::{Point, Tally};
@@ -46,13 +49,20 @@ pub struct Prepared {
 /// The router's view of a prompt: its turns as user messages.
 pub fn prompt_of(turns: &[String]) -> Prompt<'_> {
     Prompt {
-        messages: turns.iter().map(|t| PromptMessage { role: Role::User, text: t.as_str() }).collect(),
+        messages: turns
+            .iter()
+            .map(|t| PromptMessage { role: Role::User, text: t.as_str() })
+            .collect(),
         ..Prompt::default()
     }
 }
 
 /// Extracts features and sketches for every prompt of the dataset.
-pub fn prepare(dataset: &Dataset, extractor: &FeatureExtractor, progress: OnProgress<'_>) -> Prepared {
+pub fn prepare(
+    dataset: &Dataset,
+    extractor: &FeatureExtractor,
+    progress: OnProgress<'_>,
+) -> Prepared {
     let total = dataset.items.len();
     let mut features = Vec::with_capacity(total);
     let mut sketches = Vec::with_capacity(total);
@@ -91,7 +101,15 @@ pub fn candidates(dataset: &Dataset) -> Vec<Candidate<'_>> {
 /// Feeds one known result into the learned state as the gateway would: the outcome (which
 /// teaches answer length), the quality as weighted feedback on the prompt's context, and
 /// the same into the memory of similar queries.
-fn learn(knowledge: &mut Knowledge, model: &str, features: &Features, sketch: &Sketch, quality: f64, weight: f64, output_tokens: Option<u32>) {
+fn learn(
+    knowledge: &mut Knowledge,
+    model: &str,
+    features: &Features,
+    sketch: &Sketch,
+    quality: f64,
+    weight: f64,
+    output_tokens: Option<u32>,
+) {
     let context = Context::of(features);
     if let Some(tokens) = output_tokens {
         // Latency is not in the data. Recording the latency assumed of an unmeasured model
@@ -141,13 +159,19 @@ pub fn timing_of(mut samples: Vec<f64>) -> Timing {
     Timing { mean_us: mean, p99_us: samples[rank - 1] }
 }
 
-/// The cost weights swept by default: 0, then geometric from 0.002 to 50, then a weight
-/// so large that only cost matters.
-pub fn default_sweep() -> Vec<f64> {
+/// `points` cost weights: 0, then geometric from 0.002 to 50, then a weight so large that
+/// only cost matters. Routing jumps in steps (a whole group of similar prompts changes
+/// model at one weight), so the sweep is dense: 100 points by default.
+pub fn sweep(points: usize) -> Vec<f64> {
+    if points == 0 {
+        return Vec::new();
+    }
     let mut w = vec![0.0];
-    let (lo, hi, n) = (0.002f64, 50.0f64, 40);
-    for k in 0..n {
-        w.push(lo * (hi / lo).powf(k as f64 / (n - 1) as f64));
+    let inner = points.saturating_sub(2).max(1);
+    let (lo, hi) = (0.002f64, 50.0f64);
+    for k in 0..inner {
+        let t = if inner == 1 { 0.5 } else { k as f64 / (inner - 1) as f64 };
+        w.push(lo * (hi / lo).powf(t));
     }
     w.push(1e6);
     w
@@ -194,7 +218,15 @@ pub fn train(
     for (n, &i) in train.iter().enumerate() {
         for (m, model) in dataset.models.iter().enumerate() {
             if let Some(g) = dataset.result(i, m) {
-                learn(&mut knowledge, model, &prepared.features[i], &prepared.sketches[i], g.quality, 1.0, g.output_tokens);
+                learn(
+                    &mut knowledge,
+                    model,
+                    &prepared.features[i],
+                    &prepared.sketches[i],
+                    g.quality,
+                    1.0,
+                    g.output_tokens,
+                );
             }
         }
         if n % 64 == 0 || n + 1 == train.len() {
@@ -204,23 +236,28 @@ pub fn train(
     Ok(Trained { knowledge, train, test })
 }
 
-/// Routes the test part with the trained state under every profile and cost weight.
+/// Routes `items` (the test part, or some of it) with the trained state under every
+/// profile and cost weight. Profile points come back in the order of `profiles`.
 pub fn offline(
     dataset: &Dataset,
     prepared: &Prepared,
     trained: &Trained,
+    items: &[usize],
     profiles: &[Profile],
     sweep: &[f64],
     progress: OnProgress<'_>,
 ) -> OfflineRun {
-    let (knowledge, train, test) = (&trained.knowledge, &trained.train, &trained.test);
+    let (knowledge, train, test) = (&trained.knowledge, &trained.train, items);
     let candidates = candidates(dataset);
     let settings: Vec<(String, Params)> = profiles
         .iter()
         .map(|p| (format!("router {p}"), Params { profile: *p, ..Params::default() }))
         .chain(sweep.iter().map(|w| {
             let objective = Objective { cost_weight: *w, latency_weight: 0.0 };
-            (format!("cost weight {w:.4}"), Params { objective: Some(objective), ..Params::default() })
+            (
+                format!("cost weight {w:.4}"),
+                Params { objective: Some(objective), ..Params::default() },
+            )
         }))
         .collect();
     let total = settings.len() * test.len();
@@ -236,7 +273,13 @@ pub fn offline(
             if s == 0 {
                 recalls.push(knowledge.recall(&prepared.sketches[i]));
             }
-            let decision = policy::decide_recalled(&prepared.features[i], &recalls[t], &candidates, knowledge, params);
+            let decision = policy::decide_recalled(
+                &prepared.features[i],
+                &recalls[t],
+                &candidates,
+                knowledge,
+                params,
+            );
             if s == 0 {
                 timings.push(started.elapsed().as_secs_f64() * 1e6);
             }
@@ -246,7 +289,11 @@ pub fn offline(
                 tally.add(m, g.quality, g.cost_usd);
             }
         }
-        points.push(tally.point(label.clone(), params.objective.map(|o| o.cost_weight), &dataset.models));
+        points.push(tally.point(
+            label.clone(),
+            params.objective.map(|o| o.cost_weight),
+            &dataset.models,
+        ));
         progress(Progress { stage: "routing", done: (s + 1) * test.len(), total });
     }
     let sweep_points = points.split_off(profiles.len());
@@ -287,7 +334,8 @@ pub struct OnlineRun {
 
 /// The order of the online stream: complete items by a seeded hash of their id.
 pub fn stream(dataset: &Dataset, seed: u64) -> Vec<usize> {
-    let mut items: Vec<usize> = (0..dataset.items.len()).filter(|&i| dataset.is_complete(i)).collect();
+    let mut items: Vec<usize> =
+        (0..dataset.items.len()).filter(|&i| dataset.is_complete(i)).collect();
     items.sort_by_key(|&i| (fnv1a64(seed.wrapping_add(0x5eed), &dataset.items[i].id), i));
     items
 }
@@ -362,7 +410,11 @@ pub fn online(
         exploration,
         seed,
         result: all.point(format!("online {profile}"), None, &dataset.models),
-        last_tenth: last_tenth.point(format!("online {profile}, last tenth"), None, &dataset.models),
+        last_tenth: last_tenth.point(
+            format!("online {profile}, last tenth"),
+            None,
+            &dataset.models,
+        ),
         curve,
     })
 }

@@ -75,7 +75,7 @@ impl Default for EvalOptions {
             online: true,
             estimators: vec![Estimator::Contexts, Estimator::ContextsAndMemory],
             profiles: Profile::ALL.to_vec(),
-            sweep: replay::default_sweep(),
+            sweep: replay::sweep(100),
             exploration: 0.3,
             seed: 0,
             budget_share: 0.25,
@@ -140,6 +140,10 @@ pub struct Budget {
     /// On the router's curve (mixing two operating points at random where needed).
     pub curve_quality: Option<f64>,
     pub curve_quality_share: Option<f64>,
+    /// The same on the single models' hull and on the random mix of the best and the
+    /// cheapest model: what the router is to beat at this budget.
+    pub singles_hull_quality_share: Option<f64>,
+    pub mix_quality_share: Option<f64>,
     /// The best single operating point (one cost weight) within the limit.
     pub best_point: Option<Point>,
     pub best_point_quality_share: Option<f64>,
@@ -202,6 +206,8 @@ pub struct EstimatorRun {
 pub struct Report {
     pub dataset: DatasetInfo,
     pub split: String,
+    /// The seed of the split (and of the online stream).
+    pub seed: u64,
     pub train_prompts: usize,
     pub test_prompts: usize,
     /// Baselines on the test part (what offline routing is compared with).
@@ -246,7 +252,13 @@ pub fn baselines(dataset: &Dataset, items: &[usize]) -> Option<Baselines> {
     })
 }
 
-fn summarise(dataset: &Dataset, run: OfflineRun, base: &Baselines, options: &EvalOptions, per_item: Vec<SubsetRow>) -> OfflineSummary {
+fn summarise(
+    dataset: &Dataset,
+    run: OfflineRun,
+    base: &Baselines,
+    options: &EvalOptions,
+    per_item: Vec<SubsetRow>,
+) -> OfflineSummary {
     let points: Vec<XY> = run.sweep.iter().chain(&run.profiles).map(Point::xy).collect();
     let curve = Curve::of(&points);
     let (lo, hi) = base.cost_range;
@@ -273,6 +285,10 @@ fn summarise(dataset: &Dataset, run: OfflineRun, base: &Baselines, options: &Eva
             .max_by(|a, b| a.quality.total_cmp(&b.quality))
             .cloned();
         let share = |q: f64| if r.quality > 0.0 { Some(q / r.quality) } else { None };
+        let mix = match (best, cheapest) {
+            (Some(b), Some(c)) => Curve::of(&[c.xy(), b.xy()]).at(limit),
+            _ => None,
+        };
         Budget {
             reference: r.label.clone(),
             reference_quality: r.quality,
@@ -281,14 +297,22 @@ fn summarise(dataset: &Dataset, run: OfflineRun, base: &Baselines, options: &Eva
             cost_limit_usd: limit,
             curve_quality,
             curve_quality_share: curve_quality.and_then(share),
+            singles_hull_quality_share: base.singles_hull.at(limit).and_then(share),
+            mix_quality_share: mix.and_then(share),
             best_point_quality_share: best_point.as_ref().and_then(|p| share(p.quality)),
-            best_point_cost_share: best_point.as_ref().map(|p| p.cost_usd / r.cost_usd.max(f64::MIN_POSITIVE)),
+            best_point_cost_share: best_point
+                .as_ref()
+                .map(|p| p.cost_usd / r.cost_usd.max(f64::MIN_POSITIVE)),
             best_point,
         }
     });
     OfflineSummary {
         aiq: curve.mean_over(lo, hi),
-        hull: if dataset.equal_costs { None } else { metrics::hull_check(&curve, &base.singles_hull, lo, hi) },
+        hull: if dataset.equal_costs {
+            None
+        } else {
+            metrics::hull_check(&curve, &base.singles_hull, lo, hi)
+        },
         curve,
         apgr,
         cpt50,
@@ -306,7 +330,8 @@ fn subset_rows(
     trained: &replay::Trained,
     profiles: &[Profile],
 ) -> Vec<SubsetRow> {
-    let mut names: Vec<&str> = trained.test.iter().filter_map(|&i| dataset.items[i].subset.as_deref()).collect();
+    let mut names: Vec<&str> =
+        trained.test.iter().filter_map(|&i| dataset.items[i].subset.as_deref()).collect();
     names.sort_unstable();
     names.dedup();
     if names.len() < 2 {
@@ -314,18 +339,17 @@ fn subset_rows(
     }
     let mut rows = Vec::new();
     for name in names {
-        let items: Vec<usize> =
-            trained.test.iter().copied().filter(|&i| dataset.items[i].subset.as_deref() == Some(name)).collect();
+        let items: Vec<usize> = trained
+            .test
+            .iter()
+            .copied()
+            .filter(|&i| dataset.items[i].subset.as_deref() == Some(name))
+            .collect();
         let singles = baseline::singles(dataset, &items);
         let Some((best, _)) = baseline::best_and_cheapest(&singles) else { continue };
-        let subset = replay::Trained { knowledge: trained.knowledge.clone(), train: Vec::new(), test: items.clone() };
-        let run = replay::offline(dataset, prepared, &subset, profiles, &[], &mut |_| {});
-        for point in run.profiles {
-            let profile = profiles
-                .iter()
-                .copied()
-                .find(|p| point.label.ends_with(p.as_str()))
-                .unwrap_or_default();
+        let run = replay::offline(dataset, prepared, trained, &items, profiles, &[], &mut |_| {});
+        // The profile points come back in the order of `profiles`.
+        for (point, &profile) in run.profiles.into_iter().zip(profiles) {
             let within = singles
                 .iter()
                 .filter(|s| s.cost_usd <= point.cost_usd * (1.0 + 1e-9))
@@ -377,13 +401,22 @@ pub fn evaluate(
             && let Some(base) = &test_baselines
         {
             let trained = replay::train(dataset, &prepared, learning, &options.split, progress)?;
-            let run = replay::offline(dataset, &prepared, &trained, &options.profiles, &options.sweep, progress);
+            let run = replay::offline(
+                dataset,
+                &prepared,
+                &trained,
+                &trained.test,
+                &options.profiles,
+                &options.sweep,
+                progress,
+            );
             let subsets = subset_rows(dataset, &prepared, &trained, &options.profiles);
             offline = Some(summarise(dataset, run, base, options, subsets));
             if e == 0
                 && let Some(judge) = judge.as_deref_mut()
             {
-                let items: Vec<usize> = trained.test.iter().copied().take(options.judge_prompts).collect();
+                let items: Vec<usize> =
+                    trained.test.iter().copied().take(options.judge_prompts).collect();
                 judge_report = Some(judge::compare(
                     dataset,
                     &prepared,
@@ -413,7 +446,11 @@ pub fn evaluate(
                 )?;
                 online.push(OnlineSummary {
                     quality_gap: best.quality - run.result.quality,
-                    cost_share: if best.cost_usd > 0.0 { run.result.cost_usd / best.cost_usd } else { 1.0 },
+                    cost_share: if best.cost_usd > 0.0 {
+                        run.result.cost_usd / best.cost_usd
+                    } else {
+                        1.0
+                    },
                     best_single: best.clone(),
                     run,
                 });
@@ -443,6 +480,7 @@ pub fn evaluate(
             equal_costs: dataset.equal_costs,
         },
         split: options.split.describe(),
+        seed: options.split.seed,
         train_prompts: train_items.len(),
         test_prompts: test_items.len(),
         test_baselines,

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use router_core::learning::{Context, Knowledge, LearningConfig, Prior};
+use router_core::memory::{CompactSketch, MemoryConfig, Sketch};
 use router_core::policy::{self, Params};
 use router_core::{Decision, FeatureExtractor, Features, Profile};
 use router_providers::ChatRequest;
@@ -47,6 +48,8 @@ pub struct RecentAnswers {
 pub struct Answered {
     pub model: String,
     pub context: Context,
+    /// The query's sketch, so feedback also teaches the memory of similar queries.
+    pub sketch: Option<CompactSketch>,
     /// The score of the feedback already given, if any.
     pub feedback: Option<f64>,
 }
@@ -113,6 +116,8 @@ pub struct Routed {
     /// When the request arrived.
     pub received: Instant,
     pub received_ms: i64,
+    /// The query's sketch for the memory of similar queries (when it is on).
+    pub sketch: Option<CompactSketch>,
 }
 
 impl Gateway {
@@ -222,12 +227,15 @@ impl Gateway {
             e.code = Some("model_not_found".into());
             e
         })?;
-        let features = self.extractor.extract(&request.prompt());
+        let prompt = request.prompt();
+        let features = self.extractor.extract(&prompt);
+        let sketch =
+            self.config.routing.memory_capacity.map(|_| Sketch::of(prompt.last_user_text()));
         let now = Instant::now();
         let (decision, plan) = match resolved {
             Resolved::Auto => {
                 let profile = profile_of(requested, self.config.routing.default_profile)?;
-                let decision = self.decide(&features, profile, now)?;
+                let decision = self.decide(&features, sketch.as_ref(), profile, now)?;
                 let decision = match &self.judge {
                     Some(judge) => {
                         let infos: Vec<JudgeCandidateInfo<'_>> = self
@@ -270,12 +278,14 @@ impl Gateway {
             plan,
             received,
             received_ms: epoch_ms(),
+            sketch: sketch.map(|s| s.compact()),
         })
     }
 
     fn decide(
         &self,
         features: &Features,
+        sketch: Option<&Sketch>,
         profile: Profile,
         now: Instant,
     ) -> Result<Decision, ApiError> {
@@ -287,12 +297,16 @@ impl Gateway {
             exploration: self.config.routing.exploration,
             max_cost_usd: self.config.routing.max_cost_usd,
         };
-        let decision =
-            policy::decide(features, &candidates, &self.knowledge(), &params).map_err(|e| {
-                let mut error = ApiError::new(ApiErrorKind::Overloaded, e.to_string());
-                error.code = Some("no_model_available".into());
-                error
-            })?;
+        let decision = {
+            let knowledge = self.knowledge();
+            let recall = sketch.map(|s| knowledge.recall(s)).unwrap_or_default();
+            policy::decide_recalled(features, &recall, &candidates, &knowledge, &params)
+        }
+        .map_err(|e| {
+            let mut error = ApiError::new(ApiErrorKind::Overloaded, e.to_string());
+            error.code = Some("no_model_available".into());
+            error
+        })?;
         Ok(decision)
     }
 
@@ -367,7 +381,11 @@ pub fn knowledge_for(config: &Config, saved: Option<Knowledge>) -> Result<Knowle
 
 /// Empty learned state with the config's priors.
 fn fresh_knowledge(config: &Config) -> Result<Knowledge, BuildError> {
-    let mut knowledge = Knowledge::new(LearningConfig::default());
+    let memory = config
+        .routing
+        .memory_capacity
+        .map(|capacity| MemoryConfig { capacity, ..MemoryConfig::default() });
+    let mut knowledge = Knowledge::new(LearningConfig { memory, ..LearningConfig::default() });
     for m in &config.models {
         let prior = Prior::from_config(
             m.priors.iter().map(|(k, v)| (k.as_str(), *v)),

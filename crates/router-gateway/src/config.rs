@@ -132,6 +132,10 @@ pub struct RoutingConfig {
     pub exploration: f64,
     /// How often the learned state is saved to the store.
     pub save_interval: Duration,
+    /// Keep a memory of similar past queries (nearest neighbours over cheap text sketches)
+    /// for per-query estimates, on top of the per-context ones; this many regions of it.
+    /// `None` turns it off.
+    pub memory_capacity: Option<usize>,
 }
 
 /// When the judge is asked.
@@ -355,6 +359,8 @@ struct RawRouting {
     max_cost_usd: Option<Spanned<f64>>,
     exploration: Option<Spanned<f64>>,
     save_interval_ms: Option<Spanned<u64>>,
+    memory: Option<bool>,
+    memory_capacity: Option<Spanned<usize>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -738,7 +744,20 @@ impl Validator<'_> {
         };
         let save_interval =
             self.positive_ms(raw.save_interval_ms, "routing.save_interval_ms", 10_000);
-        RoutingConfig { default_profile, max_cost_usd, exploration, save_interval }
+        let capacity = match raw.memory_capacity {
+            Some(c) if !(1..=100_000).contains(c.get_ref()) => {
+                self.problem(
+                    Some(c.span()),
+                    "routing.memory_capacity",
+                    "must be between 1 and 100000".into(),
+                );
+                256
+            }
+            Some(c) => c.into_inner(),
+            None => 256,
+        };
+        let memory_capacity = raw.memory.unwrap_or(true).then_some(capacity);
+        RoutingConfig { default_profile, max_cost_usd, exploration, save_interval, memory_capacity }
     }
 
     fn judge(&mut self, raw: RawJudge, env: &dyn Env) -> JudgeConfig {

@@ -25,4 +25,6 @@ pub mod server;
 pub use app::Gateway;
 pub use config::Config;
 pub use routing_api::routing_api;
-pub use server::{Running, ShutdownReport, StartError, start, start_with_credentials};
+pub use server::{
+    Embedded, Running, ShutdownReport, StartError, open, start, start_with_credentials,
+};

@@ -22,6 +22,8 @@ pub struct Trace {
     pub received: Instant,
     pub features: Features,
     pub source: Source,
+    /// The query's sketch, when the memory of similar queries is on.
+    pub sketch: Option<router_core::memory::CompactSketch>,
 }
 
 /// The deployment that answered.
@@ -182,7 +184,8 @@ impl Gateway {
             }
         }
         if let (Some(s), Ending::Answered { .. }) = (served, ending) {
-            let entry = Answered { model: s.model.clone(), context, feedback: None };
+            let entry =
+                Answered { model: s.model.clone(), context, sketch: trace.sketch, feedback: None };
             self.recent.lock().unwrap_or_else(|e| e.into_inner()).insert(trace.id.clone(), entry);
         }
     }

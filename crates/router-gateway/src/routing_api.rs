@@ -181,9 +181,12 @@ async fn answered(gateway: &Gateway, id: &str) -> Result<Option<Answered>, ApiEr
         .as_ref()
         .and_then(|o| o.model.clone())
         .unwrap_or(view.request.chosen_model.clone());
+    // The prompt is not kept (or only hashed), so feedback on an older decision teaches the
+    // contexts but not the memory of similar queries.
     Ok(features.map(|f| Answered {
         model,
         context: Context::of(&f),
+        sketch: None,
         feedback: view.feedback.map(|f| f.score.get()),
     }))
 }

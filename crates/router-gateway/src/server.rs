@@ -5,7 +5,8 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
-use router_store::{Store, StoreError, WriterOptions, WriterReport, spawn_writer};
+use axum::Router;
+use router_store::{Store, StoreError, WriterOptions, WriterReport, WriterTask, spawn_writer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -82,6 +83,79 @@ impl Running {
     }
 }
 
+/// A gateway opened inside another program: the store open, its writer running, the learned
+/// state loaded and saved on an interval — but no listener. Mount [`Embedded::proxy_api`]
+/// and [`Embedded::routing_api`] into your own axum app, and [`Embedded::close`] it on
+/// shutdown so every record is written.
+pub struct Embedded {
+    pub gateway: Gateway,
+    writer_task: WriterTask,
+    saver: JoinHandle<()>,
+}
+
+impl Embedded {
+    /// The proxy API (`/v1/chat/completions`, `/v1/messages`, `/api/chat`, `/health`,
+    /// `/models`, `/metrics`) with the routing API merged in.
+    pub fn proxy_api(&self) -> Router {
+        proxy::router(self.gateway.clone())
+    }
+
+    /// Only the routing API (`/api/routing/{analyze,feedback,stats}`).
+    pub fn routing_api(&self) -> Router {
+        crate::routing_api(self.gateway.clone())
+    }
+
+    /// Saves what was learned and drains the writer. Call it after your server has stopped
+    /// taking requests.
+    pub async fn close(self) -> WriterReport {
+        self.saver.abort();
+        if let Err(e) = self.gateway.save_knowledge().await {
+            tracing::error!(error = %e, "could not save the learned state at shutdown");
+        }
+        let store = self.gateway.store.clone();
+        drop(self.gateway);
+        let report = self.writer_task.shutdown().await;
+        store.close().await;
+        tracing::info!(written = report.written, dropped = report.dropped, "store drained");
+        report
+    }
+}
+
+/// Opens the store (migrating it), starts its writer, builds the gateway and loads what an
+/// earlier run learned — everything but the listeners.
+pub async fn open(config: Config) -> Result<Embedded, StartError> {
+    let store = Store::connect(&config.store.url).await?;
+    store.migrate().await?;
+    let (writer, writer_task) = spawn_writer(
+        store.clone(),
+        WriterOptions {
+            capacity: config.store.queue_capacity,
+            max_batch: config.store.batch_size,
+            max_delay: config.store.flush_interval,
+            ..WriterOptions::default()
+        },
+    );
+    let save_interval = config.routing.save_interval;
+    let gateway = Gateway::new(config, store, writer)?;
+    load_knowledge(&gateway).await?;
+    gateway.spawn_judge_probe();
+    // Learned state is saved on an interval, so a crash loses at most that much learning.
+    let saver = {
+        let gateway = gateway.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(save_interval);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = gateway.save_knowledge().await {
+                    tracing::warn!(error = %e, "could not save the learned state");
+                }
+            }
+        })
+    };
+    Ok(Embedded { gateway, writer_task, saver })
+}
+
 /// Loads what an earlier run learned, if the store has it.
 async fn load_knowledge(gateway: &Gateway) -> Result<(), StartError> {
     let Some(saved) = gateway.store.get_state(KNOWLEDGE_STATE).await? else {
@@ -120,23 +194,10 @@ pub async fn start_with_credentials(
     credentials: Option<Credentials>,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Running, StartError> {
-    let store = Store::connect(&config.store.url).await?;
-    store.migrate().await?;
-    let (writer, writer_task) = spawn_writer(
-        store.clone(),
-        WriterOptions {
-            capacity: config.store.queue_capacity,
-            max_batch: config.store.batch_size,
-            max_delay: config.store.flush_interval,
-            ..WriterOptions::default()
-        },
-    );
     let listen = config.server.listen;
     let grace = config.server.shutdown_grace;
-    let save_interval = config.routing.save_interval;
-    let gateway = Gateway::new(config, store.clone(), writer)?;
-    load_knowledge(&gateway).await?;
-    gateway.spawn_judge_probe();
+    let embedded = open(config).await?;
+    let gateway = embedded.gateway.clone();
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|source| StartError::Bind { addr: listen, source })?;
@@ -163,21 +224,6 @@ pub async fn start_with_credentials(
         let _ = stop_on_signal.send(true);
     });
 
-    // Learned state is saved on an interval, so a crash loses at most that much learning.
-    let saver = {
-        let gateway = gateway.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(save_interval);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                if let Err(e) = gateway.save_knowledge().await {
-                    tracing::warn!(error = %e, "could not save the learned state");
-                }
-            }
-        })
-    };
-
     // The dashboard stops taking connections with the proxy; its requests are short and
     // never hold up the shutdown.
     let dashboard = dashboard_listener.map(|(listener, addr)| {
@@ -198,8 +244,7 @@ pub async fn start_with_credentials(
             }
         })
     });
-    let app = proxy::router(gateway.clone());
-    let task_gateway = gateway.clone();
+    let app = embedded.proxy_api();
     let task = tokio::spawn(async move {
         let forced = crate::listener::serve(listener, app, stopped, grace).await;
         if forced {
@@ -210,14 +255,7 @@ pub async fn start_with_credentials(
         if let Some(dashboard) = dashboard {
             dashboard.abort();
         }
-        saver.abort();
-        if let Err(e) = task_gateway.save_knowledge().await {
-            tracing::error!(error = %e, "could not save the learned state at shutdown");
-        }
-        drop(task_gateway);
-        let writer = writer_task.shutdown().await;
-        store.close().await;
-        tracing::info!(written = writer.written, dropped = writer.dropped, "store drained");
+        let writer = embedded.close().await;
         ShutdownReport { forced, writer }
     });
     let dashboard_at = dashboard_addr.map_or_else(|| "off".to_string(), |a| a.to_string());

@@ -30,6 +30,7 @@ pub enum Mode {
     Offline,
     /// One pass over every prompt, learning only the chosen model's result.
     Online,
+    /// Offline, then online.
     Both,
 }
 

@@ -3,6 +3,7 @@
 pub mod analyze;
 pub mod check;
 pub mod demo;
+pub mod eval;
 pub mod features_eval;
 pub mod feedback;
 pub mod hash_password;

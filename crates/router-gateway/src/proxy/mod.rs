@@ -206,6 +206,7 @@ pub async fn serve_chat<D: Dialect>(
         received: routed.received,
         features: routed.decision.features,
         source: routed.decision.source,
+        sketch: routed.sketch,
     };
     let before_dispatch = routed.received.elapsed();
     let result = {
