@@ -7,6 +7,7 @@
 mod support;
 
 use divan::{Bencher, black_box};
+use router_core::memory::Sketch;
 use router_core::policy::{self, Params};
 use router_core::{FeatureExtractor, Profile, Prompt};
 use support::{candidates, knowledge, long_prompt};
@@ -43,7 +44,9 @@ fn whole_decision_2k_tokens_8_candidates(bencher: Bencher) {
     let params =
         Params { profile: Profile::Balanced, exploration: 0.3, seed: 7, ..Params::default() };
     bencher.bench(|| {
-        let features = extractor.extract(&Prompt::user(black_box(&text)));
-        policy::decide(&features, &candidates, &knowledge, &params)
+        let prompt = Prompt::user(black_box(&text));
+        let features = extractor.extract(&prompt);
+        let recall = knowledge.recall(&Sketch::of(prompt.last_user_text()));
+        policy::decide_recalled(&features, &recall, &candidates, &knowledge, &params)
     });
 }

@@ -1,4 +1,4 @@
-//! Latency percentiles of the whole decision (features + policy) for a ~2,000-token prompt
+//! Latency percentiles of the whole decision (features, memory recall, policy) for a ~2,000-token prompt
 //! and eight candidates, measured one decision at a time — the figure the gateway's budget
 //! is stated in (p99 ≤ 50 µs).
 //!
@@ -10,6 +10,7 @@ mod support;
 use std::hint::black_box;
 use std::time::Instant;
 
+use router_core::memory::Sketch;
 use router_core::policy::{self, Params};
 use router_core::{FeatureExtractor, Profile, Prompt};
 use support::{candidates, knowledge, long_prompt};
@@ -25,8 +26,10 @@ fn main() {
     let mut samples = Vec::with_capacity(iterations);
     for i in 0..iterations + 1_000 {
         let started = Instant::now();
-        let features = extractor.extract(&Prompt::user(black_box(&text)));
-        let decision = policy::decide(&features, &candidates, &knowledge, &params);
+        let prompt = Prompt::user(black_box(&text));
+        let features = extractor.extract(&prompt);
+        let recall = knowledge.recall(&Sketch::of(prompt.last_user_text()));
+        let decision = policy::decide_recalled(&features, &recall, &candidates, &knowledge, &params);
         black_box(decision.ok());
         // The first thousand warm caches and the branch predictor.
         if i >= 1_000 {

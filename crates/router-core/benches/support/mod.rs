@@ -1,7 +1,8 @@
 //! Inputs shared by the decision benchmark and the latency-percentile example: a
 //! ~2,000-token prompt, eight priced candidates, and learned state with evidence everywhere.
 
-use router_core::learning::{Context, Knowledge, Outcome};
+use router_core::learning::{Context, Knowledge, LearningConfig, Outcome};
+use router_core::memory::{MemoryConfig, Sketch};
 use router_core::{Availability, Band, Candidate, Capabilities, Domain, Language, Price};
 
 const PARAGRAPH: &str = "The old harbour town wakes up slowly. Before the first ferry leaves, \
@@ -49,9 +50,18 @@ pub fn candidates() -> Vec<Candidate<'static>> {
         .collect()
 }
 
-/// Learned state with evidence in every domain × language × band for every model.
+/// Learned state with evidence in every domain × language × band for every model, and — as
+/// the gateway runs by default — a full memory of similar queries (256 regions).
 pub fn knowledge() -> Knowledge {
-    let mut k = Knowledge::default();
+    let memory = Some(MemoryConfig::default());
+    let mut k = Knowledge::new(LearningConfig { memory, ..LearningConfig::default() });
+    // Fill every region of the memory with distinct queries.
+    for q in 0..MemoryConfig::default().capacity * 2 {
+        let text = format!("question {q}: {} {}", ["how", "why", "写", "fix", "prove", "translate"][q % 6], q * 7919);
+        for (i, (name, _, _)) in MODELS.iter().enumerate() {
+            k.remember(name, &Sketch::of(&text), ((q + i) % 10) as f64 / 10.0, 1.0, None);
+        }
+    }
     let mut seed = 17u64;
     for (i, (name, _, _)) in MODELS.iter().enumerate() {
         for domain in Domain::ALL {
