@@ -609,6 +609,37 @@ impl Knowledge {
         out
     }
 
+    /// Adds performance measured elsewhere (an import: a team's logs, an evaluation):
+    /// `weight` observations of quality `quality` for `model` at the level the dimensions
+    /// name — the model as a whole, a domain, a language, or a domain × language. Unlike
+    /// feedback, it does not spill into the coarser levels: an import states each level it
+    /// knows.
+    pub fn seed(
+        &mut self,
+        model: &str,
+        domain: Option<Domain>,
+        language: Option<Language>,
+        quality: f64,
+        weight: f64,
+    ) {
+        if !quality.is_finite() || !weight.is_finite() || weight <= 0.0 {
+            return;
+        }
+        let cap = self.config.max_evidence;
+        let band = Band::Medium;
+        let cell = match (domain, language) {
+            (None, None) => 0,
+            (Some(domain), None) => {
+                Context { domain, language: Language::Unknown, band }.domain_cell()
+            }
+            (None, Some(language)) => {
+                Context { domain: Domain::Chat, language, band }.language_cell()
+            }
+            (Some(domain), Some(language)) => Context { domain, language, band }.pair_cell(),
+        };
+        self.state(model).quality[cell].add(weight, quality.clamp(0.0, 1.0), cap);
+    }
+
     /// Folds another replica's learned state into this one: evidence is added cell by cell.
     /// Used when several gateways share a database; each publishes what it learned since its
     /// last publication as a delta.
@@ -738,6 +769,18 @@ mod tests {
         assert!((e.latency_ms - 800.0).abs() < 1e-6);
         // 100 input tokens at $1/M and 1000 output tokens at $2/M.
         assert!((e.cost_usd - 0.0021).abs() < 1e-9, "{}", e.cost_usd);
+    }
+
+    #[test]
+    fn seeding_sets_exactly_the_named_level() {
+        let mut k = Knowledge::default();
+        k.seed("m", Some(Domain::Code), Some(Language::Zh), 0.95, 50.0);
+        let zh_code = k.estimate(&features(Domain::Code, Language::Zh), &candidate("m")).quality;
+        let en_code = k.estimate(&features(Domain::Code, Language::En), &candidate("m")).quality;
+        assert!(zh_code > 0.85 && en_code < 0.65, "{zh_code} {en_code}");
+        k.seed("m", None, None, 0.1, 1.0);
+        k.seed("m", None, None, f64::NAN, 1.0);
+        assert!(k.estimate(&features(Domain::Chat, Language::En), &candidate("m")).quality < 0.6);
     }
 
     #[test]
