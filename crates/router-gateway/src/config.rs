@@ -456,31 +456,13 @@ impl Env for HashMap<String, String> {
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.to_path_buf(),
-            problems: vec![Problem {
-                line: None,
-                column: None,
-                key: None,
-                message: format!("cannot read the file: {e}"),
-            }],
-        })?;
-        Config::parse(&text, path, env)
+        Config::parse(&read(path)?, path, env)
     }
 
     /// Reads a config file for commands that only inspect (analyze, stats, models): missing
     /// secrets are not errors there, since nothing is sent upstream.
     pub fn load_for_inspection(path: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.to_path_buf(),
-            problems: vec![Problem {
-                line: None,
-                column: None,
-                key: None,
-                message: format!("cannot read the file: {e}"),
-            }],
-        })?;
-        Config::parse_with(&text, path, env, false)
+        Config::parse_with(&read(path)?, path, env, false)
     }
 
     /// Validates configuration text; `file` is only used to name the place of errors.
@@ -513,6 +495,18 @@ impl Config {
     pub fn model(&self, name: &str) -> Option<&ModelConfig> {
         self.models.iter().find(|m| m.name == name)
     }
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        problems: vec![Problem {
+            line: None,
+            column: None,
+            key: None,
+            message: format!("cannot read the file: {e}"),
+        }],
+    })
 }
 
 /// serde's messages end with a list of expected keys that is long but useful; only trim
@@ -573,15 +567,34 @@ impl Validator<'_> {
         }
     }
 
-    fn positive_ms(&mut self, raw: Option<Spanned<u64>>, key: &str, default_ms: u64) -> Duration {
+    /// The value when `valid` holds for it; otherwise a problem at its place (saying
+    /// `rule`) and the default, so validation goes on and reports everything at once.
+    fn checked<T: Copy>(
+        &mut self,
+        raw: Option<Spanned<T>>,
+        key: &str,
+        default: T,
+        valid: impl Fn(T) -> bool,
+        rule: &str,
+    ) -> T {
         match raw {
-            Some(v) if *v.get_ref() == 0 => {
-                self.problem(Some(v.span()), key, "must be greater than 0".into());
-                Duration::from_millis(default_ms)
+            Some(v) if !valid(*v.get_ref()) => {
+                self.problem(Some(v.span()), key, rule.to_string());
+                default
             }
-            Some(v) => Duration::from_millis(*v.get_ref()),
-            None => Duration::from_millis(default_ms),
+            Some(v) => v.into_inner(),
+            None => default,
         }
+    }
+
+    fn positive_ms(&mut self, raw: Option<Spanned<u64>>, key: &str, default_ms: u64) -> Duration {
+        Duration::from_millis(self.checked(
+            raw,
+            key,
+            default_ms,
+            |v| v > 0,
+            "must be greater than 0",
+        ))
     }
 
     fn config(&mut self, raw: RawConfig, env: &dyn Env) -> Config {
@@ -637,14 +650,14 @@ impl Validator<'_> {
     }
 
     fn server(&mut self, raw: RawServer, env: &dyn Env) -> ServerConfig {
-        let max_body_bytes = match raw.max_body_mb {
-            Some(mb) if !(*mb.get_ref() > 0.0 && *mb.get_ref() <= 1024.0) => {
-                self.problem(Some(mb.span()), "server.max_body_mb", "must be in (0, 1024]".into());
-                10 << 20
-            }
-            Some(mb) => (*mb.get_ref() * 1024.0 * 1024.0) as usize,
-            None => 10 << 20,
-        };
+        let max_body_mb = self.checked(
+            raw.max_body_mb,
+            "server.max_body_mb",
+            10.0,
+            |mb| mb > 0.0 && mb <= 1024.0,
+            "must be in (0, 1024]",
+        );
+        let max_body_bytes = (max_body_mb * 1024.0 * 1024.0) as usize;
         let mut client_keys = Vec::new();
         if let Some(var) = raw.client_keys_env {
             match env.var(var.get_ref()) {
@@ -690,16 +703,21 @@ impl Validator<'_> {
             }
             None => "sqlite://data/llm-router.db".to_string(),
         };
-        let mut at_least_one = |v: Option<Spanned<usize>>, key: &str, default: usize| match v {
-            Some(n) if *n.get_ref() == 0 => {
-                self.problem(Some(n.span()), key, "must be at least 1".into());
-                default
-            }
-            Some(n) => n.into_inner(),
-            None => default,
-        };
-        let queue_capacity = at_least_one(raw.queue_capacity, "store.queue_capacity", 65_536);
-        let batch_size = at_least_one(raw.batch_size, "store.batch_size", 512);
+        let at_least_one = |n: usize| n >= 1;
+        let queue_capacity = self.checked(
+            raw.queue_capacity,
+            "store.queue_capacity",
+            65_536,
+            at_least_one,
+            "must be at least 1",
+        );
+        let batch_size = self.checked(
+            raw.batch_size,
+            "store.batch_size",
+            512,
+            at_least_one,
+            "must be at least 1",
+        );
         StoreConfig {
             url,
             queue_capacity,
@@ -719,43 +737,35 @@ impl Validator<'_> {
             },
             None => Profile::Balanced,
         };
-        let max_cost_usd = match raw.max_cost_usd {
-            Some(c) if !c.get_ref().is_finite() || *c.get_ref() <= 0.0 => {
-                self.problem(
-                    Some(c.span()),
+        let positive = |c: f64| c.is_finite() && c > 0.0;
+        let max_cost_usd = raw
+            .max_cost_usd
+            .map(|c| {
+                self.checked(
+                    Some(c),
                     "routing.max_cost_usd",
-                    "must be greater than 0".into(),
-                );
-                None
-            }
-            other => other.map(Spanned::into_inner),
-        };
-        let exploration = match raw.exploration {
-            Some(e) if !(0.0..=2.0).contains(e.get_ref()) => {
-                self.problem(
-                    Some(e.span()),
-                    "routing.exploration",
-                    "must be between 0 and 2".into(),
-                );
-                0.3
-            }
-            Some(e) => e.into_inner(),
-            None => 0.3,
-        };
+                    0.0,
+                    positive,
+                    "must be greater than 0",
+                )
+            })
+            .filter(|c| positive(*c));
+        let exploration = self.checked(
+            raw.exploration,
+            "routing.exploration",
+            0.3,
+            |e| (0.0..=2.0).contains(&e),
+            "must be between 0 and 2",
+        );
         let save_interval =
             self.positive_ms(raw.save_interval_ms, "routing.save_interval_ms", 10_000);
-        let capacity = match raw.memory_capacity {
-            Some(c) if !(1..=100_000).contains(c.get_ref()) => {
-                self.problem(
-                    Some(c.span()),
-                    "routing.memory_capacity",
-                    "must be between 1 and 100000".into(),
-                );
-                256
-            }
-            Some(c) => c.into_inner(),
-            None => 256,
-        };
+        let capacity = self.checked(
+            raw.memory_capacity,
+            "routing.memory_capacity",
+            256,
+            |c| (1..=100_000).contains(&c),
+            "must be between 1 and 100000",
+        );
         let memory_capacity = raw.memory.unwrap_or(true).then_some(capacity);
         RoutingConfig { default_profile, max_cost_usd, exploration, save_interval, memory_capacity }
     }
@@ -807,18 +817,13 @@ impl Validator<'_> {
     }
 
     fn dispatch(&mut self, raw: RawDispatch) -> DispatchConfig {
-        let max_attempts = match raw.max_attempts {
-            Some(n) if !(1..=20).contains(n.get_ref()) => {
-                self.problem(
-                    Some(n.span()),
-                    "dispatch.max_attempts",
-                    "must be between 1 and 20".into(),
-                );
-                4
-            }
-            Some(n) => n.into_inner(),
-            None => 4,
-        };
+        let max_attempts = self.checked(
+            raw.max_attempts,
+            "dispatch.max_attempts",
+            4,
+            |n| (1..=20).contains(&n),
+            "must be between 1 and 20",
+        );
         DispatchConfig {
             max_attempts,
             retry_backoff: Duration::from_millis(raw.retry_backoff_ms.unwrap_or(100)),
@@ -843,38 +848,27 @@ impl Validator<'_> {
     }
 
     fn circuit(&mut self, raw: RawCircuit) -> CircuitConfig {
-        let consecutive_failures = match raw.consecutive_failures {
-            Some(n) if *n.get_ref() == 0 => {
-                self.problem(
-                    Some(n.span()),
-                    "circuit.consecutive_failures",
-                    "must be at least 1".into(),
-                );
-                5
-            }
-            Some(n) => n.into_inner(),
-            None => 5,
-        };
-        let error_ratio = match raw.error_ratio {
-            Some(r) if !(*r.get_ref() > 0.0 && *r.get_ref() <= 1.0) => {
-                self.problem(Some(r.span()), "circuit.error_ratio", "must be in (0, 1]".into());
-                0.5
-            }
-            Some(r) => r.into_inner(),
-            None => 0.5,
-        };
-        let window = match raw.window {
-            Some(n) if !(2..=10_000).contains(n.get_ref()) => {
-                self.problem(
-                    Some(n.span()),
-                    "circuit.window",
-                    "must be between 2 and 10000".into(),
-                );
-                20
-            }
-            Some(n) => n.into_inner(),
-            None => 20,
-        };
+        let consecutive_failures = self.checked(
+            raw.consecutive_failures,
+            "circuit.consecutive_failures",
+            5,
+            |n| n >= 1,
+            "must be at least 1",
+        );
+        let error_ratio = self.checked(
+            raw.error_ratio,
+            "circuit.error_ratio",
+            0.5,
+            |r| r > 0.0 && r <= 1.0,
+            "must be in (0, 1]",
+        );
+        let window = self.checked(
+            raw.window,
+            "circuit.window",
+            20,
+            |n| (2..=10_000).contains(&n),
+            "must be between 2 and 10000",
+        );
         CircuitConfig {
             consecutive_failures,
             error_ratio,
@@ -933,42 +927,38 @@ impl Validator<'_> {
                 }
                 None => None,
             };
-            let weight = match &m.weight {
-                Some(w) if !(w.get_ref().is_finite() && *w.get_ref() >= 0.0) => {
-                    self.problem(Some(w.span()), key("weight"), "must be a number ≥ 0".into());
-                    1.0
-                }
-                Some(w) => *w.get_ref(),
-                None => 1.0,
-            };
-            let mut price = |p: &Option<Spanned<f64>>, k: &str| match p {
-                Some(v) if !(v.get_ref().is_finite() && *v.get_ref() >= 0.0) => {
-                    self.problem(
-                        Some(v.span()),
-                        key(k),
-                        "must be a price ≥ 0 (USD per million tokens)".into(),
-                    );
-                    0.0
-                }
-                Some(v) => *v.get_ref(),
-                None => 0.0,
-            };
+            let non_negative = |v: f64| v.is_finite() && v >= 0.0;
+            let weight = self.checked(
+                m.weight.clone(),
+                &key("weight"),
+                1.0,
+                non_negative,
+                "must be a number ≥ 0",
+            );
+            let price_rule = "must be a price ≥ 0 (USD per million tokens)";
             let price = Price {
-                input_per_mtok: price(&m.input_price, "input_price"),
-                output_per_mtok: price(&m.output_price, "output_price"),
+                input_per_mtok: self.checked(
+                    m.input_price.clone(),
+                    &key("input_price"),
+                    0.0,
+                    non_negative,
+                    price_rule,
+                ),
+                output_per_mtok: self.checked(
+                    m.output_price.clone(),
+                    &key("output_price"),
+                    0.0,
+                    non_negative,
+                    price_rule,
+                ),
             };
-            let context_window = match &m.context_window {
-                Some(c) if *c.get_ref() < 256 => {
-                    self.problem(
-                        Some(c.span()),
-                        key("context_window"),
-                        "must be at least 256 tokens".into(),
-                    );
-                    8_192
-                }
-                Some(c) => *c.get_ref(),
-                None => 8_192,
-            };
+            let context_window = self.checked(
+                m.context_window.clone(),
+                &key("context_window"),
+                8_192,
+                |c| c >= 256,
+                "must be at least 256 tokens",
+            );
             let caps = m.capabilities.unwrap_or_default();
             let defaults = Capabilities::default();
             let capabilities = Capabilities {
