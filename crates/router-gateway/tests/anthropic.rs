@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use common::TestGateway;
 use futures_util::StreamExt;
-use router_gateway::Config;
 use router_sim::{
     Endpoint, Fault, FaultPlan, Latency, RecordedRequest, SimConfig, SimModel, SimServer,
     StreamBreak, Style,
@@ -67,28 +66,11 @@ async fn setup_with_server(
     }
     config.push_str(extra);
     env.insert("AN_KEY".into(), ANTHROPIC_KEY.into());
-    (upstream, start_gateway(&config, server, env).await)
-}
-
-/// A gateway on a loopback port with SQLite in a temporary directory, like
-/// `common::start_with_env`, with extra `[server]` lines.
-async fn start_gateway(body: &str, server: &str, env: HashMap<String, String>) -> TestGateway {
-    let dir = tempfile::tempdir().unwrap();
-    let db_url = format!("sqlite://{}", dir.path().join("router.db").display());
-    let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace_ms = 5000\n{server}\n[dashboard]\nenabled = false\n\n[store]\nurl = \"{db_url}\"\nflush_ms = 5\n\n{body}"
-    );
-    let config = Config::parse(&text, std::path::Path::new("test.toml"), &env)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let running = router_gateway::start(config, std::future::pending()).await.unwrap();
-    let url = running.proxy_url();
-    TestGateway {
-        running: Some(running),
-        url,
-        dir,
-        db_url,
-        client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
-    }
+    (
+        upstream,
+        common::start_with_server(&format!("shutdown_grace_ms = 5000\n{server}"), &config, env)
+            .await,
+    )
 }
 
 fn terse(name: &str) -> SimModel {

@@ -16,7 +16,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::TestGateway;
-use router_gateway::Config;
 use router_sim::{Fault, FaultPlan, SimConfig, SimModel, SimServer, StreamBreak, Style};
 
 const CLIENT_KEY: &str = "sk-router-conformance";
@@ -199,30 +198,14 @@ fn sim_model(name: &str, upstream: Upstream) -> SimModel {
     }
 }
 
-/// A gateway on a loopback port with SQLite in a temporary directory, like
-/// `common::start`, requiring [`CLIENT_KEY`].
+/// A gateway that requires [`CLIENT_KEY`] from its clients.
 async fn start_gateway(body: &str) -> TestGateway {
-    let dir = tempfile::tempdir().unwrap();
-    let db_url = format!("sqlite://{}", dir.path().join("router.db").display());
-    let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace_ms = 5000\nclient_keys_env = \"CLIENT_KEYS\"\n\n[dashboard]\nenabled = false\n\n[store]\nurl = \"{db_url}\"\nflush_ms = 5\n\n{body}"
-    );
     let env: HashMap<String, String> = [
         ("CLIENT_KEYS".to_string(), CLIENT_KEY.to_string()),
         ("AN_KEY".to_string(), ANTHROPIC_KEY.to_string()),
     ]
     .into();
-    let config =
-        Config::parse(&text, Path::new("test.toml"), &env).unwrap_or_else(|e| panic!("{e}"));
-    let running = router_gateway::start(config, std::future::pending()).await.unwrap();
-    let url = running.proxy_url();
-    TestGateway {
-        running: Some(running),
-        url,
-        dir,
-        db_url,
-        client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
-    }
+    common::start_with_server("client_keys_env = \"CLIENT_KEYS\"", body, env).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -35,10 +35,20 @@ pub async fn start_with_grace(
     env: HashMap<String, String>,
     grace_ms: u64,
 ) -> TestGateway {
+    start_with_server(&format!("shutdown_grace_ms = {grace_ms}"), config_body, env).await
+}
+
+/// Starts a gateway with extra `[server]` lines (client keys, grace period, ...). The
+/// dashboard is off: its own tests start it.
+pub async fn start_with_server(
+    server: &str,
+    config_body: &str,
+    env: HashMap<String, String>,
+) -> TestGateway {
     let dir = tempfile::tempdir().unwrap();
     let db_url = format!("sqlite://{}", dir.path().join("router.db").display());
     let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace_ms = {grace_ms}\n\n[dashboard]\nlisten = \"127.0.0.1:0\"\n\n[store]\nurl = \"{db_url}\"\nflush_ms = 5\n\n{config_body}"
+        "[server]\nlisten = \"127.0.0.1:0\"\n{server}\n\n[dashboard]\nenabled = false\n\n[store]\nurl = \"{db_url}\"\nflush_ms = 5\n\n{config_body}"
     );
     let config =
         Config::parse(&text, Path::new("test.toml"), &env).unwrap_or_else(|e| panic!("{e}"));
