@@ -29,7 +29,8 @@ fn main() {
         let prompt = Prompt::user(black_box(&text));
         let features = extractor.extract(&prompt);
         let recall = knowledge.recall(&Sketch::of(prompt.last_user_text()));
-        let decision = policy::decide_recalled(&features, &recall, &candidates, &knowledge, &params);
+        let decision =
+            policy::decide_recalled(&features, &recall, &candidates, &knowledge, &params);
         black_box(decision.ok());
         // The first thousand warm caches and the branch predictor.
         if i >= 1_000 {

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::candidate::Candidate;
 use crate::decision::Estimate;
+use crate::evidence::Evidence;
 use crate::features::{Band, Domain, Features, Language};
 use crate::memory::{Memory, MemoryConfig, Recall, Sketch};
 
@@ -30,7 +31,7 @@ const DOMAINS: usize = Domain::ALL.len();
 const LANGUAGES: usize = Language::ALL.len();
 const BANDS: usize = Band::ALL.len();
 
-/// Cell layout: [model] [domain × 8] [language × 13] [domain×language × 104]
+/// Evidence layout: [model] [domain × 8] [language × 13] [domain×language × 104]
 /// [domain×language×band × 312].
 const DOMAIN_BASE: usize = 1;
 const LANGUAGE_BASE: usize = DOMAIN_BASE + DOMAINS;
@@ -221,34 +222,6 @@ fn tag_language(tag: &str) -> Option<Language> {
     })
 }
 
-/// Weighted evidence about quality: `Σw` and `Σw·r` for rewards `r` in [0, 1].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-struct Cell {
-    w: f64,
-    s: f64,
-}
-
-impl Cell {
-    fn add(&mut self, weight: f64, reward: f64, cap: f64) {
-        self.w += weight;
-        self.s += weight * reward;
-        if self.w > cap {
-            let keep = cap / self.w;
-            self.w *= keep;
-            self.s *= keep;
-        }
-        // Removing feedback (a replaced rating) must not leave the cell negative.
-        if self.w <= 1e-9 {
-            *self = Cell::default();
-        }
-        self.s = self.s.clamp(0.0, self.w);
-    }
-
-    fn shrunk(self, prior: f64, strength: f64) -> f64 {
-        (self.s + strength * prior) / (self.w + strength)
-    }
-}
-
 /// Running means of what a model's successful answers took.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 struct Usage {
@@ -272,7 +245,7 @@ impl Usage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelState {
     #[serde(with = "cells_serde")]
-    quality: Vec<Cell>,
+    quality: Vec<Evidence>,
     /// Successes and failures, decayed beyond `max_outcomes`.
     ok: f64,
     failed: f64,
@@ -285,7 +258,7 @@ pub struct ModelState {
 impl Default for ModelState {
     fn default() -> Self {
         ModelState {
-            quality: vec![Cell::default(); CELLS],
+            quality: vec![Evidence::default(); CELLS],
             ok: 0.0,
             failed: 0.0,
             usage: Usage::default(),
@@ -297,10 +270,10 @@ impl Default for ModelState {
 
 /// Cells are stored sparsely: most of the 438 are empty.
 mod cells_serde {
-    use super::{CELLS, Cell};
+    use super::{CELLS, Evidence};
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    pub fn serialize<S: Serializer>(cells: &[Cell], s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(cells: &[Evidence], s: S) -> Result<S::Ok, S::Error> {
         let sparse: Vec<(usize, f64, f64)> = cells
             .iter()
             .enumerate()
@@ -310,12 +283,12 @@ mod cells_serde {
         sparse.serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Cell>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Evidence>, D::Error> {
         let sparse = Vec::<(usize, f64, f64)>::deserialize(d)?;
-        let mut cells = vec![Cell::default(); CELLS];
+        let mut cells = vec![Evidence::default(); CELLS];
         for (i, w, s) in sparse {
             if i < CELLS && w.is_finite() && s.is_finite() && w > 0.0 {
-                cells[i] = Cell { w, s: s.clamp(0.0, w) };
+                cells[i] = Evidence { w, s: s.clamp(0.0, w) };
             }
         }
         Ok(cells)

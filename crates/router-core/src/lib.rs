@@ -12,6 +12,7 @@
 
 pub mod candidate;
 pub mod decision;
+mod evidence;
 pub mod features;
 pub mod judge;
 pub mod learning;

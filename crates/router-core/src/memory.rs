@@ -19,6 +19,8 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::evidence::Evidence;
+
 /// Length of a sketch vector.
 pub const DIMENSIONS: usize = 128;
 
@@ -278,29 +280,6 @@ fn normalise(v: &mut [f32; DIMENSIONS]) {
         }
     } else {
         *v = [0.0; DIMENSIONS];
-    }
-}
-
-/// Weighted evidence about one model's quality in one region: `Σw` and `Σw·r`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-struct Evidence {
-    w: f64,
-    s: f64,
-}
-
-impl Evidence {
-    fn add(&mut self, weight: f64, reward: f64, cap: f64) {
-        self.w += weight;
-        self.s += weight * reward;
-        if self.w > cap {
-            let keep = cap / self.w;
-            self.w *= keep;
-            self.s *= keep;
-        }
-        if self.w <= 1e-9 {
-            *self = Evidence::default();
-        }
-        self.s = self.s.clamp(0.0, self.w);
     }
 }
 

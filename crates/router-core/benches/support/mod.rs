@@ -57,7 +57,11 @@ pub fn knowledge() -> Knowledge {
     let mut k = Knowledge::new(LearningConfig { memory, ..LearningConfig::default() });
     // Fill every region of the memory with distinct queries.
     for q in 0..MemoryConfig::default().capacity * 2 {
-        let text = format!("question {q}: {} {}", ["how", "why", "写", "fix", "prove", "translate"][q % 6], q * 7919);
+        let text = format!(
+            "question {q}: {} {}",
+            ["how", "why", "写", "fix", "prove", "translate"][q % 6],
+            q * 7919
+        );
         for (i, (name, _, _)) in MODELS.iter().enumerate() {
             k.remember(name, &Sketch::of(&text), ((q + i) % 10) as f64 / 10.0, 1.0, None);
         }
