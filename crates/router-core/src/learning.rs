@@ -618,6 +618,7 @@ impl Knowledge {
     /// last publication as a delta.
     pub fn merge_delta(&mut self, delta: &Knowledge) {
         let cap = self.config.max_evidence;
+        let max = self.config.max_outcomes;
         for (name, other) in &delta.models {
             let state = self.state(name);
             for (mine, theirs) in state.quality.iter_mut().zip(&other.quality) {
@@ -628,7 +629,17 @@ impl Knowledge {
             state.ok += other.ok;
             state.failed += other.failed;
             state.decisions += other.decisions;
+            let outcomes = state.ok + state.failed;
+            if outcomes > max {
+                state.ok *= max / outcomes;
+                state.failed *= max / outcomes;
+            }
         }
+    }
+
+    /// Nothing has been learned (no model has any state).
+    pub fn is_empty(&self) -> bool {
+        self.models.is_empty()
     }
 }
 
@@ -742,6 +753,25 @@ mod tests {
         assert!((e.latency_ms - 800.0).abs() < 1e-6);
         // 100 input tokens at $1/M and 1000 output tokens at $2/M.
         assert!((e.cost_usd - 0.0021).abs() < 1e-9, "{}", e.cost_usd);
+    }
+
+    #[test]
+    fn a_replicas_delta_folds_in_once() {
+        let f = features(Domain::Code, Language::En);
+        let mut mine = Knowledge::default();
+        let mut theirs = Knowledge::default();
+        assert!(theirs.is_empty());
+        for _ in 0..30 {
+            theirs.feedback("m", Context::of(&f), 1.0, None);
+            theirs.observe("m", Context::of(&f), Outcome::Failure);
+        }
+        let before = mine.estimate(&f, &candidate("m")).quality;
+        mine.merge_delta(&theirs);
+        let state = mine.model("m").unwrap();
+        assert!(state.ok + state.failed <= mine.config.max_outcomes + 1e-9);
+        let after = mine.estimate(&f, &candidate("m"));
+        assert!(after.evidence > 50.0, "{after:?}");
+        assert!(after.quality < before, "thirty failures weigh on reliability: {after:?}");
     }
 
     #[test]

@@ -93,6 +93,12 @@ pub struct Inner {
     pub writer: Writer,
     pub started: Instant,
     knowledge: RwLock<Knowledge>,
+    /// What this replica learned since it last shared it with the replicas on the same store.
+    unshared: Mutex<Knowledge>,
+    /// This process's name among the replicas sharing a store.
+    replica: String,
+    /// Other replicas' deltas already folded in (by state name).
+    folded: Mutex<std::collections::HashSet<String>>,
     pub recent: Mutex<RecentAnswers>,
     /// The local LLM judge, when `[judge] mode` is not `off`.
     judge: Option<Arc<Judge>>,
@@ -133,7 +139,9 @@ impl Gateway {
             Upstream::new(upstream_config(d, timeouts), client.clone())
                 .map_err(|source| BuildError::Deployment { id: d.id.clone(), source })
         })?;
-        let knowledge = RwLock::new(fresh_knowledge(&config)?);
+        let knowledge = fresh_knowledge(&config)?;
+        let unshared = Mutex::new(Knowledge::new(knowledge.config));
+        let knowledge = RwLock::new(knowledge);
         let judge = (config.judge.mode != JudgeMode::Off)
             .then(|| Arc::new(Judge::new(&config.judge, client.clone())));
         Ok(Gateway {
@@ -146,6 +154,9 @@ impl Gateway {
                 writer,
                 started: Instant::now(),
                 knowledge,
+                unshared,
+                replica: uuid::Uuid::now_v7().simple().to_string(),
+                folded: Mutex::default(),
                 recent: Mutex::new(RecentAnswers::default()),
                 judge,
             }),
@@ -184,9 +195,71 @@ impl Gateway {
         self.knowledge.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Write access to the learned state (outcomes and feedback).
-    pub fn knowledge_mut(&self) -> RwLockWriteGuard<'_, Knowledge> {
+    fn knowledge_mut(&self) -> RwLockWriteGuard<'_, Knowledge> {
         self.knowledge.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies one piece of learning (an outcome, a feedback) to the learned state, and
+    /// keeps it to share with the other replicas on the same store.
+    pub fn learn(&self, update: impl Fn(&mut Knowledge)) {
+        update(&mut self.knowledge_mut());
+        update(&mut self.unshared.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// Shares what this replica learned since the last call, and folds in what the other
+    /// replicas on the same store shared: each publishes deltas under
+    /// `knowledge/delta/<replica>/<time>`, read once by every other replica, removed by their
+    /// author after a while.
+    pub async fn sync_replicas(&self) -> Result<(), router_store::StoreError> {
+        let delta = {
+            let mut unshared = self.unshared.lock().unwrap_or_else(|e| e.into_inner());
+            if unshared.is_empty() {
+                None
+            } else {
+                let config = unshared.config;
+                Some(std::mem::replace(&mut *unshared, Knowledge::new(config)))
+            }
+        };
+        let now = epoch_ms();
+        if let Some(delta) = delta {
+            let json = serde_json::to_string(&delta)
+                .map_err(|e| router_store::StoreError::InvalidArgument(e.to_string()))?;
+            let name = format!("{DELTA_PREFIX}{}/{now:016}", self.replica);
+            self.store.put_state(&name, &json).await?;
+            self.folded.lock().unwrap_or_else(|e| e.into_inner()).insert(name);
+        }
+        let mine = format!("{DELTA_PREFIX}{}/", self.replica);
+        for entry in self.store.list_state(DELTA_PREFIX).await? {
+            if entry.name.starts_with(&mine) {
+                // Our own deltas: every other replica has had ample time to read them.
+                if now - entry.updated_at_ms > DELTA_LIFETIME_MS {
+                    self.store.delete_state(&entry.name).await?;
+                    self.folded.lock().unwrap_or_else(|e| e.into_inner()).remove(&entry.name);
+                }
+                continue;
+            }
+            if !self.folded.lock().unwrap_or_else(|e| e.into_inner()).insert(entry.name.clone()) {
+                continue;
+            }
+            match serde_json::from_str::<Knowledge>(&entry.value) {
+                Ok(delta) => self.knowledge_mut().merge_delta(&delta),
+                Err(e) => {
+                    tracing::warn!(delta = %entry.name, error = %e, "another replica's delta is unreadable; skipped")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks the deltas already in the store as folded: the saved state this process started
+    /// from holds what they taught.
+    pub async fn skip_existing_deltas(&self) -> Result<(), router_store::StoreError> {
+        let existing = self.store.list_state(DELTA_PREFIX).await?;
+        self.folded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(existing.into_iter().map(|e| e.name));
+        Ok(())
     }
 
     /// Replaces the learned state with one loaded from the store; the config's current
@@ -364,6 +437,11 @@ impl Gateway {
 
 /// The name the learned state is saved under in the store.
 pub const KNOWLEDGE_STATE: &str = "knowledge";
+
+/// Where replicas publish what they learned for each other.
+const DELTA_PREFIX: &str = "knowledge/delta/";
+/// How long a published delta stays for the other replicas to read.
+const DELTA_LIFETIME_MS: i64 = 10 * 60 * 1000;
 
 /// The learned state to route with: what was saved (if anything), under the config's
 /// current priors and settings.

@@ -132,6 +132,9 @@ pub struct RoutingConfig {
     pub exploration: f64,
     /// How often the learned state is saved to the store.
     pub save_interval: Duration,
+    /// How often what this replica learned is shared with, and what other replicas on the
+    /// same store learned is folded in.
+    pub sync_interval: Duration,
     /// Keep a memory of similar past queries (nearest neighbours over cheap text sketches)
     /// for per-query estimates, on top of the per-context ones; this many regions of it.
     /// `None` turns it off.
@@ -359,6 +362,7 @@ struct RawRouting {
     max_cost_usd: Option<Spanned<f64>>,
     exploration: Option<Spanned<f64>>,
     save_interval_ms: Option<Spanned<u64>>,
+    sync_interval_ms: Option<Spanned<u64>>,
     memory: Option<bool>,
     memory_capacity: Option<Spanned<usize>>,
 }
@@ -767,7 +771,16 @@ impl Validator<'_> {
             "must be between 1 and 100000",
         );
         let memory_capacity = raw.memory.unwrap_or(true).then_some(capacity);
-        RoutingConfig { default_profile, max_cost_usd, exploration, save_interval, memory_capacity }
+        let sync_interval =
+            self.positive_ms(raw.sync_interval_ms, "routing.sync_interval_ms", 5_000);
+        RoutingConfig {
+            default_profile,
+            max_cost_usd,
+            exploration,
+            save_interval,
+            sync_interval,
+            memory_capacity,
+        }
     }
 
     fn judge(&mut self, raw: RawJudge, env: &dyn Env) -> JudgeConfig {

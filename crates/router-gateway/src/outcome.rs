@@ -135,12 +135,12 @@ impl Gateway {
                 .collect(),
         };
         self.enqueue(record.into());
-        self.learn(trace, served, attempts, &ending, latency);
+        self.learn_from_outcome(trace, served, attempts, &ending, latency);
     }
 
     /// Updates the learned state from how the request ended: every model that failed an
     /// attempt, and the model that answered.
-    fn learn(
+    fn learn_from_outcome(
         &self,
         trace: &Trace,
         served: Option<&Served>,
@@ -166,8 +166,8 @@ impl Gateway {
             _ => None,
         };
         let broke = matches!((served, ending), (Some(_), Ending::Failed { .. }));
-        {
-            let mut knowledge = self.knowledge_mut();
+        let latency_ms = latency.as_secs_f64() * 1000.0;
+        self.learn(|knowledge| {
             for model in &failed {
                 knowledge.observe(model, context, Outcome::Failure);
             }
@@ -175,14 +175,13 @@ impl Gateway {
                 knowledge.observe(&s.model, context, Outcome::Failure);
             }
             if let Some((s, output_tokens, signal)) = answered {
-                let latency_ms = latency.as_secs_f64() * 1000.0;
                 knowledge.observe(
                     &s.model,
                     context,
                     Outcome::Success { latency_ms, output_tokens, signal },
                 );
             }
-        }
+        });
         if let (Some(s), Ending::Answered { .. }) = (served, ending) {
             let entry =
                 Answered { model: s.model.clone(), context, sketch: trace.sketch, feedback: None };

@@ -242,12 +242,21 @@ async fn feedback(State(gateway): State<Gateway>, request: Request) -> Response 
             "The feedback could not be stored; try again.",
         ));
     }
-    gateway.knowledge_mut().feedback(
-        &answered.model,
-        answered.context,
-        score.get(),
-        answered.feedback,
-    );
+    let score_value = score.get();
+    gateway.learn(|knowledge| {
+        knowledge.feedback(&answered.model, answered.context, score_value, answered.feedback);
+        // The memory of similar queries learns it too, when the query's sketch is known.
+        if let Some(sketch) = &answered.sketch {
+            let weight = knowledge.config.feedback_weight;
+            knowledge.remember(
+                &answered.model,
+                &sketch.expand(),
+                score_value,
+                weight,
+                answered.feedback,
+            );
+        }
+    });
     gateway.recent.lock().unwrap_or_else(|e| e.into_inner()).set_feedback(id, score.get());
     gateway.metrics.inc("llm_router_feedback_total", &[("model", &answered.model)], 1);
     axum::Json(json!({

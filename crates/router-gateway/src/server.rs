@@ -91,6 +91,7 @@ pub struct Embedded {
     pub gateway: Gateway,
     writer_task: WriterTask,
     saver: JoinHandle<()>,
+    syncer: JoinHandle<()>,
 }
 
 impl Embedded {
@@ -109,6 +110,10 @@ impl Embedded {
     /// taking requests.
     pub async fn close(self) -> WriterReport {
         self.saver.abort();
+        self.syncer.abort();
+        if let Err(e) = self.gateway.sync_replicas().await {
+            tracing::warn!(error = %e, "could not share the last of the learned state with other replicas");
+        }
         if let Err(e) = self.gateway.save_knowledge().await {
             tracing::error!(error = %e, "could not save the learned state at shutdown");
         }
@@ -138,6 +143,7 @@ pub async fn open(config: Config) -> Result<Embedded, StartError> {
     let save_interval = config.routing.save_interval;
     let gateway = Gateway::new(config, store, writer)?;
     load_knowledge(&gateway).await?;
+    gateway.skip_existing_deltas().await?;
     gateway.spawn_judge_probe();
     // Learned state is saved on an interval, so a crash loses at most that much learning.
     let saver = {
@@ -153,7 +159,22 @@ pub async fn open(config: Config) -> Result<Embedded, StartError> {
             }
         })
     };
-    Ok(Embedded { gateway, writer_task, saver })
+    // What replicas sharing this store learn reaches the others on a short interval.
+    let syncer = {
+        let gateway = gateway.clone();
+        let interval = gateway.config.routing.sync_interval;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = gateway.sync_replicas().await {
+                    tracing::warn!(error = %e, "could not share the learned state with other replicas");
+                }
+            }
+        })
+    };
+    Ok(Embedded { gateway, writer_task, saver, syncer })
 }
 
 /// Loads what an earlier run learned, if the store has it.

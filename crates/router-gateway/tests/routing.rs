@@ -275,3 +275,56 @@ async fn the_judge_decides_auto_requests_and_the_policy_takes_over_when_it_fails
     assert_eq!(d["source"], "policy", "{d}");
     assert!(d["reason"].as_str().unwrap().contains("judge"), "{d}");
 }
+
+/// A gateway on an existing store (to run replicas side by side, or to restart).
+async fn start_on(db_url: &str, body: &str) -> TestGateway {
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[dashboard]\nenabled = false\n\n[store]\nurl = \"{db_url}\"\nflush_ms = 5\n\n{body}"
+    );
+    let config =
+        Config::parse(&text, Path::new("t.toml"), &HashMap::<String, String>::new()).unwrap();
+    let running = router_gateway::start(config, std::future::pending()).await.unwrap();
+    TestGateway {
+        url: running.proxy_url(),
+        running: Some(running),
+        dir: tempfile::tempdir().unwrap(),
+        db_url: db_url.to_string(),
+        client: reqwest::Client::new(),
+    }
+}
+
+#[tokio::test]
+async fn replicas_sharing_a_store_learn_from_each_other() {
+    let upstream = SimServer::start(
+        SimConfig::new().model(SimModel::new("coder")).model(SimModel::new("writer")),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("shared.db").display());
+    let body = format!(
+        "[routing]\nsync_interval_ms = 100\nexploration = 0\n\n{}",
+        config(&upstream.base_url())
+    );
+    let a = start_on(&db_url, &body).await;
+    let b = start_on(&db_url, &body).await;
+    let evidence = |d: &Value, model: &str| {
+        d["ranking"].as_array().unwrap().iter().find(|r| r["model"] == model).unwrap()["estimate"]["evidence"].as_f64().unwrap()
+    };
+    assert_eq!(evidence(&decide(&b, CODE[0]).await, "coder"), 0.0);
+    // Only replica A hears the feedback.
+    for i in 0..20 {
+        let (model, id) = ask(&a, CODE[i % CODE.len()]).await;
+        rate(&a, &id, if model == "coder" { 0.95 } else { 0.3 }).await;
+    }
+    // Within a few sync intervals replica B knows it too.
+    let mut learned = 0.0;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        learned = evidence(&decide(&b, CODE[0]).await, "coder");
+        if learned > 5.0 {
+            break;
+        }
+    }
+    assert!(learned > 5.0, "replica B never heard what A learned: evidence {learned}");
+}
