@@ -29,7 +29,7 @@ use crate::chat::{
 };
 use crate::error::{UpstreamError, from_error_event};
 use crate::json::{f32_json, null_as_default};
-use crate::sse::{self, SseEvent, SseParser};
+use crate::sse::{self, SseEvent, SseEvents};
 use crate::validate::{Dialect, Field, parse_body};
 
 /// The `anthropic-version` header value every request carries.
@@ -883,8 +883,7 @@ struct WireError {
 /// only once `message_stop` has arrived.
 #[derive(Debug, Default)]
 pub struct StreamDecoder {
-    sse: SseParser,
-    scratch: Vec<SseEvent>,
+    events: SseEvents,
     finished: bool,
     input_tokens: u64,
     /// Content block index → neutral tool-call index, for tool_use blocks.
@@ -904,17 +903,14 @@ impl StreamDecoder {
     /// Decodes `chunk`, appending events to `out`. An `error` event is returned as the
     /// error, typed by its `error.type`; events decoded before it are in `out`.
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), UpstreamError> {
-        let mut events = std::mem::take(&mut self.scratch);
-        let parsed = self.sse.feed(chunk, &mut events);
-        let mut result =
-            parsed.map_err(|error| UpstreamError::Protocol { message: error.to_string() });
-        for event in events.drain(..) {
-            if result.is_err() || self.finished {
-                break;
+        let mut events = std::mem::take(&mut self.events);
+        let result = events.feed(chunk, |event| {
+            if !self.finished {
+                self.decode_event(event, out)?;
             }
-            result = self.decode_event(&event, out);
-        }
-        self.scratch = events;
+            Ok(self.finished)
+        });
+        self.events = events;
         result
     }
 

@@ -27,7 +27,7 @@ use crate::chat::{
 };
 use crate::error::{UpstreamError, from_error_event};
 use crate::json::{f32_json, null_as_default};
-use crate::sse::{self, SseEvent, SseParser};
+use crate::sse::{self, SseEvent, SseEvents};
 use crate::validate::{Dialect, Field, Obj, parse_body};
 
 // ---------------------------------------------------------------------------------------
@@ -911,8 +911,7 @@ struct WireErrorObject {
 /// only once `data: [DONE]` has arrived.
 #[derive(Debug, Default)]
 pub struct StreamDecoder {
-    sse: SseParser,
-    scratch: Vec<SseEvent>,
+    events: SseEvents,
     started: bool,
     finished: bool,
     made_tool_calls: bool,
@@ -934,17 +933,14 @@ impl StreamDecoder {
     /// Decodes `chunk`, appending events to `out`. A provider error inside the stream is
     /// returned as the error; events decoded before it are in `out`.
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), UpstreamError> {
-        let mut events = std::mem::take(&mut self.scratch);
-        let parsed = self.sse.feed(chunk, &mut events);
-        let mut result =
-            parsed.map_err(|error| UpstreamError::Protocol { message: error.to_string() });
-        for event in events.drain(..) {
-            if result.is_err() || self.finished {
-                break;
+        let mut events = std::mem::take(&mut self.events);
+        let result = events.feed(chunk, |event| {
+            if !self.finished {
+                self.decode_event(event, out)?;
             }
-            result = self.decode_event(&event, out);
-        }
-        self.scratch = events;
+            Ok(self.finished)
+        });
+        self.events = events;
         result
     }
 

@@ -9,6 +9,8 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::error::UpstreamError;
+
 /// Longest line the parser buffers. An upstream that sends more without a line break is
 /// broken or hostile, and holding it all would let it exhaust memory.
 pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
@@ -137,6 +139,46 @@ impl SseParser {
             data: std::mem::take(&mut self.data),
             id: self.id.clone(),
         });
+    }
+}
+
+/// A parser with its reusable event buffer: what a stream decoder needs to turn an upstream's
+/// bytes into events, one chunk at a time.
+#[derive(Debug, Default)]
+pub struct SseEvents {
+    parser: SseParser,
+    scratch: Vec<SseEvent>,
+}
+
+impl SseEvents {
+    /// Parses `chunk` and hands each complete event to `decode`, in order, until `decode`
+    /// fails or reports the stream finished (`Ok(true)`); events after that are dropped. A
+    /// line too long to be a real event is a protocol error.
+    pub fn feed(
+        &mut self,
+        chunk: &[u8],
+        mut decode: impl FnMut(&SseEvent) -> Result<bool, UpstreamError>,
+    ) -> Result<(), UpstreamError> {
+        let mut events = std::mem::take(&mut self.scratch);
+        let mut result = self
+            .parser
+            .feed(chunk, &mut events)
+            .map_err(|error| UpstreamError::Protocol { message: error.to_string() });
+        if result.is_ok() {
+            for event in &events {
+                match decode(event) {
+                    Ok(false) => {}
+                    Ok(true) => break,
+                    Err(error) => {
+                        result = Err(error);
+                        break;
+                    }
+                }
+            }
+        }
+        events.clear();
+        self.scratch = events;
+        result
     }
 }
 
