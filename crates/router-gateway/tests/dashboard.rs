@@ -533,6 +533,8 @@ async fn the_overview_counts_traffic_cost_and_savings() {
     assert_eq!(counts["explicit"], 6, "{counts}");
     assert_eq!(counts["policy"], 0);
     fx.models_answering("auto:cost", 2).await;
+    // The sources are counted from the store, like the rest of the overview.
+    fx.flushed().await;
     let o = fx.api("/overview", &session).await;
     assert_eq!(o["window"], "1h");
     assert_eq!(o["sources"]["counts"]["policy"], 2, "{}", o["sources"]);

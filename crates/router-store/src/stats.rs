@@ -14,7 +14,7 @@ use sqlx::any::AnyRow;
 use crate::error::StoreError;
 use crate::record::OutcomeStatus;
 use crate::sql::{
-    Conditions, Statement, get_i64, get_opt_f64, get_opt_string, get_opt_u64, get_string,
+    Conditions, Statement, from_db, get_i64, get_opt_f64, get_opt_string, get_opt_u64, get_string,
 };
 use crate::store::Store;
 
@@ -211,6 +211,28 @@ impl Store {
                 }
             })
             .collect())
+    }
+
+    /// How many decisions each source made (`judge`, `policy`, `fallback`, `explicit`)
+    /// among the requests received in `[since_ms, until_ms)`.
+    pub async fn source_counts(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<BTreeMap<String, u64>, StoreError> {
+        let mut statement =
+            Statement::new("SELECT source, CAST(COUNT(*) AS BIGINT) AS n FROM requests");
+        let mut conditions = Conditions::default();
+        conditions.add(format!("received_at >= {}", statement.int(since_ms)));
+        conditions.add(format!("received_at < {}", statement.int(until_ms)));
+        conditions.write_to(&mut statement);
+        statement.push(" GROUP BY source");
+        let mut counts = BTreeMap::new();
+        let mut rows = statement.query().fetch(&self.pool);
+        while let Some(row) = rows.try_next().await? {
+            counts.insert(get_string(&row, "source")?, from_db(get_i64(&row, "n")?, "n")?);
+        }
+        Ok(counts)
     }
 
     /// Traffic over `[since_ms, until_ms)` in buckets of `bucket_ms`, by the time requests

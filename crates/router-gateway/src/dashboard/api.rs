@@ -123,7 +123,7 @@ async fn overview(State(state): State<DashboardState>, Query(query): Query<Windo
             "cost_usd": total.map_or(0.0, |t| t.cost_usd),
         },
         "savings": summary::savings(&rows, strongest),
-        "sources": decision_sources(&state),
+        "sources": {"since_ms": since, "counts": decision_sources(store.source_counts(since, until).await?)},
         "judge": state.judge_status(),
         "models": {
             "total": models.len(),
@@ -133,24 +133,16 @@ async fn overview(State(state): State<DashboardState>, Query(query): Query<Windo
     }))
 }
 
-/// How the decisions since this gateway started were made, from its counters.
-fn decision_sources(state: &DashboardState) -> Value {
-    let gateway = &state.gateway;
+/// How the decisions in the window were made: a count for every source, zero included.
+fn decision_sources(stored: std::collections::BTreeMap<String, u64>) -> Value {
     let mut counts = serde_json::Map::new();
     for source in DecisionSource::ALL {
-        let n: u64 = gateway
-            .registry
-            .models()
-            .iter()
-            .map(|m| {
-                let labels = [("source", source.as_str()), ("model", m.name())];
-                gateway.metrics.counter("llm_router_decisions_total", &labels)
-            })
-            .sum();
-        counts.insert(source.as_str().to_string(), json!(n));
+        counts.insert(
+            source.as_str().to_string(),
+            json!(stored.get(source.as_str()).copied().unwrap_or(0)),
+        );
     }
-    let started = epoch_ms() - gateway.started.elapsed().as_millis() as i64;
-    json!({"since_ms": started, "counts": counts})
+    Value::Object(counts)
 }
 
 /// `GET /models`: every model and deployment with health, circuit, latency, error ratio and

@@ -4,7 +4,11 @@ use router_store::{StatsQuery, StatsRow, StoreError, TimeBucket};
 
 use crate::common::{TestDb, dataset, on_every_backend};
 
-on_every_backend!(stats_match_hand_computed_numbers, timeseries_match_hand_computed_numbers);
+on_every_backend!(
+    stats_match_hand_computed_numbers,
+    timeseries_match_hand_computed_numbers,
+    source_counts_match_hand_computed_numbers
+);
 
 fn row(model: &str, context: Option<(&str, &str)>, complexity: Option<&str>) -> StatsRow {
     StatsRow {
@@ -227,4 +231,16 @@ async fn timeseries_match_hand_computed_numbers(db: &TestDb) {
         let error = store.timeseries(since, until, size).await.unwrap_err();
         assert!(matches!(error, StoreError::InvalidArgument(_)), "{error}");
     }
+}
+
+async fn source_counts_match_hand_computed_numbers(db: &TestDb) {
+    assert!(db.store.source_counts(0, 2000).await.unwrap().is_empty());
+    db.store.write_batch(&dataset()).await.unwrap();
+    let counts = |pairs: &[(&str, u64)]| pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    // r0..r9: policy r0–r4 and r9, judge r5 and r8, fallback r6, explicit r7.
+    let all = db.store.source_counts(0, 2000).await.unwrap();
+    assert_eq!(all, counts(&[("explicit", 1), ("fallback", 1), ("judge", 2), ("policy", 6)]));
+    // [1000, 1300): r1..r7.
+    let window = db.store.source_counts(1000, 1300).await.unwrap();
+    assert_eq!(window, counts(&[("explicit", 1), ("fallback", 1), ("judge", 1), ("policy", 4)]));
 }
