@@ -210,9 +210,14 @@ fn parse_message(field: &Field<'_>) -> Result<Message, RequestError> {
     }
 }
 
-/// Content that may only be text: a string, or an array of `text` (and, for assistants,
-/// `refusal`) parts.
-fn text_parts(field: &Field<'_>) -> Result<Vec<ContentPart>, RequestError> {
+/// Content given as a string or as an array of typed parts. `text` parts are read here;
+/// every other part type goes to `part`, which reads it, refuses it, or (`Ok(None)`) does
+/// not know it — then the error lists `known`.
+fn content_parts(
+    field: &Field<'_>,
+    known: &[&str],
+    mut part: impl FnMut(&str, &Obj<'_>) -> Result<Option<ContentPart>, RequestError>,
+) -> Result<Vec<ContentPart>, RequestError> {
     if let Value::String(text) = field.value {
         return Ok(vec![ContentPart::Text { text: text.clone() }]);
     }
@@ -221,54 +226,48 @@ fn text_parts(field: &Field<'_>) -> Result<Vec<ContentPart>, RequestError> {
     }
     let mut parts = Vec::new();
     for item in field.array()? {
-        let part = item.object()?;
-        let kind = part.require("type")?;
-        match kind.string()? {
-            "text" => {
-                parts.push(ContentPart::Text { text: part.require("text")?.string()?.into() })
-            }
-            "refusal" => {
-                parts.push(ContentPart::Text { text: part.require("refusal")?.string()?.into() })
-            }
-            other => return Err(kind.invalid_value(other, &["text"])),
+        let object = item.object()?;
+        let kind = object.require("type")?;
+        let name = kind.string()?;
+        if name == "text" {
+            parts.push(ContentPart::Text { text: object.require("text")?.string()?.into() });
+            continue;
+        }
+        match part(name, &object)? {
+            Some(content) => parts.push(content),
+            None => return Err(kind.invalid_value(name, known)),
         }
     }
     Ok(parts)
 }
 
-fn user_parts(field: &Field<'_>) -> Result<Vec<ContentPart>, RequestError> {
-    if let Value::String(text) = field.value {
-        return Ok(vec![ContentPart::Text { text: text.clone() }]);
-    }
-    if !field.value.is_array() {
-        return Err(field.wrong_type("a string or an array of content parts"));
-    }
-    let mut parts = Vec::new();
-    for item in field.array()? {
-        let part = item.object()?;
-        let kind = part.require("type")?;
-        match kind.string()? {
-            "text" => {
-                parts.push(ContentPart::Text { text: part.require("text")?.string()?.into() })
-            }
-            "image_url" => {
-                let image = part.require("image_url")?;
-                let url_field = match image.value {
-                    // Some clients send the URL directly rather than `{ "url": ... }`.
-                    Value::String(_) => image.clone(),
-                    _ => image.object()?.require("url")?,
-                };
-                parts.push(ContentPart::Image { source: parse_image_url(&url_field)? });
-            }
-            "input_audio" | "file" => {
-                return Err(kind.unsupported(
-                    "only text and image content parts are accepted by this gateway.",
-                ));
-            }
-            other => return Err(kind.invalid_value(other, &["text", "image_url"])),
+/// Content that may only be text (and, for assistants, `refusal`, kept as text).
+fn text_parts(field: &Field<'_>) -> Result<Vec<ContentPart>, RequestError> {
+    content_parts(field, &["text"], |kind, part| match kind {
+        "refusal" => {
+            Ok(Some(ContentPart::Text { text: part.require("refusal")?.string()?.into() }))
         }
-    }
-    Ok(parts)
+        _ => Ok(None),
+    })
+}
+
+/// A user's content: text and images.
+fn user_parts(field: &Field<'_>) -> Result<Vec<ContentPart>, RequestError> {
+    content_parts(field, &["text", "image_url"], |kind, part| match kind {
+        "image_url" => {
+            let image = part.require("image_url")?;
+            let url_field = match image.value {
+                // Some clients send the URL directly rather than `{ "url": ... }`.
+                Value::String(_) => image.clone(),
+                _ => image.object()?.require("url")?,
+            };
+            Ok(Some(ContentPart::Image { source: parse_image_url(&url_field)? }))
+        }
+        "input_audio" | "file" => Err(part
+            .require("type")?
+            .unsupported("only text and image content parts are accepted by this gateway.")),
+        _ => Ok(None),
+    })
 }
 
 fn parse_image_url(field: &Field<'_>) -> Result<ImageSource, RequestError> {
