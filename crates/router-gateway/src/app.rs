@@ -55,7 +55,10 @@ pub struct Answered {
 }
 
 impl RecentAnswers {
-    const CAPACITY: usize = 100_000;
+    /// Enough for feedback given within minutes of the answer at thousands of requests a
+    /// second; older decisions are read back from the store (their sketch is not, so only
+    /// the memory of similar queries misses them). Each entry is ~300 bytes.
+    const CAPACITY: usize = 10_000;
 
     pub fn insert(&mut self, id: String, answered: Answered) {
         if self.entries.len() >= Self::CAPACITY
@@ -280,8 +283,14 @@ impl Gateway {
 
     /// Resolves the client's `model`, extracts features and decides — asking the judge when
     /// one is configured and the mode says so (within its time budget).
-    pub async fn route(&self, request: &ChatRequest) -> Result<Routed, ApiError> {
-        let received = Instant::now();
+    ///
+    /// `received` is when the gateway had the request's body in hand: the request's latency
+    /// and the gateway's overhead count from there.
+    pub async fn route(
+        &self,
+        request: &ChatRequest,
+        received: Instant,
+    ) -> Result<Routed, ApiError> {
         let requested = request.model.trim();
         // An alias may stand for routing itself (`"claude-3-5-haiku-latest" = "auto:cost"`).
         let requested = match self.config.aliases.get(requested) {

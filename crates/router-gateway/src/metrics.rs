@@ -1,26 +1,43 @@
 //! Prometheus metrics, kept in process and rendered on `GET /metrics`.
 //!
 //! A small registry of its own rather than a global recorder: each gateway (and each test)
-//! owns one, and the hot path touches only atomics once a series exists — the lock is taken
-//! for writing only the first time a label combination is seen.
+//! owns one. Every request touches several series, so the hot path allocates nothing: a
+//! series is found under a read lock by comparing its labels in place, and then only atomics
+//! change. The write lock is taken only the first time a label combination is seen.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-/// Upper bounds of the latency histogram buckets, in seconds.
-const BUCKETS: [f64; 14] =
-    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0];
+/// Upper bounds of the latency histogram buckets, in seconds: fine below a millisecond,
+/// where the gateway's own overhead lives, coarse above, where upstream calls do.
+const BUCKETS: [f64; 20] = [
+    0.00005, 0.0001, 0.00015, 0.0002, 0.00025, 0.0003, 0.0004, 0.0005, 0.00075, 0.001, 0.0025,
+    0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0,
+];
 
 type Labels = Vec<(&'static str, String)>;
 
 #[derive(Debug, Default)]
 struct Histogram {
-    buckets: [AtomicU64; BUCKETS.len()],
+    /// Observations per bucket, not cumulative (one increment per observation); the
+    /// cumulative counts Prometheus wants are summed when rendering. The last slot counts
+    /// observations above every bound.
+    buckets: [AtomicU64; BUCKETS.len() + 1],
     count: AtomicU64,
     /// Sum in nanoseconds, so it can be an integer atomic.
     sum_ns: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, seconds: f64) {
+        // NaN lands in the overflow slot, as it compares below nothing.
+        let slot = BUCKETS.iter().position(|bound| seconds <= *bound).unwrap_or(BUCKETS.len());
+        self.buckets[slot].fetch_add(1, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_ns.fetch_add((seconds.max(0.0) * 1e9) as u64, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -29,19 +46,36 @@ enum Kind {
     Gauge,
 }
 
+/// One label set of one metric and its value.
+#[derive(Debug)]
+struct Entry<T> {
+    labels: Labels,
+    value: Arc<T>,
+}
+
+/// Series by metric name; the few label sets of a name are searched in order.
+type Table<T> = HashMap<&'static str, Vec<Entry<T>>>;
+
 #[derive(Debug, Default)]
 struct Series {
-    /// (name, labels) → value; counters are integers, gauges and fractional counters are
-    /// stored as f64 bits.
-    values: BTreeMap<(&'static str, Labels), (Kind, Arc<AtomicU64>)>,
-    histograms: BTreeMap<(&'static str, Labels), Arc<Histogram>>,
+    /// Counters are integers; gauges and fractional counters are stored as f64 bits.
+    values: Table<(Kind, AtomicU64)>,
+    histograms: Table<Histogram>,
+}
+
+fn same_labels(stored: &Labels, given: &[(&'static str, &str)]) -> bool {
+    stored.len() == given.len() && stored.iter().zip(given).all(|(a, b)| a.0 == b.0 && a.1 == b.1)
+}
+
+fn find<T>(table: &Table<T>, name: &str, labels: &[(&'static str, &str)]) -> Option<Arc<T>> {
+    table.get(name)?.iter().find(|e| same_labels(&e.labels, labels)).map(|e| e.value.clone())
 }
 
 /// The gateway's metrics.
 #[derive(Debug, Default)]
 pub struct Metrics {
     series: RwLock<Series>,
-    help: RwLock<BTreeMap<&'static str, &'static str>>,
+    help: RwLock<HashMap<&'static str, &'static str>>,
 }
 
 impl Metrics {
@@ -80,124 +114,152 @@ impl Metrics {
         }
     }
 
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Series> {
+        // The series hold only atomics and label strings; a panic elsewhere while the lock
+        // was held cannot leave them half-updated in a way that matters.
+        self.series.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Series> {
+        self.series.write().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn cell(
         &self,
         kind: Kind,
         name: &'static str,
         labels: &[(&'static str, &str)],
-    ) -> Arc<AtomicU64> {
-        let key: Labels = labels.iter().map(|(k, v)| (*k, (*v).to_string())).collect();
-        if let Ok(series) = self.series.read()
-            && let Some((_, cell)) = series.values.get(&(name, key.clone()))
-        {
-            return cell.clone();
+    ) -> Arc<(Kind, AtomicU64)> {
+        if let Some(cell) = find(&self.read().values, name, labels) {
+            return cell;
         }
-        let mut series = self.series.write().unwrap_or_else(|e| e.into_inner());
-        series.values.entry((name, key)).or_insert_with(|| (kind, Arc::default())).1.clone()
+        let mut series = self.write();
+        // Another request may have created it between the two locks.
+        if let Some(cell) = find(&series.values, name, labels) {
+            return cell;
+        }
+        let value = Arc::new((kind, AtomicU64::new(0)));
+        series
+            .values
+            .entry(name)
+            .or_default()
+            .push(Entry { labels: owned(labels), value: value.clone() });
+        value
+    }
+
+    fn histogram(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Arc<Histogram> {
+        if let Some(h) = find(&self.read().histograms, name, labels) {
+            return h;
+        }
+        let mut series = self.write();
+        if let Some(h) = find(&series.histograms, name, labels) {
+            return h;
+        }
+        let value = Arc::new(Histogram::default());
+        series
+            .histograms
+            .entry(name)
+            .or_default()
+            .push(Entry { labels: owned(labels), value: value.clone() });
+        value
     }
 
     /// Adds `n` to an integer counter.
     pub fn inc(&self, name: &'static str, labels: &[(&'static str, &str)], n: u64) {
-        self.cell(Kind::Counter, name, labels).fetch_add(n, Ordering::Relaxed);
+        self.cell(Kind::Counter, name, labels).1.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Adds a fractional amount to a counter (cost).
     pub fn add_f64(&self, name: &'static str, labels: &[(&'static str, &str)], v: f64) {
         let cell = self.cell(Kind::Gauge, name, labels);
-        let _ = cell.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+        let _ = cell.1.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
             Some((f64::from_bits(bits) + v).to_bits())
         });
     }
 
     /// Sets a gauge.
     pub fn set(&self, name: &'static str, labels: &[(&'static str, &str)], v: f64) {
-        self.cell(Kind::Gauge, name, labels).store(v.to_bits(), Ordering::Relaxed);
+        self.cell(Kind::Gauge, name, labels).1.store(v.to_bits(), Ordering::Relaxed);
     }
 
     /// Records one observation (in seconds) in a histogram.
     pub fn observe(&self, name: &'static str, labels: &[(&'static str, &str)], seconds: f64) {
-        let key: Labels = labels.iter().map(|(k, v)| (*k, (*v).to_string())).collect();
-        let existing =
-            self.series.read().ok().and_then(|s| s.histograms.get(&(name, key.clone())).cloned());
-        let h = match existing {
-            Some(h) => h,
-            None => {
-                let mut series = self.series.write().unwrap_or_else(|e| e.into_inner());
-                series.histograms.entry((name, key)).or_default().clone()
-            }
-        };
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if seconds <= *bound {
-                h.buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        h.count.fetch_add(1, Ordering::Relaxed);
-        h.sum_ns.fetch_add((seconds.max(0.0) * 1e9) as u64, Ordering::Relaxed);
+        self.histogram(name, labels).observe(seconds);
     }
 
     /// The current value of a counter (for tests and the dashboard).
     pub fn counter(&self, name: &'static str, labels: &[(&'static str, &str)]) -> u64 {
-        let key: Labels = labels.iter().map(|(k, v)| (*k, (*v).to_string())).collect();
-        self.series
-            .read()
-            .ok()
-            .and_then(|s| s.values.get(&(name, key)).map(|(_, c)| c.load(Ordering::Relaxed)))
-            .unwrap_or(0)
+        find(&self.read().values, name, labels).map_or(0, |c| c.1.load(Ordering::Relaxed))
     }
 
-    /// The Prometheus text exposition of everything.
+    /// The Prometheus text exposition of everything, sorted by name and labels.
     pub fn render(&self) -> String {
-        let series = self.series.read().unwrap_or_else(|e| e.into_inner());
+        let series = self.read();
         let help = self.help.read().unwrap_or_else(|e| e.into_inner());
         let mut out = String::new();
-        let mut last = "";
-        for ((name, labels), (kind, cell)) in &series.values {
-            if *name != last {
-                header(
-                    &mut out,
-                    &help,
-                    name,
-                    if *kind == Kind::Counter || name.ends_with("_total") {
-                        "counter"
-                    } else {
-                        "gauge"
-                    },
-                );
-                last = name;
+        for (name, entries) in sorted(&series.values) {
+            let kind = entries.first().map_or(Kind::Counter, |e| e.value.0);
+            let type_name =
+                if kind == Kind::Counter || name.ends_with("_total") { "counter" } else { "gauge" };
+            header(&mut out, &help, name, type_name);
+            for entry in entries {
+                let (kind, cell) = &*entry.value;
+                let v = cell.load(Ordering::Relaxed);
+                let value = match kind {
+                    Kind::Counter => v.to_string(),
+                    Kind::Gauge => format_f64(f64::from_bits(v)),
+                };
+                let _ = writeln!(out, "{name}{} {value}", render_labels(&entry.labels, None));
             }
-            let v = cell.load(Ordering::Relaxed);
-            let value = match kind {
-                Kind::Counter => v.to_string(),
-                Kind::Gauge => format_f64(f64::from_bits(v)),
-            };
-            let _ = writeln!(out, "{name}{} {value}", render_labels(labels, None));
         }
-        last = "";
-        for ((name, labels), h) in &series.histograms {
-            if *name != last {
-                header(&mut out, &help, name, "histogram");
-                last = name;
+        for (name, entries) in sorted(&series.histograms) {
+            header(&mut out, &help, name, "histogram");
+            for entry in entries {
+                let (labels, h) = (&entry.labels, &entry.value);
+                let mut cumulative = 0;
+                for (i, bound) in BUCKETS.iter().enumerate() {
+                    cumulative += h.buckets[i].load(Ordering::Relaxed);
+                    let le = format_f64(*bound);
+                    let _ = writeln!(
+                        out,
+                        "{name}_bucket{} {cumulative}",
+                        render_labels(labels, Some(&le))
+                    );
+                }
+                // Read after the buckets: an observation racing the render may show in the
+                // count but not yet in a bucket, never the other way round.
+                let count = h.count.load(Ordering::Relaxed).max(cumulative);
+                let _ =
+                    writeln!(out, "{name}_bucket{} {count}", render_labels(labels, Some("+Inf")));
+                let sum = h.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
+                let _ =
+                    writeln!(out, "{name}_sum{} {}", render_labels(labels, None), format_f64(sum));
+                let _ = writeln!(out, "{name}_count{} {count}", render_labels(labels, None));
             }
-            for (i, bound) in BUCKETS.iter().enumerate() {
-                let le = format_f64(*bound);
-                let _ = writeln!(
-                    out,
-                    "{name}_bucket{} {}",
-                    render_labels(labels, Some(&le)),
-                    h.buckets[i].load(Ordering::Relaxed)
-                );
-            }
-            let count = h.count.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{} {count}", render_labels(labels, Some("+Inf")));
-            let sum = h.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
-            let _ = writeln!(out, "{name}_sum{} {}", render_labels(labels, None), format_f64(sum));
-            let _ = writeln!(out, "{name}_count{} {count}", render_labels(labels, None));
         }
         out
     }
 }
 
-fn header(out: &mut String, help: &BTreeMap<&'static str, &'static str>, name: &str, kind: &str) {
+fn owned(labels: &[(&'static str, &str)]) -> Labels {
+    labels.iter().map(|(k, v)| (*k, (*v).to_string())).collect()
+}
+
+/// A table's metrics by name, each with its label sets in order.
+fn sorted<T>(table: &Table<T>) -> Vec<(&'static str, Vec<&Entry<T>>)> {
+    let mut names: Vec<(&'static str, Vec<&Entry<T>>)> = table
+        .iter()
+        .map(|(name, entries)| {
+            let mut entries: Vec<&Entry<T>> = entries.iter().collect();
+            entries.sort_by(|a, b| a.labels.cmp(&b.labels));
+            (*name, entries)
+        })
+        .collect();
+    names.sort_by_key(|(name, _)| *name);
+    names
+}
+
+fn header(out: &mut String, help: &HashMap<&'static str, &'static str>, name: &str, kind: &str) {
     if let Some(h) = help.get(name) {
         let _ = writeln!(out, "# HELP {name} {h}");
     }
@@ -250,5 +312,36 @@ mod tests {
             m.counter("llm_router_requests_total", &[("api", "openai"), ("status", "ok")]),
             3
         );
+    }
+
+    #[test]
+    fn histogram_buckets_are_cumulative_and_series_sorted() {
+        let m = Metrics::new();
+        for seconds in [0.00004, 0.0003, 0.0003, 2.0, 500.0] {
+            m.observe("llm_router_request_duration_seconds", &[("api", "openai")], seconds);
+        }
+        m.observe("llm_router_request_duration_seconds", &[("api", "anthropic")], 0.01);
+        m.inc("llm_router_requests_total", &[("api", "openai")], 1);
+        m.inc("llm_router_requests_total", &[("api", "anthropic")], 1);
+        let text = m.render();
+        let line = |le: &str| {
+            format!("llm_router_request_duration_seconds_bucket{{api=\"openai\",le=\"{le}\"}}")
+        };
+        assert!(text.contains(&format!("{} 1\n", line("0.00005"))), "{text}");
+        assert!(text.contains(&format!("{} 1\n", line("0.00025"))), "{text}");
+        assert!(text.contains(&format!("{} 3\n", line("0.0003"))), "{text}");
+        assert!(text.contains(&format!("{} 4\n", line("5"))), "{text}");
+        assert!(text.contains(&format!("{} 4\n", line("120"))), "{text}");
+        assert!(text.contains(&format!("{} 5\n", line("+Inf"))), "{text}");
+        assert!(
+            text.contains("llm_router_request_duration_seconds_count{api=\"openai\"} 5"),
+            "{text}"
+        );
+        // Label sets in order, one TYPE line per name.
+        let anthropic = text.find("llm_router_requests_total{api=\"anthropic\"}").unwrap();
+        let openai = text.find("llm_router_requests_total{api=\"openai\"}").unwrap();
+        assert!(anthropic < openai, "{text}");
+        assert_eq!(text.matches("# TYPE llm_router_requests_total counter").count(), 1);
+        assert_eq!(m.counter("llm_router_requests_total", &[("api", "nobody")]), 0);
     }
 }

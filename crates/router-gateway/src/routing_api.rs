@@ -112,7 +112,7 @@ async fn analyze(State(gateway): State<Gateway>, request: Request) -> Response {
         Ok(r) => r,
         Err(e) => return error(&e),
     };
-    match gateway.route(&request).await {
+    match gateway.route(&request, Instant::now()).await {
         Ok(routed) => axum::Json(json!({
             "decision_id": routed.id,
             "model": routed.decision.model,

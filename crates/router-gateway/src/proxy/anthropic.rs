@@ -65,11 +65,13 @@ pub async fn messages(State(gateway): State<Gateway>, request: Request) -> Respo
         Ok(body) => body,
         Err(e) => return error_response(&e),
     };
+    // The gateway's own time starts once the client has sent its body.
+    let received = std::time::Instant::now();
     let request = match anthropic::parse_request(&body) {
         Ok(request) => request,
         Err(e) => return error_response(&e.into()),
     };
-    with_request_id(serve_chat::<Anthropic>(gateway, request, true).await)
+    with_request_id(serve_chat::<Anthropic>(gateway, request, true, received).await)
 }
 
 /// Anthropic's SDKs surface the `request-id` header on every answer and error (as

@@ -189,8 +189,9 @@ pub async fn serve_chat<D: Dialect>(
     gateway: Gateway,
     request: ChatRequest,
     include_usage: bool,
+    received: Instant,
 ) -> Response {
-    let routed = match gateway.route(&request).await {
+    let routed = match gateway.route(&request, received).await {
         Ok(r) => r,
         Err(e) => return D::error_response(&e),
     };

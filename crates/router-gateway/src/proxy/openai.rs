@@ -45,9 +45,11 @@ pub async fn chat_completions(State(gateway): State<Gateway>, request: Request) 
         Ok(body) => body,
         Err(e) => return error_response(&e),
     };
+    // The gateway's own time starts once the client has sent its body.
+    let received = std::time::Instant::now();
     let parsed = match openai::parse_request(&body) {
         Ok(parsed) => parsed,
         Err(e) => return error_response(&e.into()),
     };
-    serve_chat::<OpenAi>(gateway, parsed.request, parsed.include_usage).await
+    serve_chat::<OpenAi>(gateway, parsed.request, parsed.include_usage, received).await
 }

@@ -129,8 +129,10 @@ pub async fn chat(State(gateway): State<Gateway>, request: Request) -> Response 
         Ok(body) => body,
         Err(e) => return error_response(&e),
     };
+    // The gateway's own time starts once the client has sent its body.
+    let received = std::time::Instant::now();
     match parse(&body) {
-        Ok(request) => serve_chat::<Simple>(gateway, request, false).await,
+        Ok(request) => serve_chat::<Simple>(gateway, request, false, received).await,
         Err(e) => error_response(&e),
     }
 }

@@ -13,6 +13,8 @@ on_every_backend!(
     drains_everything_from_concurrent_senders,
     refuses_records_after_shutdown,
     flushes_without_waiting_for_a_full_batch,
+    a_full_batch_does_not_wait_out_the_delay,
+    shutdown_does_not_wait_out_the_delay,
     drops_only_the_record_that_cannot_be_written,
 );
 
@@ -92,6 +94,33 @@ async fn flushes_without_waiting_for_a_full_batch(db: &TestDb) {
     let metrics = writer.metrics();
     assert_eq!((metrics.batches, metrics.queue_depth), (1, 0));
     task.shutdown().await;
+}
+
+/// The writer sleeps through its gathering window rather than waking for every record, but
+/// looks at the queue on the way: a batch that fills up is written well before the delay.
+async fn a_full_batch_does_not_wait_out_the_delay(db: &TestDb) {
+    let (writer, task) = spawn_writer(db.store.clone(), options(100, 4, 4_000));
+    let started = std::time::Instant::now();
+    for i in 0..4 {
+        writer.try_send(request(&format!("full-{i}"), i, "alpha")).unwrap();
+    }
+    let written = wait_until(|| async { writer.metrics().written == 4 }).await;
+    assert!(written, "the full batch was not written");
+    assert!(started.elapsed() < Duration::from_millis(2_500), "{:?}", started.elapsed());
+    task.shutdown().await;
+}
+
+/// Records still gathering when shutdown begins are written at once, not after the delay.
+async fn shutdown_does_not_wait_out_the_delay(db: &TestDb) {
+    let (writer, task) = spawn_writer(db.store.clone(), options(1_000, 10, 60_000));
+    for i in 0..35 {
+        writer.try_send(request(&format!("late-{i}"), i, "alpha")).unwrap();
+    }
+    let started = std::time::Instant::now();
+    let report = task.shutdown().await;
+    assert_eq!(report.written, 35);
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert_eq!(db.store.counts().await.unwrap().requests, 35);
 }
 
 async fn drops_only_the_record_that_cannot_be_written(db: &TestDb) {

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The gateway's load test, on this machine, in one run.
+#
+# Installs what it needs once (oha into bench/.tools, nginx from the distribution), builds
+# the release binaries it measures, and runs `router-bench run`: straight to the fake
+# upstream, through nginx, and through the gateway, at every load. Arguments go to
+# `router-bench run`, e.g.
+#
+#     bench/run.sh                                  # the full matrix, 10 s a scenario
+#     bench/run.sh --duration 3 --loads c1,c16,r500
+#     bench/run.sh --write BENCHMARKS.md            # also update the results section there
+#
+# Results, logs and configs land in bench/results/<time>/. Run it on a quiet machine: the
+# load generators, the fake upstream, nginx and the gateway all share its cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '== %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else "$@"; fi
+}
+
+tools="bench/.tools"
+if [ ! -x "$tools/bin/oha" ] && ! command -v oha >/dev/null; then
+    log "installing oha (the HTTP load generator) into $tools — once; a few minutes"
+    cargo install oha --locked --root "$tools"
+fi
+
+if [ ! -x /usr/sbin/nginx ]; then
+    log "installing nginx (the reference reverse-proxy hop)"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq nginx-light || \
+        DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq nginx
+fi
+
+log "building the release binaries (the first build takes a while)"
+cargo build --release -p llm-router -p router-sim -p router-bench
+
+read -r load _ < /proc/loadavg
+log "load average now: $load (on $(nproc) cores) — the quieter, the truer the tails"
+exec target/release/router-bench run "$@"

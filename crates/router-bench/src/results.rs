@@ -1,0 +1,158 @@
+//! What a run measured, scenario by scenario, before it is rendered.
+
+use std::time::Duration;
+
+use crate::latency::Percentiles;
+use crate::load::Load;
+use crate::oha::Summary;
+use crate::process::{Machine, Memory, Usage};
+use crate::scrape::Histogram;
+use crate::stream::StreamReport;
+
+/// The path a request takes through the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// The request names a configured model: no decision, still balancing and the store.
+    Named,
+    /// `"model": "auto"`: features and policy decide.
+    Auto,
+    /// `"model": "auto"` with the judge asked about every request, answered from its cache.
+    JudgeHit,
+}
+
+/// Who answered a scenario's requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    /// The fake upstream itself: the floor every hop is measured against.
+    Floor,
+    /// nginx in front of the fake upstream: the reference for one more hop.
+    Nginx,
+    Gateway(Route),
+}
+
+impl Subject {
+    pub fn label(self) -> &'static str {
+        match self {
+            Subject::Floor => "direct (floor)",
+            Subject::Nginx => "nginx hop",
+            Subject::Gateway(Route::Named) => "gateway, named model",
+            Subject::Gateway(Route::Auto) => "gateway, `auto`",
+            Subject::Gateway(Route::JudgeHit) => "gateway, `auto` + judge cache hit",
+        }
+    }
+}
+
+/// What the gateway reported about itself during a scenario.
+#[derive(Debug, Clone, Default)]
+pub struct GatewayView {
+    pub usage: Usage,
+    /// The scenario's observations of `llm_router_overhead_seconds`.
+    pub overhead: Histogram,
+}
+
+#[derive(Debug, Clone)]
+pub struct UnaryRow {
+    pub load: Load,
+    pub subject: Subject,
+    pub summary: Summary,
+    pub gateway: Option<GatewayView>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StreamRow {
+    pub load: Load,
+    pub subject: Subject,
+    pub report: StreamReport,
+    pub gateway: Option<GatewayView>,
+}
+
+/// The decision time the gateway reports (`decision_us` of `/api/routing/analyze`) for a
+/// long prompt, in the release binary.
+#[derive(Debug, Clone, Default)]
+pub struct DecisionTime {
+    /// The gateway's token estimate of the prompt.
+    pub prompt_tokens: u64,
+    pub samples: usize,
+    pub percentiles: Option<Percentiles>,
+}
+
+/// Chunks through a paced upstream, direct and through the gateway.
+#[derive(Debug, Clone, Default)]
+pub struct Pacing {
+    /// How far apart the upstream sends content chunks.
+    pub chunk_interval: Duration,
+    pub clients: u32,
+    pub direct: StreamReport,
+    pub gateway: StreamReport,
+}
+
+/// The gateway's resident memory.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryFigures {
+    /// Started, store open, nothing served yet.
+    pub idle_start: Memory,
+    /// Idle again after the whole load matrix.
+    pub idle_after_load: Memory,
+    /// Streaming clients held open at once.
+    pub streams: u32,
+    pub held: StreamReport,
+    pub held_usage: Usage,
+}
+
+/// One gateway process's books: answers the load generators received against records the
+/// store holds after a graceful stop.
+#[derive(Debug, Clone, Default)]
+pub struct Ledger {
+    pub gateway: String,
+    /// Chat responses the clients received (any status).
+    pub answered: u64,
+    pub requests: u64,
+    pub outcomes: u64,
+    /// The gateway stopped on SIGTERM with status 0 (it exits non-zero when its writer
+    /// dropped a record).
+    pub clean_exit: bool,
+}
+
+impl Ledger {
+    pub fn balanced(&self) -> bool {
+        self.clean_exit && self.requests == self.answered && self.outcomes == self.answered
+    }
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone, Default)]
+pub struct Results {
+    pub machine: Option<Machine>,
+    /// When the run started (UTC).
+    pub date: String,
+    pub duration: Duration,
+    pub warmup: Duration,
+    /// Versions of what was measured and what measured it.
+    pub versions: Vec<(String, String)>,
+    /// The 1-minute load average at the start: how quiet the machine was.
+    pub load_average: String,
+    pub unary: Vec<UnaryRow>,
+    pub streaming: Vec<StreamRow>,
+    pub decision: DecisionTime,
+    pub pacing: Option<Pacing>,
+    pub memory: MemoryFigures,
+    pub ledgers: Vec<Ledger>,
+}
+
+impl Results {
+    pub fn unary(&self, load: Load, subject: Subject) -> Option<&UnaryRow> {
+        self.unary.iter().find(|r| r.load == load && r.subject == subject)
+    }
+
+    pub fn stream(&self, load: Load, subject: Subject) -> Option<&StreamRow> {
+        self.streaming.iter().find(|r| r.load == load && r.subject == subject)
+    }
+
+    /// Requests that failed anywhere in the run.
+    pub fn errors(&self) -> u64 {
+        self.unary.iter().map(|r| r.summary.errors).sum::<u64>()
+            + self.streaming.iter().map(|r| r.report.failed).sum::<u64>()
+            + self.pacing.as_ref().map_or(0, |p| p.direct.failed + p.gateway.failed)
+            + self.memory.held.failed
+    }
+}

@@ -1,0 +1,243 @@
+//! The processes a run starts — the fake upstream, nginx, the gateway — and how they are
+//! started, waited for and stopped.
+
+use std::fs::File;
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// A child process whose output goes to a log file. Dropping it kills the process.
+pub struct Service {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Service {
+    /// Starts `command`, its stdout and stderr appended to `log`.
+    pub fn spawn(name: &str, mut command: Command, log: &Path) -> anyhow::Result<Service> {
+        let out = File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let err = out.try_clone()?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .with_context(|| format!("starting {name} ({:?})", command.get_program()))?;
+        Ok(Service { name: name.to_string(), child, log: log.to_path_buf() })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log(&self) -> &Path {
+        &self.log
+    }
+
+    /// The end of the log, for error messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+
+    /// Waits until `url` answers over HTTP (any status), failing early if the process exits.
+    pub async fn wait_for_http(&mut self, url: &str, timeout: Duration) -> anyhow::Result<()> {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(1)).build()?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("{} exited ({status}) before it was ready:\n{}", self.name, self.log_tail());
+            }
+            if client.get(url).send().await.is_ok() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "{} did not answer on {url} within {timeout:?}:\n{}",
+                    self.name,
+                    self.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Asks the process to stop (SIGTERM) and waits up to `grace` for it; kills it after
+    /// that.
+    pub async fn stop(mut self, grace: Duration) -> anyhow::Result<ExitStatus> {
+        let pid = self.child.id().to_string();
+        // The process may have exited already; then there is nothing to signal.
+        if self.child.try_wait()?.is_none() {
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        }
+        let deadline = Instant::now() + grace;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                self.child.kill()?;
+                let status = self.child.wait()?;
+                bail!("{} did not stop within {grace:?} and was killed ({status})", self.name);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// The nginx configuration of the reference hop: a plain reverse proxy to `upstream_port`
+/// with pooled keep-alive connections and no buffering (as a streaming API needs), as many
+/// workers as cores, no access log.
+pub fn nginx_config(dir: &Path, listen_port: u16, upstream_port: u16) -> String {
+    let d = dir.display();
+    format!(
+        "worker_processes auto;
+daemon off;
+pid {d}/nginx.pid;
+error_log {d}/nginx-error.log warn;
+events {{ worker_connections 8192; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/nginx-body;
+    proxy_temp_path {d}/nginx-proxy;
+    fastcgi_temp_path {d}/nginx-fastcgi;
+    uwsgi_temp_path {d}/nginx-uwsgi;
+    scgi_temp_path {d}/nginx-scgi;
+    upstream fake_upstream {{
+        server 127.0.0.1:{upstream_port};
+        keepalive 512;
+    }}
+    server {{
+        listen 127.0.0.1:{listen_port};
+        keepalive_requests 1000000;
+        location / {{
+            proxy_pass http://fake_upstream;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_buffering off;
+            proxy_request_buffering off;
+        }}
+    }}
+}}
+"
+    )
+}
+
+/// The judge a gateway asks: the fake Ollama judge of the sim, asked about every `auto`
+/// request (its answers cached by prompt).
+pub struct JudgeSetup<'a> {
+    pub url: &'a str,
+    pub model: &'a str,
+}
+
+/// The gateway's configuration: `(model, upstream base URL)` pairs, served in the OpenAI
+/// format; the store on (a SQLite file, as by default); no dashboard.
+pub fn gateway_config(
+    listen_port: u16,
+    models: &[(&str, &str)],
+    db: &Path,
+    judge: Option<JudgeSetup<'_>>,
+) -> String {
+    let mut toml = format!(
+        "[server]
+listen = \"127.0.0.1:{listen_port}\"
+
+[dashboard]
+enabled = false
+
+[store]
+url = \"sqlite://{}\"
+
+",
+        db.display()
+    );
+    match judge {
+        Some(judge) => toml.push_str(&format!(
+            "[judge]\nmode = \"always\"\napi = \"ollama\"\nurl = \"{}\"\nmodel = \"{}\"\ntimeout_ms = 1500\n\n",
+            judge.url, judge.model
+        )),
+        None => toml.push_str("[judge]\nmode = \"off\"\n\n"),
+    }
+    // Different prices and strengths, so `auto` has a real choice to make.
+    for (i, (name, upstream_url)) in models.iter().enumerate() {
+        let (input, output, strengths) = match i % 2 {
+            0 => (0.15, 0.6, "[\"chat\", \"writing\"]"),
+            _ => (2.5, 10.0, "[\"code\", \"math\", \"reasoning\"]"),
+        };
+        toml.push_str(&format!(
+            "[[models]]
+name = \"{name}\"
+provider = \"openai-compatible\"
+base_url = \"{upstream_url}/v1\"
+input_price = {input}
+output_price = {output}
+context_window = 128000
+capabilities = {{ streaming = true, tools = true, json = true }}
+strengths = {strengths}
+
+"
+        ));
+    }
+    toml
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_bindable() {
+        let port = free_port().unwrap();
+        assert!(port > 0);
+        TcpListener::bind((Ipv4Addr::LOCALHOST, port)).unwrap();
+    }
+
+    #[test]
+    fn nginx_config_proxies_to_the_upstream_without_buffering() {
+        let conf = nginx_config(Path::new("/tmp/run"), 9000, 9001);
+        assert!(conf.contains("listen 127.0.0.1:9000;"));
+        assert!(conf.contains("server 127.0.0.1:9001;"));
+        assert!(conf.contains("proxy_buffering off;"));
+        assert!(conf.contains("pid /tmp/run/nginx.pid;"));
+    }
+
+    #[test]
+    fn gateway_config_names_the_models_and_the_judge() {
+        let upstream = "http://127.0.0.1:9001";
+        let off =
+            gateway_config(9000, &[("a", upstream), ("b", upstream)], Path::new("/tmp/g.db"), None);
+        assert!(off.contains("mode = \"off\""));
+        assert!(off.contains("name = \"a\"") && off.contains("name = \"b\""));
+        assert!(off.contains("base_url = \"http://127.0.0.1:9001/v1\""));
+        assert!(off.contains("url = \"sqlite:///tmp/g.db\""));
+        let judge = JudgeSetup { url: "http://127.0.0.1:9001", model: "judge" };
+        let on = gateway_config(9000, &[("a", upstream)], Path::new("/tmp/g.db"), Some(judge));
+        assert!(on.contains("mode = \"always\"") && on.contains("model = \"judge\""));
+        // The gateway's own validator accepts both.
+        let env = std::collections::HashMap::<String, String>::new();
+        for text in [off, on] {
+            router_gateway::Config::parse(&text, Path::new("bench.toml"), &env)
+                .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        }
+    }
+}
