@@ -18,6 +18,7 @@
 //! posterior, in proportion to the evidence behind each.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -494,8 +495,10 @@ impl Knowledge {
     ) -> Estimate {
         let config = &self.config;
         let context = Context::of(features);
-        let empty = ModelState::default();
-        let state = self.models.get(candidate.name).unwrap_or(&empty);
+        // A model with no state yet reads as empty; one shared empty state, so an estimate
+        // allocates nothing.
+        static EMPTY: LazyLock<ModelState> = LazyLock::new(ModelState::default);
+        let state = self.models.get(candidate.name).unwrap_or(&EMPTY);
         let prior = self.priors.get(candidate.name);
         let k = config.backoff_strength;
         let cells = &state.quality;

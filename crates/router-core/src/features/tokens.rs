@@ -50,12 +50,12 @@ const REPLY_PRIMING: u32 = 3;
 pub const DEFAULT_OUTPUT_ALLOWANCE: u32 = 1024;
 
 /// Texts up to this size are priced byte by byte...
-const EXACT_BYTES: usize = 8 * 1024;
+const EXACT_BYTES: usize = 4 * 1024;
 /// ...longer ones by sampling this many evenly spaced windows of this size and scaling the
 /// price per byte up to the whole: a 100,000-token prompt costs no more to estimate than a
 /// 2,000-token one.
 const SAMPLE_WINDOWS: usize = 4;
-const WINDOW_BYTES: usize = 1536;
+const WINDOW_BYTES: usize = 1024;
 
 /// Estimated tokens of a text.
 pub fn estimate(text: &str) -> u32 {
