@@ -29,7 +29,7 @@ use crate::chat::{
 };
 use crate::error::{UpstreamError, from_error_event};
 use crate::json::{f32_json, null_as_default};
-use crate::sse::{self, SseEvent, SseEvents};
+use crate::sse::{self, SseDecoder, SseEvent, SseFormat};
 use crate::validate::{Dialect, Field, parse_body};
 
 /// The `anthropic-version` header value every request carries.
@@ -879,42 +879,25 @@ struct WireError {
     message: String,
 }
 
+/// Decodes the stream: bytes in, neutral events out.
+pub type StreamDecoder = SseDecoder<AnthropicEvents>;
+
 /// Decodes an Anthropic Messages event stream into neutral events. The stream is complete
 /// only once `message_stop` has arrived.
 #[derive(Debug, Default)]
-pub struct StreamDecoder {
-    events: SseEvents,
+pub struct AnthropicEvents {
     finished: bool,
     input_tokens: u64,
     /// Content block index → neutral tool-call index, for tool_use blocks.
     tool_blocks: HashMap<u32, u32>,
 }
 
-impl StreamDecoder {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Whether `message_stop` has arrived.
-    pub fn is_finished(&self) -> bool {
+impl SseFormat for AnthropicEvents {
+    fn finished(&self) -> bool {
         self.finished
     }
 
-    /// Decodes `chunk`, appending events to `out`. An `error` event is returned as the
-    /// error, typed by its `error.type`; events decoded before it are in `out`.
-    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), UpstreamError> {
-        let mut events = std::mem::take(&mut self.events);
-        let result = events.feed(chunk, |event| {
-            if !self.finished {
-                self.decode_event(event, out)?;
-            }
-            Ok(self.finished)
-        });
-        self.events = events;
-        result
-    }
-
-    fn decode_event(
+    fn decode(
         &mut self,
         event: &SseEvent,
         out: &mut Vec<StreamEvent>,

@@ -27,7 +27,7 @@ use crate::chat::{
 };
 use crate::error::{UpstreamError, from_error_event};
 use crate::json::{f32_json, null_as_default};
-use crate::sse::{self, SseEvent, SseEvents};
+use crate::sse::{self, SseDecoder, SseEvent, SseFormat};
 use crate::validate::{Dialect, Field, Obj, parse_body};
 
 // ---------------------------------------------------------------------------------------
@@ -906,11 +906,13 @@ struct WireErrorObject {
     code: Option<Value>,
 }
 
+/// Decodes the stream: bytes in, neutral events out.
+pub type StreamDecoder = SseDecoder<OpenAiEvents>;
+
 /// Decodes an OpenAI chat-completion SSE stream into neutral events. The stream is complete
 /// only once `data: [DONE]` has arrived.
 #[derive(Debug, Default)]
-pub struct StreamDecoder {
-    events: SseEvents,
+pub struct OpenAiEvents {
     started: bool,
     finished: bool,
     made_tool_calls: bool,
@@ -919,31 +921,12 @@ pub struct StreamDecoder {
     tool_indexes: HashMap<u32, u32>,
 }
 
-impl StreamDecoder {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Whether `[DONE]` has arrived.
-    pub fn is_finished(&self) -> bool {
+impl SseFormat for OpenAiEvents {
+    fn finished(&self) -> bool {
         self.finished
     }
 
-    /// Decodes `chunk`, appending events to `out`. A provider error inside the stream is
-    /// returned as the error; events decoded before it are in `out`.
-    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), UpstreamError> {
-        let mut events = std::mem::take(&mut self.events);
-        let result = events.feed(chunk, |event| {
-            if !self.finished {
-                self.decode_event(event, out)?;
-            }
-            Ok(self.finished)
-        });
-        self.events = events;
-        result
-    }
-
-    fn decode_event(
+    fn decode(
         &mut self,
         event: &SseEvent,
         out: &mut Vec<StreamEvent>,
@@ -991,7 +974,9 @@ impl StreamDecoder {
         }
         Ok(())
     }
+}
 
+impl OpenAiEvents {
     fn decode_tool_call(
         &mut self,
         position: usize,

@@ -9,6 +9,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::chat::StreamEvent;
 use crate::error::UpstreamError;
 
 /// Longest line the parser buffers. An upstream that sends more without a line break is
@@ -142,23 +143,41 @@ impl SseParser {
     }
 }
 
-/// A parser with its reusable event buffer: what a stream decoder needs to turn an upstream's
-/// bytes into events, one chunk at a time.
-#[derive(Debug, Default)]
-pub struct SseEvents {
-    parser: SseParser,
-    scratch: Vec<SseEvent>,
+/// One SSE wire format's events, turned into neutral ones. [`SseDecoder`] feeds it.
+pub trait SseFormat: Default {
+    /// Decodes one event, appending neutral events to `out`.
+    fn decode(&mut self, event: &SseEvent, out: &mut Vec<StreamEvent>)
+    -> Result<(), UpstreamError>;
+
+    /// Whether the stream's terminal event has arrived.
+    fn finished(&self) -> bool;
 }
 
-impl SseEvents {
-    /// Parses `chunk` and hands each complete event to `decode`, in order, until `decode`
-    /// fails or reports the stream finished (`Ok(true)`); events after that are dropped. A
-    /// line too long to be a real event is a protocol error.
-    pub fn feed(
-        &mut self,
-        chunk: &[u8],
-        mut decode: impl FnMut(&SseEvent) -> Result<bool, UpstreamError>,
-    ) -> Result<(), UpstreamError> {
+/// A stream decoder for an SSE wire format: an upstream's bytes in, one chunk at a time;
+/// neutral events out. Complete only once the format's terminal event has arrived.
+#[derive(Debug, Default)]
+pub struct SseDecoder<F> {
+    parser: SseParser,
+    /// Reused between chunks, so decoding allocates no event list per chunk.
+    scratch: Vec<SseEvent>,
+    format: F,
+}
+
+impl<F: SseFormat> SseDecoder<F> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether the terminal event has arrived.
+    pub fn is_finished(&self) -> bool {
+        self.format.finished()
+    }
+
+    /// Decodes `chunk`, appending events to `out`, until the stream has finished or an
+    /// event fails to decode (a provider's error event is returned as its typed error);
+    /// events decoded before that are in `out`. A line too long to be a real event is a
+    /// protocol error.
+    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), UpstreamError> {
         let mut events = std::mem::take(&mut self.scratch);
         let mut result = self
             .parser
@@ -166,13 +185,12 @@ impl SseEvents {
             .map_err(|error| UpstreamError::Protocol { message: error.to_string() });
         if result.is_ok() {
             for event in &events {
-                match decode(event) {
-                    Ok(false) => {}
-                    Ok(true) => break,
-                    Err(error) => {
-                        result = Err(error);
-                        break;
-                    }
+                if self.format.finished() {
+                    break;
+                }
+                if let Err(error) = self.format.decode(event, out) {
+                    result = Err(error);
+                    break;
                 }
             }
         }
