@@ -33,6 +33,9 @@ pub fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
             .await
             .context("the gateway could not start")?;
         println!("llm-router: proxy API on {}", running.proxy_url());
+        if let Some(dashboard) = running.dashboard_url() {
+            println!("llm-router: dashboard on {dashboard}");
+        }
         let report = running.wait().await;
         println!(
             "llm-router stopped: {} record(s) written{}",
