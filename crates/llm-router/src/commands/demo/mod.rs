@@ -193,7 +193,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .context("the gateway could not start (is something else on the port? try --port)")?;
         let url = running.proxy_url();
         println!("llm-router demo — routing real requests to simulated models over HTTP\n");
-        println!("  proxy API        {url}   (OpenAI: /v1/chat/completions · simple: /api/chat)");
+        println!("  proxy API        {url}   (OpenAI: /v1/chat/completions · Anthropic: /v1/messages · simple: /api/chat)");
         println!("  models & health  {url}/models");
         println!("  metrics          {url}/metrics");
         if let Some(dashboard) = running.dashboard_url() {
