@@ -73,6 +73,10 @@ struct RunArgs {
     /// Leave out the nginx rows.
     #[arg(long)]
     no_nginx: bool,
+    /// The gateway's `server.threads` (default: its own default, one per CPU; 0: one shared
+    /// work-stealing runtime).
+    #[arg(long)]
+    gateway_threads: Option<u32>,
     /// Where logs, configs, databases and the results go (default: bench/results/<time>).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -147,8 +151,9 @@ async fn run_matrix(args: RunArgs) -> anyhow::Result<()> {
             nginx.display()
         );
     }
+    // Absolute, since nginx resolves a relative path against its own prefix.
     let out = match args.out {
-        Some(dir) => dir,
+        Some(dir) => repo.join(dir),
         None => repo.join("bench/results").join(timestamp()),
     };
     let options = run::Options {
@@ -160,6 +165,7 @@ async fn run_matrix(args: RunArgs) -> anyhow::Result<()> {
         loads: args.loads,
         streams: args.streams,
         work_dir: out.clone(),
+        gateway_threads: args.gateway_threads,
     };
     eprintln!("router-bench: results and logs in {}", out.display());
     let results = run::run(&options).await?;

@@ -60,13 +60,18 @@ pub fn splice(document: &str, section: &str) -> String {
 
 fn intro(out: &mut String, r: &Results) {
     let machine = r.machine.as_ref().map_or("unknown machine".to_string(), |m| m.to_string());
+    let threads = match r.gateway_threads {
+        None => "a serving thread per CPU".to_string(),
+        Some(0) => "one shared work-stealing runtime (`server.threads = 0`)".to_string(),
+        Some(n) => format!("`server.threads = {n}`"),
+    };
     let _ = writeln!(out, "## Gateway overhead under load\n");
     let _ = writeln!(
         out,
         "Measured by `bench/run.sh` on {} — {machine}; 1-minute load average {} when it \
          started. Everything ran on that one machine: the fake upstream (`router-sim`, answers \
          at once), nginx as a plain reverse-proxy hop (keep-alive pool, no buffering), the \
-         gateway (release build, SQLite store on, judge off unless stated) and the load \
+         gateway (release build, {threads}, SQLite store on, judge off unless stated) and the load \
          generators (oha for whole responses; `router-bench`'s own client for streams, since \
          oha cannot time the first token). Each scenario ran {} after a {} warm-up at the same \
          load.",
@@ -376,8 +381,12 @@ fn memory(out: &mut String, r: &Results) {
         "| idle after start (store open, nothing served) | {} |",
         mib(m.idle_start.rss_kib)
     );
-    let _ =
-        writeln!(out, "| idle after the whole load matrix | {} |", mib(m.idle_after_load.rss_kib));
+    let _ = writeln!(
+        out,
+        "| idle after the whole load matrix ({} s after its last request) | {} |",
+        crate::run::IDLE_SETTLE.as_secs(),
+        mib(m.idle_after_load.rss_kib)
+    );
     let _ = writeln!(
         out,
         "| {} clients each holding a stream open (peak; {} streams completed, {} failed, {:.2} cores) | {} |",

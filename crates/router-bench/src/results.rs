@@ -131,6 +131,8 @@ pub struct Results {
     pub versions: Vec<(String, String)>,
     /// The 1-minute load average at the start: how quiet the machine was.
     pub load_average: String,
+    /// The gateway's `server.threads`; `None`: its default (one per CPU).
+    pub gateway_threads: Option<u32>,
     pub unary: Vec<UnaryRow>,
     pub streaming: Vec<StreamRow>,
     pub decision: DecisionTime,

@@ -40,6 +40,8 @@ pub struct Options {
     pub streams: u32,
     /// Logs, configs, databases and bodies of this run.
     pub work_dir: PathBuf,
+    /// The gateway's `server.threads`; `None`: its default.
+    pub gateway_threads: Option<u32>,
 }
 
 const SMALL: &str = "bench-small";
@@ -52,6 +54,9 @@ const PACE: Duration = Duration::from_millis(20);
 /// How far apart the upstream of the held streams sends chunks: slow, so a thousand open
 /// streams cost the machine little CPU and memory is what gets measured.
 const HELD_PACE: Duration = Duration::from_millis(250);
+
+/// How long after the last scenario the idle footprint is read.
+pub const IDLE_SETTLE: Duration = Duration::from_secs(5);
 
 /// The prompt of the load scenarios: a realistic question of a few dozen words.
 const PROMPT: &str = "I have a Python service that reads orders from a queue and writes them to \
@@ -72,6 +77,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Results> {
             .ok()
             .and_then(|l| l.split_whitespace().next().map(str::to_string))
             .unwrap_or_default(),
+        gateway_threads: options.gateway_threads,
         ..Results::default()
     };
     let bodies = Bodies::write(dir)?;
@@ -156,7 +162,9 @@ pub async fn run(options: &Options) -> anyhow::Result<Results> {
             .await?;
         results.streaming.push(row);
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Idle means idle for a moment: the gateway gives freed memory back to the system once it
+    // has answered nothing for a second (`router_gateway::trim`).
+    tokio::time::sleep(IDLE_SETTLE).await;
     results.memory.idle_after_load = Memory::of(gateway.pid())?;
     results.ledgers.push(gateway.stop().await?);
 
@@ -278,7 +286,7 @@ impl Gateway {
             let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
         }
         let config = dir.join(format!("{name}.toml"));
-        std::fs::write(&config, gateway_config(port, models, &db, judge))?;
+        std::fs::write(&config, gateway_config(port, models, &db, judge, options.gateway_threads))?;
         let mut command = Command::new(options.bin_dir.join("llm-router"));
         command.arg("--config").arg(&config).args(["--log-format", "json", "serve"]);
         let mut service = Service::spawn(name, command, &dir.join(format!("{name}.log")))?;

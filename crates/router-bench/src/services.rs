@@ -151,17 +151,20 @@ pub struct JudgeSetup<'a> {
 }
 
 /// The gateway's configuration: `(model, upstream base URL)` pairs, served in the OpenAI
-/// format; the store on (a SQLite file, as by default); no dashboard.
+/// format; the store on (a SQLite file, as by default); no dashboard; `threads` serving
+/// threads (default: the gateway's, one per CPU).
 pub fn gateway_config(
     listen_port: u16,
     models: &[(&str, &str)],
     db: &Path,
     judge: Option<JudgeSetup<'_>>,
+    threads: Option<u32>,
 ) -> String {
+    let threads = threads.map(|n| format!("threads = {n}\n")).unwrap_or_default();
     let mut toml = format!(
         "[server]
 listen = \"127.0.0.1:{listen_port}\"
-
+{threads}
 [dashboard]
 enabled = false
 
@@ -224,15 +227,22 @@ mod tests {
     #[test]
     fn gateway_config_names_the_models_and_the_judge() {
         let upstream = "http://127.0.0.1:9001";
-        let off =
-            gateway_config(9000, &[("a", upstream), ("b", upstream)], Path::new("/tmp/g.db"), None);
+        let off = gateway_config(
+            9000,
+            &[("a", upstream), ("b", upstream)],
+            Path::new("/tmp/g.db"),
+            None,
+            None,
+        );
         assert!(off.contains("mode = \"off\""));
         assert!(off.contains("name = \"a\"") && off.contains("name = \"b\""));
         assert!(off.contains("base_url = \"http://127.0.0.1:9001/v1\""));
         assert!(off.contains("url = \"sqlite:///tmp/g.db\""));
         let judge = JudgeSetup { url: "http://127.0.0.1:9001", model: "judge" };
-        let on = gateway_config(9000, &[("a", upstream)], Path::new("/tmp/g.db"), Some(judge));
+        let on =
+            gateway_config(9000, &[("a", upstream)], Path::new("/tmp/g.db"), Some(judge), Some(0));
         assert!(on.contains("mode = \"always\"") && on.contains("model = \"judge\""));
+        assert!(on.contains("threads = 0") && !off.contains("threads"));
         // The gateway's own validator accepts both.
         let env = std::collections::HashMap::<String, String>::new();
         for text in [off, on] {

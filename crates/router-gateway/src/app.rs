@@ -10,8 +10,9 @@ use router_core::memory::{CompactSketch, MemoryConfig, Sketch};
 use router_core::policy::{self, Params};
 use router_core::{Decision, FeatureExtractor, Features, Profile};
 use router_providers::ChatRequest;
+use router_providers::HttpClient;
 use router_providers::api_error::{ApiError, ApiErrorKind};
-use router_providers::upstream::{self, Protocol, Timeouts, Upstream, UpstreamConfig};
+use router_providers::upstream::{Protocol, Timeouts, Upstream, UpstreamConfig};
 use router_store::{Api, RequestContext, RequestRecord, Store, StoredPrompt, Writer};
 use sha2::{Digest, Sha256};
 
@@ -29,7 +30,7 @@ pub enum BuildError {
     Deployment {
         id: String,
         #[source]
-        source: upstream::ConfigError,
+        source: router_providers::upstream::ConfigError,
     },
     #[error("model `{model}`: {message}")]
     Prior { model: String, message: String },
@@ -105,6 +106,9 @@ pub struct Inner {
     pub recent: Mutex<RecentAnswers>,
     /// The local LLM judge, when `[judge] mode` is not `off`.
     judge: Option<Arc<Judge>>,
+    /// The runtime the gateway was built on, which outlives the serving threads' own: work
+    /// that must finish after a request's thread has stopped goes there.
+    background: Option<tokio::runtime::Handle>,
 }
 
 impl std::ops::Deref for Gateway {
@@ -132,7 +136,7 @@ pub struct Routed {
 impl Gateway {
     /// Builds the gateway around an open store and its writer.
     pub fn new(config: Config, store: Store, writer: Writer) -> Result<Gateway, BuildError> {
-        let client = upstream::http_client(config.dispatch.connect_timeout)?;
+        let client = HttpClient::new(config.dispatch.connect_timeout)?;
         let timeouts = Timeouts {
             first_byte: config.dispatch.first_byte_timeout,
             total: config.dispatch.total_timeout,
@@ -162,6 +166,7 @@ impl Gateway {
                 folded: Mutex::default(),
                 recent: Mutex::new(RecentAnswers::default()),
                 judge,
+                background: tokio::runtime::Handle::try_current().ok(),
             }),
         })
     }
@@ -423,11 +428,15 @@ impl Gateway {
             Ok(()) => {}
             Err(router_store::TrySendError::Full(record)) => {
                 let writer = self.writer.clone();
-                tokio::spawn(async move {
+                let wait = async move {
                     if let Err(e) = writer.send(record).await {
                         tracing::error!(record = %e.0.summary(), "store writer closed; record lost");
                     }
-                });
+                };
+                match &self.background {
+                    Some(runtime) => drop(runtime.spawn(wait)),
+                    None => drop(tokio::spawn(wait)),
+                }
             }
             Err(router_store::TrySendError::Closed(record)) => {
                 tracing::error!(record = %record.summary(), "store writer closed; record lost");

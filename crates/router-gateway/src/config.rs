@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -88,6 +89,10 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Keys clients must present (`Authorization: Bearer` or `x-api-key`). Empty: no auth.
     pub client_keys: Vec<SecretString>,
+    /// Threads serving the proxy API, each with an event loop and upstream connections of
+    /// its own; `None`: the runtime of the program that starts the gateway, shared with
+    /// everything else it runs.
+    pub threads: Option<NonZeroUsize>,
 }
 
 #[derive(Debug, Clone)]
@@ -331,6 +336,7 @@ struct RawServer {
     max_body_mb: Option<Spanned<f64>>,
     shutdown_grace_ms: Option<u64>,
     client_keys_env: Option<Spanned<String>>,
+    threads: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -662,6 +668,14 @@ impl Validator<'_> {
             "must be in (0, 1024]",
         );
         let max_body_bytes = (max_body_mb * 1024.0 * 1024.0) as usize;
+        let per_cpu = std::thread::available_parallelism().map_or(1, NonZeroUsize::get) as u64;
+        let threads = self.checked(
+            raw.threads,
+            "server.threads",
+            per_cpu,
+            |t| t <= 256,
+            "must be from 0 to 256 (0: serve on the runtime of the program that starts the gateway)",
+        );
         let mut client_keys = Vec::new();
         if let Some(var) = raw.client_keys_env {
             match env.var(var.get_ref()) {
@@ -687,6 +701,7 @@ impl Validator<'_> {
             max_body_bytes,
             shutdown_grace: Duration::from_millis(raw.shutdown_grace_ms.unwrap_or(15_000)),
             client_keys,
+            threads: NonZeroUsize::new(threads as usize),
         }
     }
 

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use router_core::judge::{self, CacheKey, InvalidAnswer, Mode, Prompt, Verdict};
 use router_core::{Decision, Source};
+use router_providers::HttpClient;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -121,7 +122,7 @@ pub struct Judge {
     timeout: Duration,
     keep_alive: Value,
     api_key: Option<SecretString>,
-    client: reqwest::Client,
+    client: HttpClient,
     failures_before_pause: u32,
     pause: Duration,
     cache: Mutex<VerdictCache>,
@@ -156,7 +157,7 @@ struct Health {
 impl Judge {
     /// A judge per `config`, calling through `client` (the gateway's shared pool; its
     /// connect timeout applies, and each call is bounded by `config.timeout` on top).
-    pub fn new(config: &JudgeConfig, client: reqwest::Client) -> Judge {
+    pub fn new(config: &JudgeConfig, client: HttpClient) -> Judge {
         Judge {
             mode: match config.mode {
                 JudgeMode::Off => Mode::Off,
@@ -313,7 +314,8 @@ impl Judge {
                 }),
             ),
         };
-        let response = self.authorized(self.client.post(&endpoint)).json(&body).send().await;
+        let response =
+            self.authorized(self.client.local().post(&endpoint)).json(&body).send().await;
         let bytes = self.read(response, &endpoint).await?;
         match self.api {
             JudgeApi::Ollama => {
@@ -419,7 +421,7 @@ impl Judge {
             JudgeApi::Ollama => format!("{}/api/tags", self.url),
             JudgeApi::Openai => format!("{}/models", self.url),
         };
-        let request = self.authorized(self.client.get(&endpoint)).send();
+        let request = self.authorized(self.client.local().get(&endpoint)).send();
         let listed = match tokio::time::timeout(self.timeout.max(MIN_PROBE_TIMEOUT), request).await
         {
             Err(_) => Err(JudgeError::Timeout(self.timeout.max(MIN_PROBE_TIMEOUT))),
@@ -497,7 +499,7 @@ impl Judge {
         }
         let endpoint = format!("{}/api/chat", self.url);
         let body = json!({ "model": self.model, "messages": [], "keep_alive": self.keep_alive });
-        let request = self.client.post(&endpoint).json(&body).send();
+        let request = self.client.local().post(&endpoint).json(&body).send();
         let response = tokio::time::timeout(WARM_UP_TIMEOUT, request)
             .await
             .map_err(|_| JudgeError::Timeout(WARM_UP_TIMEOUT))?;

@@ -21,6 +21,7 @@ pub mod registry;
 pub mod relay;
 pub mod routing_api;
 pub mod server;
+pub mod trim;
 
 pub use app::Gateway;
 pub use config::Config;

@@ -6,7 +6,13 @@
 //! lives in a [`JoinSet`]: on shutdown the listener closes, open connections finish their
 //! requests for up to the grace period, and whatever is still running then is aborted, which
 //! drops its handler and lets it record itself as cancelled before the writer drains.
+//!
+//! [`serve_on_threads`] runs that same loop on threads of its own, each with a
+//! single-threaded runtime accepting from the one socket, the way nginx runs a worker per
+//! core: a connection, its requests, and the upstream connections they use then all live on
+//! one thread, and a request wakes no other thread on its way through.
 
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use axum::Router;
@@ -14,7 +20,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 
 /// Serves `app` until `stop` turns true, then shuts down gracefully within `grace`.
@@ -71,4 +77,79 @@ pub async fn serve(
     connections.abort_all();
     while connections.join_next().await.is_some() {}
     true
+}
+
+/// [`serve`] on `threads` threads, each running its own event loop and accepting from the
+/// same socket (the kernel hands each connection to whichever thread asks first, so a busy
+/// thread takes fewer). Returns true when any of them had to cut requests.
+pub async fn serve_on_threads(
+    listener: TcpListener,
+    app: Router,
+    stop: watch::Receiver<bool>,
+    grace: Duration,
+    threads: NonZeroUsize,
+) -> bool {
+    let listener = match listener.into_std() {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot hand the listener to the serving threads");
+            return false;
+        }
+    };
+    let mut running = Vec::with_capacity(threads.get());
+    for index in 0..threads.get() {
+        let started = listener.try_clone().and_then(|listener| {
+            let (app, stop) = (app.clone(), stop.clone());
+            let (done, finished) = oneshot::channel();
+            std::thread::Builder::new().name(format!("llm-router-{index}")).spawn(move || {
+                let _ = done.send(serve_here(listener, app, stop, grace));
+            })?;
+            Ok(finished)
+        });
+        match started {
+            Ok(finished) => running.push(finished),
+            Err(e) => tracing::error!(error = %e, "cannot start a serving thread"),
+        }
+    }
+    if running.is_empty() {
+        // No thread could be had: serve on the caller's runtime rather than not at all.
+        return match TcpListener::from_std(listener) {
+            Ok(listener) => serve(listener, app, stop, grace).await,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serve the proxy API");
+                false
+            }
+        };
+    }
+    let mut forced = false;
+    for finished in running {
+        // A thread that ended without saying (it panicked) may have left requests behind.
+        forced |= finished.await.unwrap_or(true);
+    }
+    forced
+}
+
+/// One serving thread: a single-threaded runtime running [`serve`] until it returns.
+fn serve_here(
+    listener: std::net::TcpListener,
+    app: Router,
+    stop: watch::Receiver<bool>,
+    grace: Duration,
+) -> bool {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start a serving thread's runtime");
+            return false;
+        }
+    };
+    runtime.block_on(async move {
+        match TcpListener::from_std(listener) {
+            Ok(listener) => serve(listener, app, stop, grace).await,
+            Err(e) => {
+                tracing::error!(error = %e, "a serving thread cannot use the listener");
+                false
+            }
+        }
+    })
 }

@@ -92,6 +92,7 @@ pub struct Embedded {
     writer_task: WriterTask,
     saver: JoinHandle<()>,
     syncer: JoinHandle<()>,
+    trimmer: JoinHandle<()>,
 }
 
 impl Embedded {
@@ -111,6 +112,7 @@ impl Embedded {
     pub async fn close(self) -> WriterReport {
         self.saver.abort();
         self.syncer.abort();
+        self.trimmer.abort();
         if let Err(e) = self.gateway.sync_replicas().await {
             tracing::warn!(error = %e, "could not share the last of the learned state with other replicas");
         }
@@ -174,7 +176,8 @@ pub async fn open(config: Config) -> Result<Embedded, StartError> {
             }
         })
     };
-    Ok(Embedded { gateway, writer_task, saver, syncer })
+    let trimmer = crate::trim::spawn(gateway.clone());
+    Ok(Embedded { gateway, writer_task, saver, syncer, trimmer })
 }
 
 /// Loads what an earlier run learned, if the store has it.
@@ -217,6 +220,7 @@ pub async fn start_with_credentials(
 ) -> Result<Running, StartError> {
     let listen = config.server.listen;
     let grace = config.server.shutdown_grace;
+    let threads = config.server.threads;
     let embedded = open(config).await?;
     let gateway = embedded.gateway.clone();
     let listener = TcpListener::bind(listen)
@@ -267,7 +271,12 @@ pub async fn start_with_credentials(
     });
     let app = embedded.proxy_api();
     let task = tokio::spawn(async move {
-        let forced = crate::listener::serve(listener, app, stopped, grace).await;
+        let forced = match threads {
+            Some(threads) => {
+                crate::listener::serve_on_threads(listener, app, stopped, grace, threads).await
+            }
+            None => crate::listener::serve(listener, app, stopped, grace).await,
+        };
         if forced {
             tracing::warn!(
                 "grace period over: the requests still running were cut and recorded as cancelled"

@@ -30,6 +30,20 @@ fn minimal_file_gets_every_default() {
     assert_eq!(m.deployments[0].id, "local#1");
     assert!(m.deployments[0].api_key.is_none());
     assert_eq!(c.dispatch.first_byte_timeout, Duration::from_secs(60));
+    assert_eq!(c.server.threads, std::thread::available_parallelism().ok());
+}
+
+#[test]
+fn serving_threads_are_a_count_or_zero_for_the_callers_runtime() {
+    let model = "[[models]]\nname = \"local\"\nprovider = \"ollama\"\n";
+    let with = |threads: &str| parse(&format!("[server]\nthreads = {threads}\n{model}"), &env(&[]));
+    assert_eq!(with("3").unwrap().server.threads.map(|n| n.get()), Some(3));
+    assert_eq!(with("0").unwrap().server.threads, None);
+    let e = with("1000").unwrap_err();
+    assert_eq!(e.problems[0].key.as_deref(), Some("server.threads"), "{e}");
+    assert_eq!(e.problems[0].line, Some(2), "{e}");
+    assert!(e.to_string().contains("from 0 to 256"), "{e}");
+    assert!(with("-1").is_err());
 }
 
 #[test]

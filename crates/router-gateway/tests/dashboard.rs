@@ -718,7 +718,10 @@ async fn the_dashboard_url_names_its_listener() {
 async fn an_attached_judge_shows_its_status() {
     let fx = fixture().await;
     let gateway = fx.running().gateway.clone();
-    let judge = Judge::new(&gateway.config.judge, reqwest::Client::new());
+    let judge = Judge::new(
+        &gateway.config.judge,
+        router_providers::HttpClient::new(std::time::Duration::from_secs(2)).unwrap(),
+    );
     let app = Dashboard::new(gateway, Some(dashboard_support::credentials()))
         .with_judge(Arc::new(judge))
         .router();

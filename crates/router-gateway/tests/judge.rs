@@ -30,6 +30,10 @@ async fn sim(judge_model: &str) -> SimServer {
     SimServer::start(SimConfig::new().judge(SimJudge::new(judge_model))).await.unwrap()
 }
 
+fn http() -> router_providers::HttpClient {
+    router_providers::HttpClient::new(Duration::from_secs(2)).unwrap()
+}
+
 fn config(url: String, mode: JudgeMode, timeout_ms: u64) -> JudgeConfig {
     JudgeConfig {
         mode,
@@ -44,7 +48,7 @@ fn config(url: String, mode: JudgeMode, timeout_ms: u64) -> JudgeConfig {
 }
 
 fn judge(config: &JudgeConfig) -> Judge {
-    Judge::new(config, reqwest::Client::new())
+    Judge::new(config, http())
 }
 
 fn features(domain_confidence: f32) -> Features {
@@ -235,7 +239,7 @@ async fn an_http_error_leaves_the_decision_to_the_policy() {
     // The model missing on the server is an error the same way (Ollama's 404).
     let missing = Judge::new(
         &JudgeConfig { model: "llama9".into(), ..config(sim.base_url(), JudgeMode::Always, 2_000) },
-        reqwest::Client::new(),
+        http(),
     );
     let d = missing.decide(QUERY, certain(), &[]).await;
     assert_eq!(d.source, Source::Policy);
@@ -404,7 +408,7 @@ async fn probe_reports_whether_the_model_is_there() {
             model: "mistral".into(),
             ..config(sim.base_url(), JudgeMode::Hybrid, 2_000)
         },
-        reqwest::Client::new(),
+        http(),
     );
     let report = absent.probe().await;
     assert!(report.reachable && !report.model_present, "{report:?}");
@@ -462,7 +466,7 @@ async fn warm_up_preloads_the_model() {
 
     let missing = Judge::new(
         &JudgeConfig { model: "llama9".into(), ..config(sim.base_url(), JudgeMode::Hybrid, 2_000) },
-        reqwest::Client::new(),
+        http(),
     );
     assert!(missing.warm_up().await.unwrap_err().to_string().contains("404"));
 }

@@ -309,8 +309,10 @@ async fn bad_input_gets_clear_4xx_errors() {
                 .await
                 .unwrap();
             let status = r.status().as_u16();
+            let connection =
+                r.headers().get("connection").and_then(|v| v.to_str().ok()).map(str::to_owned);
             let body: Value = r.json().await.unwrap_or(Value::Null);
-            (status, body)
+            (status, body, connection)
         }
     };
     let cases: Vec<(&str, Vec<u8>, &str, u16, &str)> = vec![
@@ -326,8 +328,10 @@ async fn bad_input_gets_clear_4xx_errors() {
         ("body over the limit", vec![b' '; 11 * 1024 * 1024], "application/json", 413, "limit"),
     ];
     for (name, body, content_type, status, mentions) in cases {
-        let (got, body) = send(body, content_type).await;
+        let (got, body, connection) = send(body, content_type).await;
         assert_eq!(got, status, "{name}: {body}");
+        // An unread body ends the connection, and the client is told so.
+        assert_eq!(connection.as_deref() == Some("close"), status == 413, "{name}: {connection:?}");
         let message = body["error"]["message"]
             .as_str()
             .unwrap_or_else(|| panic!("{name}: no error message in {body}"));

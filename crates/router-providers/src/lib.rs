@@ -7,13 +7,14 @@
 //!   (a client's format in, any upstream's format out).
 //! - [`sse`]: Server-Sent Events parsing (incremental, split at any byte) and writing.
 //! - [`upstream`]: the HTTP client for one upstream deployment, with failures mapped to
-//!   [`UpstreamError`].
+//!   [`UpstreamError`]; [`HttpClient`]: the connection pools under it, one per thread.
 //! - [`usage`]: token usage and its cost from configured prices.
 //! - [`api_error`]: the errors the gateway sends its own clients, in any format.
 
 pub mod anthropic;
 pub mod api_error;
 pub mod chat;
+mod client;
 pub mod error;
 mod json;
 pub mod ollama;
@@ -28,6 +29,7 @@ pub use chat::{
     ChatRequest, ChatResponse, ContentPart, FinishReason, ImageSource, Message, ResponseMeta,
     StreamEvent, ToolCall, ToolChoice, ToolDef, Usage,
 };
+pub use client::HttpClient;
 pub use error::{TimeoutPhase, UpstreamError};
-pub use upstream::{EventStream, Protocol, Timeouts, Upstream, UpstreamConfig, http_client};
+pub use upstream::{EventStream, Protocol, Timeouts, Upstream, UpstreamConfig};
 pub use usage::StreamAccumulator;

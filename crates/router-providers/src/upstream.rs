@@ -6,7 +6,7 @@
 //! the response head only comes when the whole answer is ready. A stream must produce its
 //! head and first event within `first_byte`, may then go quiet for at most `idle` between
 //! chunks, and must end within `total`. The connect timeout belongs to the shared client
-//! ([`http_client`]).
+//! ([`HttpClient`]).
 //!
 //! [`Upstream::stream`] resolves once the first output (text, a tool call, or the end) has
 //! arrived, so that a failure before anything reached the client is an `Err` that can still
@@ -27,6 +27,8 @@ use reqwest::{Response, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 use tokio::time::{Instant, timeout_at};
+
+use crate::client::HttpClient;
 
 use crate::chat::{ChatRequest, ChatResponse, StreamEvent};
 use crate::error::{TimeoutPhase, UpstreamError, says_context_too_long};
@@ -149,7 +151,7 @@ pub struct Upstream {
     timeouts: Timeouts,
     default_max_tokens: u32,
     extra_body: Map<String, Value>,
-    client: reqwest::Client,
+    client: HttpClient,
 }
 
 impl fmt::Debug for Upstream {
@@ -164,22 +166,8 @@ impl fmt::Debug for Upstream {
     }
 }
 
-/// A pooled client for all upstreams: keep-alive, a connect timeout, no redirects (an API
-/// that redirects a POST is misconfigured), and deliberately no overall timeout, which
-/// would cut long generations short; [`Upstream`] applies its own per phase.
-pub fn http_client(connect_timeout: Duration) -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .connect_timeout(connect_timeout)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .tcp_keepalive(Duration::from_secs(30))
-        .tcp_nodelay(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("llm-router/", env!("CARGO_PKG_VERSION")))
-        .build()
-}
-
 impl Upstream {
-    pub fn new(config: UpstreamConfig, client: reqwest::Client) -> Result<Self, ConfigError> {
+    pub fn new(config: UpstreamConfig, client: HttpClient) -> Result<Self, ConfigError> {
         let bad_url = |reason: &str| ConfigError::BaseUrl {
             url: config.base_url.clone(),
             reason: reason.to_owned(),
@@ -338,7 +326,7 @@ impl Upstream {
     }
 
     async fn send(&self, body: &Value, stream: bool) -> Result<Response, UpstreamError> {
-        let mut request = self.client.post(self.endpoint.clone()).json(body);
+        let mut request = self.client.local().post(self.endpoint.clone()).json(body);
         if let Some((name, value)) = &self.auth {
             request = request.header(name, value);
         }
@@ -756,7 +744,7 @@ mod tests {
 
     #[test]
     fn endpoints_follow_each_providers_convention() {
-        let client = reqwest::Client::new();
+        let client = HttpClient::new(Duration::from_secs(1)).unwrap();
         let cases = [
             (
                 Protocol::OpenAi,
@@ -791,7 +779,7 @@ mod tests {
 
     #[test]
     fn the_key_never_shows_in_debug_output_or_config_errors() {
-        let client = reqwest::Client::new();
+        let client = HttpClient::new(Duration::from_secs(1)).unwrap();
         let mut config = UpstreamConfig::new(Protocol::OpenAi, "https://api.openai.com/v1", "gpt");
         config.api_key = Some(SecretString::from("sk-very-secret-123"));
         assert!(!format!("{config:?}").contains("sk-very-secret-123"));

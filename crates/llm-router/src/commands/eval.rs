@@ -298,7 +298,7 @@ impl OllamaJudge {
             cache_size: 0,
             api_key: None,
         };
-        let client = reqwest::Client::builder().connect_timeout(Duration::from_secs(2)).build()?;
+        let client = router_providers::HttpClient::new(Duration::from_secs(2))?;
         let judge = Judge::new(&config, client).with_pause(0, Duration::ZERO);
         let probe = runtime.block_on(judge.probe());
         if let Some(error) = probe.error {

@@ -85,6 +85,11 @@ pub fn error_response_with(status: u16, body: Bytes, retry_after: Option<Duratio
     {
         response.headers_mut().insert(header::RETRY_AFTER, v);
     }
+    // A body over the limit is left unread, so the connection cannot carry another request:
+    // saying so keeps the client from sending its next one onto a connection being closed.
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     response
 }
 

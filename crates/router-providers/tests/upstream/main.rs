@@ -18,8 +18,8 @@ use futures_util::StreamExt;
 use router_core::Role;
 use router_providers::upstream::{ConfigError, EventStream};
 use router_providers::{
-    ChatRequest, ContentPart, FinishReason, ImageSource, Message, Protocol, StreamEvent,
-    TimeoutPhase, Timeouts, Upstream, UpstreamConfig, UpstreamError, Usage, http_client,
+    ChatRequest, ContentPart, FinishReason, HttpClient, ImageSource, Message, Protocol,
+    StreamEvent, TimeoutPhase, Timeouts, Upstream, UpstreamConfig, UpstreamError, Usage,
 };
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -90,7 +90,7 @@ fn upstream_with(protocol: Protocol, base: String, timeouts: Timeouts) -> Upstre
     config.api_key = Some(SecretString::from(KEY));
     config.timeouts = timeouts;
     config.default_max_tokens = 777;
-    Upstream::new(config, http_client(Duration::from_secs(2)).unwrap()).unwrap()
+    Upstream::new(config, HttpClient::new(Duration::from_secs(2)).unwrap()).unwrap()
 }
 
 fn upstream(protocol: Protocol, addr: SocketAddr) -> Upstream {
@@ -317,7 +317,7 @@ async fn extra_body_reaches_the_upstream() {
         UpstreamConfig::new(Protocol::Ollama, base_url(addr, Protocol::Ollama), "llama3");
     config.extra_body =
         json!({"keep_alive": "30m", "options": {"num_ctx": 8192}}).as_object().unwrap().clone();
-    let upstream = Upstream::new(config, http_client(Duration::from_secs(2)).unwrap()).unwrap();
+    let upstream = Upstream::new(config, HttpClient::new(Duration::from_secs(2)).unwrap()).unwrap();
     let mut with_temperature = request();
     with_temperature.temperature = Some(0.0);
     upstream.complete(&with_temperature).await.unwrap();
@@ -630,7 +630,8 @@ async fn connection_refused_is_a_connect_error() {
 #[test]
 fn a_bad_base_url_is_a_config_error() {
     let config = UpstreamConfig::new(Protocol::OpenAi, "localhost:8080", "m");
-    let error = Upstream::new(config, reqwest::Client::new()).unwrap_err();
+    let error =
+        Upstream::new(config, HttpClient::new(Duration::from_secs(2)).unwrap()).unwrap_err();
     assert!(matches!(error, ConfigError::BaseUrl { .. }), "{error}");
 }
 
