@@ -10,7 +10,7 @@
 //! [`serve_on_threads`] runs that same loop on threads of its own, each with a
 //! single-threaded runtime accepting from the one socket, the way nginx runs a worker per
 //! core: a connection, its requests, and the upstream connections they use then all live on
-//! one thread, and a request wakes no other thread on its way through.
+//! one thread, and a request is not handed between threads on its way through.
 
 use std::num::NonZeroUsize;
 use std::time::Duration;

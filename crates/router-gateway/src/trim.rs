@@ -3,9 +3,9 @@
 //! glibc's allocator keeps the pages a burst used (hundreds of open connections, their
 //! buffers, queued records) in its arenas for reuse, so a gateway that served a peak stays at
 //! its peak footprint for as long as it lives. When the gateway has been idle for a moment
-//! after serving something, [`spawn`] asks the allocator to return what is free
-//! (`malloc_trim`), which brings the resident set back near its size at start. The next burst
-//! pays a few page faults to take the memory again; an idle gateway costs nothing.
+//! after serving something, [`spawn`] asks the allocator to return the pages that are free
+//! (`malloc_trim`); what stays is what is live (pooled upstream connections, the recent-answer
+//! cache, SQLite's page cache). The next burst pays a few page faults to take memory again.
 
 use std::time::Duration;
 

@@ -6,9 +6,9 @@
 //! Each thread that sends through an [`HttpClient`] gets a connection pool of its own. A
 //! pooled HTTP/1 connection is driven by a task on the runtime that opened it; when a request
 //! running on one thread borrows a connection opened by another, every request and every
-//! response crosses between the two threads, and each crossing wakes a parked thread — on a
-//! gateway serving one runtime per core that was most of the kernel time a request cost.
-//! With a pool per thread, a request and its connection stay on one thread.
+//! response crosses between the two threads, and a crossing may have to wake a parked one.
+//! With a pool per thread — and the gateway serving a runtime per thread — a request and its
+//! connection stay on one thread.
 
 use std::cell::RefCell;
 use std::sync::{Arc, Weak};
