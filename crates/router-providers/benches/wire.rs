@@ -166,57 +166,75 @@ mod stream_chunk {
     const OPENAI_START: &str = "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1795741950,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n";
     const ANTHROPIC_START: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-5\",\"content\":[],\"stop_reason\":null,\"usage\":{\"input_tokens\":62,\"output_tokens\":1}}}\n\nevent: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n";
 
-    /// OpenAI upstream, OpenAI client: the common pass-through.
-    #[divan::bench]
-    fn openai_to_openai(bencher: Bencher) {
-        let chunks: Vec<Vec<u8>> = (0..256).map(openai_chunk).collect();
-        let mut decoder = openai::StreamDecoder::new();
-        let mut encoder = openai::StreamEncoder::new(meta(), false);
+    /// Feeds the stream's opening, then one chunk per iteration (cycling through `chunks`),
+    /// encoding every event the chunk yields. `prime` says whether the opening's events are
+    /// encoded too (an encoder that must see the start before any delta).
+    fn relay(
+        bencher: Bencher,
+        start: &str,
+        chunks: Vec<Vec<u8>>,
+        prime: bool,
+        mut feed: impl FnMut(&[u8], &mut Vec<StreamEvent>),
+        mut encode: impl FnMut(&StreamEvent) -> usize,
+    ) {
         let mut events: Vec<StreamEvent> = Vec::new();
-        let _ = decoder.feed(OPENAI_START.as_bytes(), &mut events);
+        feed(start.as_bytes(), &mut events);
+        if prime {
+            for event in &events {
+                encode(event);
+            }
+        }
         let mut i = 0;
         bencher.bench_local(|| {
             events.clear();
-            let _ = decoder.feed(black_box(&chunks[i % chunks.len()]), &mut events);
+            feed(black_box(&chunks[i % chunks.len()]), &mut events);
             i += 1;
-            events.iter().map(|e| encoder.encode(e).len()).sum::<usize>()
+            events.iter().map(&mut encode).sum::<usize>()
         });
+    }
+
+    /// OpenAI upstream, OpenAI client: the common pass-through.
+    #[divan::bench]
+    fn openai_to_openai(bencher: Bencher) {
+        let mut decoder = openai::StreamDecoder::new();
+        let mut encoder = openai::StreamEncoder::new(meta(), false);
+        relay(
+            bencher,
+            OPENAI_START,
+            (0..256).map(openai_chunk).collect(),
+            false,
+            |bytes, events| drop(decoder.feed(bytes, events)),
+            |event| encoder.encode(event).len(),
+        );
     }
 
     /// Anthropic upstream, OpenAI client: translation on every chunk.
     #[divan::bench]
     fn anthropic_to_openai(bencher: Bencher) {
-        let chunks: Vec<Vec<u8>> = (0..256).map(anthropic_chunk).collect();
         let mut decoder = anthropic::StreamDecoder::new();
         let mut encoder = openai::StreamEncoder::new(meta(), false);
-        let mut events: Vec<StreamEvent> = Vec::new();
-        let _ = decoder.feed(ANTHROPIC_START.as_bytes(), &mut events);
-        let mut i = 0;
-        bencher.bench_local(|| {
-            events.clear();
-            let _ = decoder.feed(black_box(&chunks[i % chunks.len()]), &mut events);
-            i += 1;
-            events.iter().map(|e| encoder.encode(e).len()).sum::<usize>()
-        });
+        relay(
+            bencher,
+            ANTHROPIC_START,
+            (0..256).map(anthropic_chunk).collect(),
+            false,
+            |bytes, events| drop(decoder.feed(bytes, events)),
+            |event| encoder.encode(event).len(),
+        );
     }
 
     /// OpenAI upstream, Anthropic client.
     #[divan::bench]
     fn openai_to_anthropic(bencher: Bencher) {
-        let chunks: Vec<Vec<u8>> = (0..256).map(openai_chunk).collect();
         let mut decoder = openai::StreamDecoder::new();
         let mut encoder = anthropic::StreamEncoder::new(meta(), 62);
-        let mut events: Vec<StreamEvent> = Vec::new();
-        let _ = decoder.feed(OPENAI_START.as_bytes(), &mut events);
-        for event in &events {
-            encoder.encode(event);
-        }
-        let mut i = 0;
-        bencher.bench_local(|| {
-            events.clear();
-            let _ = decoder.feed(black_box(&chunks[i % chunks.len()]), &mut events);
-            i += 1;
-            events.iter().map(|e| encoder.encode(e).len()).sum::<usize>()
-        });
+        relay(
+            bencher,
+            OPENAI_START,
+            (0..256).map(openai_chunk).collect(),
+            true,
+            |bytes, events| drop(decoder.feed(bytes, events)),
+            |event| encoder.encode(event).len(),
+        );
     }
 }
