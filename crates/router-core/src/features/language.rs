@@ -301,6 +301,9 @@ const INFIXES: [([u8; 3], Evidence); 9] = {
     ]
 };
 
+/// The last letters of the [`INFIXES`].
+const INFIX_ENDS: [u8; 6] = *b"hjaeis";
+
 /// Romance languages rarely write w or k; the Germanic ones often do.
 const W_OR_K: Evidence = &[(Latin::En, 0.12), (Latin::De, 0.12), (Latin::Nl, 0.12)];
 
@@ -443,13 +446,16 @@ impl Tally {
         for &b in bytes {
             let b = b.to_ascii_lowercase();
             w_or_k |= b == b'w' || b == b'k';
-            for (i, (seq, _)) in INFIXES.iter().enumerate() {
-                let hit = if seq[2] == 0 {
-                    p1 == seq[0] && b == seq[1]
-                } else {
-                    p2 == seq[0] && p1 == seq[1] && b == seq[2]
-                };
-                seen |= u16::from(hit) << i;
+            // Only a letter that ends some sequence can complete one; most letters end none.
+            if INFIX_ENDS.contains(&b) {
+                for (i, (seq, _)) in INFIXES.iter().enumerate() {
+                    let hit = if seq[2] == 0 {
+                        p1 == seq[0] && b == seq[1]
+                    } else {
+                        p2 == seq[0] && p1 == seq[1] && b == seq[2]
+                    };
+                    seen |= u16::from(hit) << i;
+                }
             }
             (p2, p1) = (p1, b);
         }
@@ -664,5 +670,18 @@ impl Tally {
         let p = 1.0 / denominator;
         let certainty = (p * (1.0 - (-1.5 * evidence).exp())).max(0.35);
         Share { language: best.language(), units, certainty }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_infix_ends_in_a_listed_letter() {
+        for (seq, _) in INFIXES {
+            let last = if seq[2] == 0 { seq[1] } else { seq[2] };
+            assert!(INFIX_ENDS.contains(&last), "{:?} is never checked", seq);
+        }
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! Long texts are read only at the opening and the ending (see [`head_and_tail`]): that is
 //! where the instruction is, and it bounds the cost of a 2,000-token prompt. Features are
-//! 64-bit hashes written into a fixed array, so scanning allocates nothing.
+//! 64-bit hashes written into one buffer, allocated once at its full size.
 
 use super::lexicon::{self, Cue, CueCounts, Cues};
 use super::text::{
@@ -96,8 +96,10 @@ pub(crate) struct Shape {
 /// Everything read from one text.
 #[derive(Clone)]
 pub(crate) struct Scan {
-    features: [u64; MAX_FEATURES],
-    len: usize,
+    /// Never grows past [`MAX_FEATURES`], so it never reallocates. A `Vec` rather than an
+    /// inline array: zeroing and moving a 12 KB array cost more than the rest of a short
+    /// prompt's scan.
+    features: Vec<u64>,
     pub cues: CueCounts,
     pub shape: Shape,
 }
@@ -105,7 +107,7 @@ pub(crate) struct Scan {
 impl std::fmt::Debug for Scan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Scan")
-            .field("features", &self.len)
+            .field("features", &self.features.len())
             .field("cues", &self.cues)
             .field("shape", &self.shape)
             .finish()
@@ -115,8 +117,7 @@ impl std::fmt::Debug for Scan {
 impl Scan {
     pub(crate) fn of(text: &str) -> Scan {
         let mut scan = Scan {
-            features: [0; MAX_FEATURES],
-            len: 0,
+            features: Vec::with_capacity(MAX_FEATURES),
             cues: CueCounts::default(),
             shape: Shape { bytes: text.len(), ..Shape::default() },
         };
@@ -141,13 +142,12 @@ impl Scan {
 
     /// The features, as 64-bit hashes; a model maps them to its buckets.
     pub(crate) fn features(&self) -> &[u64] {
-        &self.features[..self.len]
+        &self.features
     }
 
     fn push(&mut self, hash: u64) {
-        if let Some(slot) = self.features.get_mut(self.len) {
-            *slot = hash;
-            self.len += 1;
+        if self.features.len() < MAX_FEATURES {
+            self.features.push(hash);
         }
     }
 

@@ -149,8 +149,18 @@ pub(crate) fn mix(mut z: u64) -> u64 {
 /// The hash of a word as matched against the lexicons: folded character by character.
 pub(crate) fn word_hash(word: &str) -> u64 {
     let mut h = Fnv::new(0);
-    for c in word.chars() {
+    let bytes = word.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        // An ASCII character folds and encodes to one byte: no decoding, no Unicode tables.
+        if bytes[i].is_ascii() {
+            h.byte(bytes[i].to_ascii_lowercase());
+            i += 1;
+            continue;
+        }
+        let Some(c) = word[i..].chars().next() else { break };
         h.char(fold(c));
+        i += c.len_utf8();
     }
     h.finish()
 }
@@ -259,7 +269,10 @@ impl<'a> Iterator for Tokens<'a> {
 
     fn next(&mut self) -> Option<Token<'a>> {
         let rest = &self.text[self.pos..];
-        let mut chars = rest.char_indices();
+        let bytes = rest.as_bytes();
+        // Spaces between words are ASCII almost always; skip them without decoding.
+        let skipped = bytes.iter().take_while(|b| b.is_ascii_whitespace()).count();
+        let mut chars = rest[skipped..].char_indices().map(|(i, c)| (skipped + i, c));
         let (start, first, script) = loop {
             let (i, c) = chars.next()?;
             let script = Script::of(c);
@@ -270,7 +283,19 @@ impl<'a> Iterator for Tokens<'a> {
         let mut end = start + first.len_utf8();
         let token = if script.is_alphabetic() {
             let mut prev_apostrophe = false;
-            for (i, c) in chars {
+            while end < rest.len() {
+                let b = bytes[end];
+                // ASCII letters, digits and `_` continue a word, other ASCII but the
+                // apostrophe ends it: decided from the byte, as most words are ASCII.
+                if b.is_ascii_alphanumeric() || b == b'_' {
+                    prev_apostrophe = false;
+                    end += 1;
+                    continue;
+                }
+                if b.is_ascii() && b != b'\'' {
+                    break;
+                }
+                let Some(c) = rest[end..].chars().next() else { break };
                 let s = Script::of(c);
                 let inner = c == '\'' || c == '\u{2019}';
                 if s.is_alphabetic()
@@ -279,7 +304,7 @@ impl<'a> Iterator for Tokens<'a> {
                     || (inner && !prev_apostrophe)
                 {
                     prev_apostrophe = inner;
-                    end = i + c.len_utf8();
+                    end += c.len_utf8();
                 } else {
                     break;
                 }
@@ -299,7 +324,6 @@ impl<'a> Iterator for Tokens<'a> {
             }
             Token::Cjk(&rest[start..end])
         } else if script == Script::Digit {
-            let bytes = rest.as_bytes();
             while end < rest.len() {
                 let b = bytes[end];
                 let separator =
