@@ -87,6 +87,62 @@ fn char_window(text: &str, start: usize, len: usize) -> &str {
     &text[start..end]
 }
 
+/// What a byte can start or continue, as bit flags; one table lookup replaces the chains of
+/// range comparisons that dominated the estimate's cost.
+const LETTER: u8 = 1;
+const UPPER: u8 = 2;
+/// A lead byte of an accented Latin letter (see [`is_latin_lead`]).
+const LATIN_LEAD: u8 = 4;
+const DIGIT: u8 = 8;
+/// A space or a tab.
+const BLANK: u8 = 16;
+const NEWLINE: u8 = 32;
+const PUNCT: u8 = 64;
+
+static CLASS: [u8; 256] = classes();
+
+const fn classes() -> [u8; 256] {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        let mut class = 0;
+        if b.is_ascii_alphabetic() {
+            class |= LETTER;
+        }
+        if b.is_ascii_uppercase() {
+            class |= UPPER;
+        }
+        if is_latin_lead(b) {
+            class |= LATIN_LEAD;
+        }
+        if b.is_ascii_digit() {
+            class |= DIGIT;
+        }
+        if b == b' ' || b == b'\t' {
+            class |= BLANK;
+        }
+        if b == b'\n' || b == b'\r' {
+            class |= NEWLINE;
+        }
+        if b.is_ascii_punctuation() {
+            class |= PUNCT;
+        }
+        table[i] = class;
+        i += 1;
+    }
+    table
+}
+
+fn class(b: u8) -> u8 {
+    CLASS[usize::from(b)]
+}
+
+/// Whether the byte at `i` exists and has one of the `flags`.
+fn at_is(bytes: &[u8], i: usize, flags: u8) -> bool {
+    bytes.get(i).is_some_and(|&b| class(b) & flags != 0)
+}
+
 /// The price of a text in thousandths of a token.
 fn price(text: &str) -> u64 {
     let bytes = text.as_bytes();
@@ -94,39 +150,37 @@ fn price(text: &str) -> u64 {
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
-        if b.is_ascii_alphabetic() || is_latin_lead(b) {
+        let k = class(b);
+        if k & (LETTER | LATIN_LEAD) != 0 {
             let (end, cost) = latin_word(bytes, i);
             milli += u64::from(cost);
             i = end;
-        } else if b.is_ascii_digit() {
+        } else if k & DIGIT != 0 {
             let start = i;
-            while i < bytes.len() && bytes[i].is_ascii_digit() {
+            while at_is(bytes, i, DIGIT) {
                 i += 1;
             }
             milli += ((i - start).div_ceil(DIGITS_PER_TOKEN) * 1000) as u64;
-        } else if b == b' ' || b == b'\t' {
+        } else if k & BLANK != 0 {
             let start = i;
-            while i < bytes.len() && (bytes[i] == b' ' || bytes[i] == b'\t') {
+            while at_is(bytes, i, BLANK) {
                 i += 1;
             }
             if i - start >= 2 {
                 milli += u64::from(SPACE_RUN);
             }
-        } else if b == b'\n' || b == b'\r' {
-            while i < bytes.len() && (bytes[i] == b'\n' || bytes[i] == b'\r') {
+        } else if k & NEWLINE != 0 {
+            while at_is(bytes, i, NEWLINE) {
                 i += 1;
             }
             milli += u64::from(NEWLINE_RUN);
-        } else if b == b'\''
-            && i > 0
-            && bytes[i - 1].is_ascii_alphabetic()
-            && bytes.get(i + 1).is_some_and(u8::is_ascii_alphabetic)
+        } else if b == b'\'' && i > 0 && at_is(bytes, i - 1, LETTER) && at_is(bytes, i + 1, LETTER)
         {
             // A contraction's apostrophe joins the letters after it: "don't" is "don", "'t".
             i += 1;
         } else if b.is_ascii() {
             let start = i;
-            while i < bytes.len() && bytes[i].is_ascii_punctuation() {
+            while at_is(bytes, i, PUNCT) {
                 i += 1;
             }
             if i == start {
@@ -136,7 +190,7 @@ fn price(text: &str) -> u64 {
             }
             // A mark right before a letter usually merges with the word (`.entry`, `(word`,
             // `_lower`).
-            let before_word = bytes.get(i).is_some_and(u8::is_ascii_alphabetic);
+            let before_word = at_is(bytes, i, LETTER);
             let marks = (i - start - usize::from(before_word)) as u32;
             if marks > 0 {
                 milli += u64::from(PUNCT_FIRST + (marks - 1) * PUNCT_MORE);
@@ -151,8 +205,8 @@ fn price(text: &str) -> u64 {
 }
 
 /// Lead bytes of two-byte UTF-8 sequences for U+00C0..=U+024F (accented Latin letters).
-fn is_latin_lead(b: u8) -> bool {
-    (0xC3..=0xC9).contains(&b)
+const fn is_latin_lead(b: u8) -> bool {
+    matches!(b, 0xC3..=0xC9)
 }
 
 /// A word of ASCII and accented Latin letters starting at `start`; camelCase humps split
@@ -164,17 +218,18 @@ fn latin_word(bytes: &[u8], start: usize) -> (usize, u32) {
     let mut accented = 0u32;
     let mut prev_lower = false;
     while i < bytes.len() {
-        let b = bytes[i];
-        if b.is_ascii_alphabetic() {
-            if b.is_ascii_uppercase() && prev_lower {
+        let k = class(bytes[i]);
+        if k & LETTER != 0 {
+            let upper = k & UPPER != 0;
+            if upper && prev_lower {
                 cost += word_price(letters, accented);
                 letters = 0;
                 accented = 0;
             }
-            prev_lower = b.is_ascii_lowercase();
+            prev_lower = !upper;
             letters += 1;
             i += 1;
-        } else if is_latin_lead(b) && bytes.get(i + 1).is_some_and(|&c| c & 0xC0 == 0x80) {
+        } else if k & LATIN_LEAD != 0 && bytes.get(i + 1).is_some_and(|&c| c & 0xC0 == 0x80) {
             letters += 1;
             accented += 1;
             prev_lower = true;
