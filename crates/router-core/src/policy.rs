@@ -254,30 +254,77 @@ fn explain(
     custom: bool,
     ranking: &[RankedCandidate],
 ) -> String {
+    // Built by hand rather than with `format!`: this runs on every routed request, and
+    // `{:.2}`-style float formatting costs about a thousand instructions a number.
     let context = Context::of(features);
     let best = &ranking[0];
-    let objective =
-        if custom { "custom trade-off".to_string() } else { format!("profile {profile}") };
-    let mut reason = format!(
-        "{objective}: {} expects quality {:.2} for {}/{}/{} (evidence {:.0}) at ~${:.6}",
-        best.model,
-        best.estimate.quality,
-        context.domain.as_str(),
-        context.language.code(),
-        context.band.as_str(),
-        best.estimate.evidence,
-        best.estimate.cost_usd,
-    );
+    let mut reason = String::with_capacity(160);
+    if custom {
+        reason.push_str("custom trade-off");
+    } else {
+        reason.push_str("profile ");
+        reason.push_str(profile.as_str());
+    }
+    reason.push_str(": ");
+    reason.push_str(&best.model);
+    reason.push_str(" expects quality ");
+    push_fixed(&mut reason, best.estimate.quality, 2, false);
+    reason.push_str(" for ");
+    reason.push_str(context.domain.as_str());
+    reason.push('/');
+    reason.push_str(context.language.code());
+    reason.push('/');
+    reason.push_str(context.band.as_str());
+    reason.push_str(" (evidence ");
+    push_fixed(&mut reason, best.estimate.evidence, 0, false);
+    reason.push_str(") at ~$");
+    push_fixed(&mut reason, best.estimate.cost_usd, 6, false);
     if let Some(next) = ranking.get(1) {
-        reason.push_str(&format!(
-            "; next {} at {:.2} for ~${:.6} (utility {:+.3} behind)",
-            next.model,
-            next.estimate.quality,
-            next.estimate.cost_usd,
-            next.utility - best.utility
-        ));
+        reason.push_str("; next ");
+        reason.push_str(&next.model);
+        reason.push_str(" at ");
+        push_fixed(&mut reason, next.estimate.quality, 2, false);
+        reason.push_str(" for ~$");
+        push_fixed(&mut reason, next.estimate.cost_usd, 6, false);
+        reason.push_str(" (utility ");
+        push_fixed(&mut reason, next.utility - best.utility, 3, true);
+        reason.push_str(" behind)");
     }
     reason
+}
+
+/// Appends `x` with `decimals` digits after the point, as `{:.N}` (or `{:+.N}` with
+/// `plus`) would. Values a reason never holds (not finite, or beyond 2^53 once scaled) go
+/// through the standard formatter.
+fn push_fixed(out: &mut String, x: f64, decimals: u32, plus: bool) {
+    const POWERS: [f64; 7] = [1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6];
+    let scaled = POWERS.get(decimals as usize).map(|p| (x.abs() * p).round_ties_even());
+    let Some(scaled) = scaled.filter(|s| x.is_finite() && *s < 9_007_199_254_740_992.0) else {
+        use std::fmt::Write;
+        let width = decimals as usize;
+        let _ = if plus { write!(out, "{x:+.width$}") } else { write!(out, "{x:.width$}") };
+        return;
+    };
+    if x.is_sign_negative() {
+        out.push('-');
+    } else if plus {
+        out.push('+');
+    }
+    let scaled = scaled as u64;
+    let unit = 10u64.pow(decimals);
+    push_digits(out, scaled / unit, 1);
+    if decimals > 0 {
+        out.push('.');
+        push_digits(out, scaled % unit, decimals as usize);
+    }
+}
+
+/// Appends `n` in decimal, zero-padded to at least `width` digits.
+fn push_digits(out: &mut String, n: u64, width: usize) {
+    let mut buffer = itoa::Buffer::new();
+    let digits = buffer.format(n);
+    out.extend(std::iter::repeat_n('0', width.saturating_sub(digits.len())));
+    out.push_str(digits);
 }
 
 /// The decision for a request that named its model: that model first, no ranking beyond it.
@@ -334,6 +381,44 @@ mod tests {
     use crate::candidate::{Capabilities, Price};
     use crate::features::{Band, Complexity, Domain, DomainGuess, Language, LanguageGuess, Needs};
     use crate::learning::{Context, Outcome};
+
+    #[test]
+    fn reasons_print_numbers_as_the_standard_formatter_does() {
+        let values = [
+            0.0,
+            -0.0,
+            0.5,
+            0.004,
+            0.125,
+            0.8449,
+            0.999,
+            1.0,
+            12.5,
+            399.6,
+            1234.0,
+            3e-7,
+            0.000_123_4,
+            0.0042,
+            -0.0004,
+            -0.031,
+            -1.2345,
+            2.5e9,
+            f64::NAN,
+            f64::INFINITY,
+            1e300,
+        ];
+        for x in values {
+            for decimals in [0u32, 2, 3, 6] {
+                let width = decimals as usize;
+                for plus in [false, true] {
+                    let mut ours = String::new();
+                    push_fixed(&mut ours, x, decimals, plus);
+                    let std = if plus { format!("{x:+.width$}") } else { format!("{x:.width$}") };
+                    assert_eq!(ours, std, "{x} with {decimals} decimals");
+                }
+            }
+        }
+    }
 
     fn features(domain: Domain, language: Language) -> Features {
         Features {

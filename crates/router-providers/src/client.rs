@@ -3,16 +3,42 @@
 //! timeout, which would cut long generations short — [`Upstream`](crate::Upstream) applies
 //! its own per phase.
 //!
-//! Each thread that sends through an [`HttpClient`] gets a connection pool of its own. A
+//! Each thread that sends through an [`HttpClient`] gets connection pools of its own. A
 //! pooled HTTP/1 connection is driven by a task on the runtime that opened it; when a request
 //! running on one thread borrows a connection opened by another, every request and every
 //! response crosses between the two threads, and a crossing may have to wake a parked one.
-//! With a pool per thread — and the gateway serving a runtime per thread — a request and its
+//! With pools per thread — and the gateway serving a runtime per thread — a request and its
 //! connection stay on one thread.
+//!
+//! Two clients sit under it. `https` upstreams (the hosted providers) go through reqwest,
+//! for its TLS set-up and the platform's certificate store. Plain `http` upstreams (Ollama,
+//! vLLM and other servers on the same host or network) go straight to hyper's pooled client:
+//! reqwest adds a redirect layer, a URL-to-URI conversion and a parse of the URL back on
+//! every call, about 28,000 instructions a request that a gateway in front of a local model
+//! pays for nothing (measured with callgrind; BENCHMARKS.md).
 
 use std::cell::RefCell;
+use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt, TryStreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client as PooledClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{StatusCode, Url};
+
+use crate::error::{TimeoutPhase, UpstreamError};
+
+/// How long an idle pooled connection is kept.
+const POOL_IDLE: Duration = Duration::from_secs(90);
+/// TCP keep-alive probes on upstream connections, so a dead peer is noticed.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(30);
+const USER_AGENT: &str = concat!("llm-router/", env!("CARGO_PKG_VERSION"));
 
 /// A cheap-to-clone handle on the per-thread clients sharing one configuration.
 #[derive(Clone)]
@@ -24,7 +50,15 @@ struct Shared {
     connect_timeout: Duration,
     /// Used where no thread-local client can be had (a thread being torn down, or a client
     /// that failed to build, which the first one here proved it would not).
-    first: reqwest::Client,
+    first: Clients,
+}
+
+/// One thread's clients.
+#[derive(Clone)]
+struct Clients {
+    /// For `https` upstreams and for every other caller.
+    tls: reqwest::Client,
+    plain: PooledClient<HttpConnector, Full<Bytes>>,
 }
 
 impl std::fmt::Debug for HttpClient {
@@ -36,13 +70,47 @@ impl std::fmt::Debug for HttpClient {
 }
 
 thread_local! {
-    /// This thread's client for each live [`HttpClient`], found by the address of its shared
+    /// This thread's clients for each live [`HttpClient`], found by the address of its shared
     /// part; the `Weak` keeps that address from being reused while the entry exists.
-    static LOCAL: RefCell<Vec<(Weak<Shared>, reqwest::Client)>> = const { RefCell::new(Vec::new()) };
+    static LOCAL: RefCell<Vec<(Weak<Shared>, Clients)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Where an upstream's requests go: its URL and, for plain HTTP, the same as the URI the
+/// direct client takes, converted once rather than on every call.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    url: Url,
+    plain: Option<Plain>,
+}
+
+#[derive(Debug, Clone)]
+struct Plain {
+    uri: hyper::Uri,
+    /// hyper would format it from the URI on every request.
+    host: HeaderValue,
+}
+
+impl Target {
+    pub(crate) fn new(url: Url) -> Target {
+        // A URL hyper would not take as a URI (none the url crate accepts, in practice)
+        // still works through reqwest.
+        let plain = (url.scheme() == "http")
+            .then(|| {
+                let uri: hyper::Uri = url.as_str().parse().ok()?;
+                let host = HeaderValue::from_str(uri.authority()?.as_str()).ok()?;
+                Some(Plain { uri, host })
+            })
+            .flatten();
+        Target { url, plain }
+    }
+
+    pub(crate) fn url(&self) -> &Url {
+        &self.url
+    }
 }
 
 impl HttpClient {
-    /// Builds the first client, so that a configuration the HTTP stack rejects fails here.
+    /// Builds the first clients, so that a configuration the HTTP stack rejects fails here.
     pub fn new(connect_timeout: Duration) -> reqwest::Result<HttpClient> {
         let first = build(connect_timeout)?;
         let client = HttpClient { shared: Arc::new(Shared { connect_timeout, first }) };
@@ -52,44 +120,181 @@ impl HttpClient {
         Ok(client)
     }
 
-    /// The client for the calling thread, built on its first use there.
+    /// The calling thread's reqwest client, for calls other than an upstream's own (the
+    /// judge, health checks), which may go anywhere.
     pub fn local(&self) -> reqwest::Client {
+        self.clients().tls
+    }
+
+    /// The clients for the calling thread, built on their first use there.
+    fn clients(&self) -> Clients {
         let key = Arc::as_ptr(&self.shared);
         LOCAL
             .try_with(|local| {
                 let mut local = local.borrow_mut();
-                if let Some((_, client)) = local.iter().find(|(owner, _)| owner.as_ptr() == key) {
-                    return client.clone();
+                if let Some((_, clients)) = local.iter().find(|(owner, _)| owner.as_ptr() == key) {
+                    return clients.clone();
                 }
-                let client = build(self.shared.connect_timeout)
+                let clients = build(self.shared.connect_timeout)
                     .unwrap_or_else(|_| self.shared.first.clone());
-                insert(&mut local, &self.shared, client.clone());
-                client
+                insert(&mut local, &self.shared, clients.clone());
+                clients
             })
             .unwrap_or_else(|_| self.shared.first.clone())
     }
+
+    /// POSTs `body` to `target` with `headers` (which must name the content type). Resolves
+    /// with the response head; the body is read from the [`Reply`].
+    pub(crate) async fn post(
+        &self,
+        target: &Target,
+        headers: &HeaderMap,
+        body: Vec<u8>,
+    ) -> Result<Reply, UpstreamError> {
+        let clients = self.clients();
+        let Some(plain) = &target.plain else {
+            let response = clients
+                .tls
+                .post(target.url.clone())
+                .headers(headers.clone())
+                .body(body)
+                .send()
+                .await
+                .map_err(|error| send_error(error.is_connect(), error.is_timeout(), &error))?;
+            let status = response.status();
+            return Ok(Reply { status, body: ReplyBody::Tls(response) });
+        };
+        let mut request = hyper::Request::new(Full::new(Bytes::from(body)));
+        *request.method_mut() = hyper::Method::POST;
+        *request.uri_mut() = plain.uri.clone();
+        let head = request.headers_mut();
+        head.reserve(headers.len() + 2);
+        head.insert(hyper::header::HOST, plain.host.clone());
+        head.insert(hyper::header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
+        for (name, value) in headers {
+            head.insert(name, value.clone());
+        }
+        let response =
+            clients.plain.request(request).await.map_err(|error| {
+                send_error(error.is_connect(), caused_by_timeout(&error), &error)
+            })?;
+        Ok(Reply { status: response.status(), body: ReplyBody::Plain(response) })
+    }
 }
 
-/// Adds a thread's client, dropping the entries of clients dropped since (a gateway that
+/// Types a failure to get a response head: nothing usable was received.
+fn send_error(connect: bool, timeout: bool, error: &dyn std::error::Error) -> UpstreamError {
+    if connect && timeout {
+        UpstreamError::Timeout { phase: TimeoutPhase::Connect }
+    } else if timeout {
+        UpstreamError::Timeout { phase: TimeoutPhase::FirstByte }
+    } else {
+        // Refused, reset, DNS, TLS.
+        UpstreamError::Connect { message: describe(error) }
+    }
+}
+
+fn caused_by_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(cause) = source {
+        if cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// An error with its causes, which is where the useful part ("connection refused") is.
+/// Only the URL and the causes appear: neither client's errors carry headers.
+pub(crate) fn describe(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
+/// A response whose head has arrived; its body is still to be read.
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    body: ReplyBody,
+}
+
+enum ReplyBody {
+    Tls(reqwest::Response),
+    Plain(hyper::Response<Incoming>),
+}
+
+/// A response body as it arrives; an error is described in words.
+pub(crate) type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, String>> + Send>>;
+
+impl Reply {
+    pub(crate) fn headers(&self) -> &HeaderMap {
+        match &self.body {
+            ReplyBody::Tls(response) => response.headers(),
+            ReplyBody::Plain(response) => response.headers(),
+        }
+    }
+
+    /// The whole body.
+    pub(crate) async fn bytes(self) -> Result<Bytes, String> {
+        match self.body {
+            ReplyBody::Tls(response) => response.bytes().await.map_err(|e| describe(&e)),
+            ReplyBody::Plain(response) => {
+                let collected = response.into_body().collect().await.map_err(|e| describe(&e))?;
+                Ok(collected.to_bytes())
+            }
+        }
+    }
+
+    /// The body as a stream of chunks as they arrive; dropping it closes the connection.
+    pub(crate) fn into_stream(self) -> ByteStream {
+        match self.body {
+            ReplyBody::Tls(response) => {
+                Box::pin(response.bytes_stream().map_err(|error| describe(&error)))
+            }
+            ReplyBody::Plain(response) => Box::pin(
+                response.into_body().into_data_stream().map(|item| item.map_err(|e| describe(&e))),
+            ),
+        }
+    }
+}
+
+/// Adds a thread's clients, dropping the entries of clients dropped since (a gateway that
 /// stopped).
-fn insert(
-    local: &mut Vec<(Weak<Shared>, reqwest::Client)>,
-    owner: &Arc<Shared>,
-    client: reqwest::Client,
-) {
+fn insert(local: &mut Vec<(Weak<Shared>, Clients)>, owner: &Arc<Shared>, clients: Clients) {
     local.retain(|(owner, _)| owner.strong_count() > 0);
-    local.push((Arc::downgrade(owner), client));
+    local.push((Arc::downgrade(owner), clients));
 }
 
-fn build(connect_timeout: Duration) -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
+fn build(connect_timeout: Duration) -> reqwest::Result<Clients> {
+    let tls = reqwest::Client::builder()
         .connect_timeout(connect_timeout)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .tcp_keepalive(Duration::from_secs(30))
+        .pool_idle_timeout(POOL_IDLE)
+        .tcp_keepalive(TCP_KEEPALIVE)
         .tcp_nodelay(true)
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("llm-router/", env!("CARGO_PKG_VERSION")))
-        .build()
+        .user_agent(USER_AGENT)
+        .build()?;
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(connect_timeout));
+    connector.set_keepalive(Some(TCP_KEEPALIVE));
+    connector.set_nodelay(true);
+    let plain = PooledClient::builder(TokioExecutor::new())
+        .pool_idle_timeout(POOL_IDLE)
+        .pool_timer(TokioTimer::new())
+        .build(connector);
+    Ok(Clients { tls, plain })
 }
 
 #[cfg(test)]
@@ -122,5 +327,19 @@ mod tests {
         let second = HttpClient::new(Duration::from_secs(1)).unwrap();
         second.local();
         assert_eq!(entries(), 1, "the dropped handle's client went when the next one came");
+    }
+
+    #[test]
+    fn plain_http_targets_take_the_direct_client_and_https_ones_reqwest() {
+        let plain = Target::new(Url::parse("http://127.0.0.1:8000/v1/chat/completions").unwrap());
+        assert_eq!(
+            plain.plain.as_ref().map(|p| (p.uri.to_string(), p.host.clone())),
+            Some((
+                "http://127.0.0.1:8000/v1/chat/completions".into(),
+                "127.0.0.1:8000".parse().unwrap()
+            ))
+        );
+        let tls = Target::new(Url::parse("https://api.openai.com/v1/chat/completions").unwrap());
+        assert!(tls.plain.is_none());
     }
 }

@@ -13,6 +13,7 @@
 //! shape the client expects (`n` > 1, `logprobs`, audio, the deprecated `functions`) are
 //! refused with an error that says so.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use bytes::Bytes;
@@ -201,7 +202,7 @@ fn parse_message(field: &Field<'_>) -> Result<Message, RequestError> {
         _ => {
             let call_id = message.require("tool_call_id")?.string()?.to_owned();
             let content = message.require("content")?;
-            let text = joined(&text_parts(&content)?);
+            let text = joined(&text_parts(&content)?).into_owned();
             Ok(Message {
                 role: Role::Tool,
                 content: vec![ContentPart::ToolResult { call_id, content: text, is_error: false }],
@@ -379,15 +380,20 @@ fn parse_response_format(field: &Field<'_>) -> Result<Option<Option<Value>>, Req
     })
 }
 
-fn joined(parts: &[ContentPart]) -> String {
-    let texts: Vec<&str> = parts
-        .iter()
-        .filter_map(|part| match part {
-            ContentPart::Text { text } => Some(text.as_str()),
-            _ => None,
-        })
-        .collect();
-    texts.join("\n\n")
+/// The text parts of a message, a blank line between them; borrowed when there is one.
+fn joined(parts: &[ContentPart]) -> Cow<'_, str> {
+    let mut texts = parts.iter().filter_map(|part| match part {
+        ContentPart::Text { text } => Some(text.as_str()),
+        _ => None,
+    });
+    let Some(first) = texts.next() else { return Cow::Borrowed("") };
+    let Some(second) = texts.next() else { return Cow::Borrowed(first) };
+    let mut out = String::from(first);
+    for text in std::iter::once(second).chain(texts) {
+        out.push_str("\n\n");
+        out.push_str(text);
+    }
+    Cow::Owned(out)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -643,69 +649,185 @@ pub fn request_body(
     model_id: &str,
     stream: bool,
 ) -> Result<Value, UpstreamError> {
-    let mut messages = Vec::with_capacity(request.messages.len());
-    for message in &request.messages {
-        push_upstream_message(message, &mut messages)?;
+    serde_json::to_value(UpstreamBody::new(request, model_id, stream)?).map_err(unwritable)
+}
+
+/// The same body as [`request_body`], written straight to bytes: what is sent on the wire,
+/// without building the JSON tree first.
+pub fn request_bytes(
+    request: &ChatRequest,
+    model_id: &str,
+    stream: bool,
+) -> Result<Vec<u8>, UpstreamError> {
+    serde_json::to_vec(&UpstreamBody::new(request, model_id, stream)?).map_err(unwritable)
+}
+
+pub(crate) fn unwritable(error: serde_json::Error) -> UpstreamError {
+    UpstreamError::Unsupported {
+        message: format!("the request cannot be written as JSON: {error}"),
     }
-    let mut body = json!({"model": model_id, "messages": messages, "stream": stream});
-    if stream {
-        // Without it OpenAI sends no usage in streams, and cost could not be accounted.
-        body["stream_options"] = json!({"include_usage": true});
-    }
-    if let Some(max_tokens) = request.max_tokens {
-        body["max_tokens"] = json!(max_tokens);
-    }
-    if let Some(temperature) = request.temperature {
-        body["temperature"] = f32_json(temperature);
-    }
-    if let Some(top_p) = request.top_p {
-        body["top_p"] = f32_json(top_p);
-    }
-    if !request.stop.is_empty() {
-        body["stop"] = json!(request.stop);
-    }
-    if !request.tools.is_empty() {
-        let tools: Vec<Value> = request
+}
+
+/// A Chat Completions request for a deployment, borrowing from the neutral request.
+#[derive(Serialize)]
+struct UpstreamBody<'a> {
+    model: &'a str,
+    messages: Vec<UpstreamMessage<'a>>,
+    stream: bool,
+    /// Without it OpenAI sends no usage in streams, and cost could not be accounted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<Value>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop: &'a [String],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<UpstreamTool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+#[derive(Serialize)]
+struct UpstreamTool<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: UpstreamFunction<'a>,
+}
+
+#[derive(Serialize)]
+struct UpstreamFunction<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    parameters: &'a Value,
+}
+
+#[derive(Serialize)]
+struct UpstreamMessage<'a> {
+    role: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<&'a str>,
+    content: UpstreamContent<'a>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<UpstreamCall<'a>>,
+}
+
+/// A message's content: a plain string wherever the message has only text (not every
+/// OpenAI-compatible server takes part arrays), parts where it has images, `null` for an
+/// assistant turn that only calls tools.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum UpstreamContent<'a> {
+    Text(Cow<'a, str>),
+    Parts(Vec<UpstreamPart<'a>>),
+    Null,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum UpstreamPart<'a> {
+    Text { text: &'a str },
+    ImageUrl { image_url: ImageUrl },
+}
+
+#[derive(Serialize)]
+struct ImageUrl {
+    url: String,
+}
+
+#[derive(Serialize)]
+struct UpstreamCall<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: UpstreamCalled<'a>,
+}
+
+#[derive(Serialize)]
+struct UpstreamCalled<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
+impl<'a> UpstreamBody<'a> {
+    fn new(
+        request: &'a ChatRequest,
+        model_id: &'a str,
+        stream: bool,
+    ) -> Result<UpstreamBody<'a>, UpstreamError> {
+        let mut messages = Vec::with_capacity(request.messages.len());
+        for message in &request.messages {
+            push_upstream_message(message, &mut messages)?;
+        }
+        let tools = request
             .tools
             .iter()
-            .map(|tool| {
-                let mut function = json!({"name": tool.name, "parameters": tool.parameters});
-                if let Some(description) = &tool.description {
-                    function["description"] = json!(description);
-                }
-                json!({"type": "function", "function": function})
+            .map(|tool| UpstreamTool {
+                kind: "function",
+                function: UpstreamFunction {
+                    name: &tool.name,
+                    description: tool.description.as_deref(),
+                    parameters: &tool.parameters,
+                },
             })
-            .collect();
-        body["tools"] = Value::Array(tools);
-        if let Some(choice) = &request.tool_choice {
-            body["tool_choice"] = match choice {
+            .collect::<Vec<_>>();
+        let tool_choice =
+            request.tool_choice.as_ref().filter(|_| !tools.is_empty()).map(|choice| match choice {
                 ToolChoice::Auto => json!("auto"),
                 ToolChoice::None => json!("none"),
                 ToolChoice::Required => json!("required"),
                 ToolChoice::Tool(name) => json!({"type": "function", "function": {"name": name}}),
-            };
-        }
-    }
-    match &request.json_output {
-        None => {}
-        Some(None) => body["response_format"] = json!({"type": "json_object"}),
-        Some(Some(schema)) => {
-            body["response_format"] = json!({
+            });
+        let response_format = request.json_output.as_ref().map(|schema| match schema {
+            None => json!({"type": "json_object"}),
+            Some(schema) => json!({
                 "type": "json_schema",
                 "json_schema": {"name": "response", "schema": schema},
-            });
-        }
+            }),
+        });
+        Ok(UpstreamBody {
+            model: model_id,
+            messages,
+            stream,
+            stream_options: stream.then_some(StreamOptions { include_usage: true }),
+            max_tokens: request.max_tokens,
+            temperature: request.temperature.map(f32_json),
+            top_p: request.top_p.map(f32_json),
+            stop: &request.stop,
+            tools,
+            tool_choice,
+            response_format,
+            user: request.user.as_deref(),
+            seed: request.seed,
+        })
     }
-    if let Some(user) = &request.user {
-        body["user"] = json!(user);
-    }
-    if let Some(seed) = request.seed {
-        body["seed"] = json!(seed);
-    }
-    Ok(body)
 }
 
-fn push_upstream_message(message: &Message, out: &mut Vec<Value>) -> Result<(), UpstreamError> {
+fn push_upstream_message<'a>(
+    message: &'a Message,
+    out: &mut Vec<UpstreamMessage<'a>>,
+) -> Result<(), UpstreamError> {
+    let turn = |role, content| UpstreamMessage {
+        role,
+        tool_call_id: None,
+        content,
+        tool_calls: Vec::new(),
+    };
     match message.role {
         Role::System => {
             if message.content.iter().any(|part| !matches!(part, ContentPart::Text { .. })) {
@@ -713,68 +835,58 @@ fn push_upstream_message(message: &Message, out: &mut Vec<Value>) -> Result<(), 
                     message: "a system message may hold only text".into(),
                 });
             }
-            out.push(json!({"role": "system", "content": joined(&message.content)}));
+            out.push(turn("system", UpstreamContent::Text(joined(&message.content))));
         }
         Role::User | Role::Tool => {
             // Tool results become `tool` messages, which OpenAI wants right after the
             // assistant turn that made the calls, so they go before any text of the turn.
             for part in &message.content {
                 if let ContentPart::ToolResult { call_id, content, is_error } = part {
-                    out.push(json!({
-                        "role": "tool",
-                        "tool_call_id": call_id,
-                        "content": tool_result_text(content, *is_error),
-                    }));
+                    out.push(UpstreamMessage {
+                        role: "tool",
+                        tool_call_id: Some(call_id),
+                        content: UpstreamContent::Text(tool_result_text(content, *is_error)),
+                        tool_calls: Vec::new(),
+                    });
                 }
             }
-            let rest: Vec<&ContentPart> = message
+            let rest = message
                 .content
                 .iter()
-                .filter(|part| !matches!(part, ContentPart::ToolResult { .. }))
-                .collect();
-            if rest.is_empty() {
+                .filter(|part| !matches!(part, ContentPart::ToolResult { .. }));
+            if rest.clone().next().is_none() {
                 return Ok(());
             }
-            if rest.iter().any(|part| matches!(part, ContentPart::ToolCall(_))) {
+            if rest.clone().any(|part| matches!(part, ContentPart::ToolCall(_))) {
                 return Err(UpstreamError::Unsupported {
                     message: "a user message cannot hold a tool call".into(),
                 });
             }
-            let has_images = rest.iter().any(|part| matches!(part, ContentPart::Image { .. }));
-            let content = if has_images {
-                let parts: Vec<Value> = rest
-                    .iter()
-                    .filter_map(|part| match part {
-                        ContentPart::Text { text } => Some(json!({"type": "text", "text": text})),
-                        ContentPart::Image { source } => Some(
-                            json!({"type": "image_url", "image_url": {"url": source.to_url()}}),
-                        ),
+            let content = if rest.clone().any(|part| matches!(part, ContentPart::Image { .. })) {
+                UpstreamContent::Parts(
+                    rest.filter_map(|part| match part {
+                        ContentPart::Text { text } => Some(UpstreamPart::Text { text }),
+                        ContentPart::Image { source } => Some(UpstreamPart::ImageUrl {
+                            image_url: ImageUrl { url: source.to_url() },
+                        }),
                         _ => None,
                     })
-                    .collect();
-                Value::Array(parts)
+                    .collect(),
+                )
             } else {
-                // Plain strings, because not every OpenAI-compatible server takes part arrays.
-                let texts: Vec<&str> = rest
-                    .iter()
-                    .filter_map(|part| match part {
-                        ContentPart::Text { text } => Some(text.as_str()),
-                        _ => None,
-                    })
-                    .collect();
-                json!(texts.join("\n\n"))
+                UpstreamContent::Text(joined(&message.content))
             };
-            out.push(json!({"role": "user", "content": content}));
+            out.push(turn("user", content));
         }
         Role::Assistant => {
             let mut calls = Vec::new();
             for part in &message.content {
                 match part {
-                    ContentPart::ToolCall(call) => calls.push(json!({
-                        "id": call.id,
-                        "type": "function",
-                        "function": {"name": call.name, "arguments": call.arguments},
-                    })),
+                    ContentPart::ToolCall(call) => calls.push(UpstreamCall {
+                        id: &call.id,
+                        kind: "function",
+                        function: UpstreamCalled { name: &call.name, arguments: &call.arguments },
+                    }),
                     ContentPart::Image { .. } | ContentPart::ToolResult { .. } => {
                         return Err(UpstreamError::Unsupported {
                             message: "an assistant message may hold only text and tool calls"
@@ -785,21 +897,25 @@ fn push_upstream_message(message: &Message, out: &mut Vec<Value>) -> Result<(), 
                 }
             }
             let text = joined(&message.content);
-            let mut turn = json!({"role": "assistant"});
-            turn["content"] =
-                if text.is_empty() && !calls.is_empty() { Value::Null } else { json!(text) };
-            if !calls.is_empty() {
-                turn["tool_calls"] = Value::Array(calls);
-            }
-            out.push(turn);
+            let content = if text.is_empty() && !calls.is_empty() {
+                UpstreamContent::Null
+            } else {
+                UpstreamContent::Text(text)
+            };
+            out.push(UpstreamMessage {
+                role: "assistant",
+                tool_call_id: None,
+                content,
+                tool_calls: calls,
+            });
         }
     }
     Ok(())
 }
 
 /// OpenAI has no error flag on tool results; saying it in the text is the nearest equivalent.
-fn tool_result_text(content: &str, is_error: bool) -> String {
-    if is_error { format!("Error: {content}") } else { content.to_owned() }
+fn tool_result_text(content: &str, is_error: bool) -> Cow<'_, str> {
+    if is_error { Cow::Owned(format!("Error: {content}")) } else { Cow::Borrowed(content) }
 }
 
 // ---------------------------------------------------------------------------------------

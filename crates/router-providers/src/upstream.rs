@@ -20,15 +20,14 @@ use std::fmt;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
+use reqwest::Url;
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
-use reqwest::{Response, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 use tokio::time::{Instant, timeout_at};
 
-use crate::client::HttpClient;
+use crate::client::{ByteStream, HttpClient, Reply, Target};
 
 use crate::chat::{ChatRequest, ChatResponse, StreamEvent};
 use crate::error::{TimeoutPhase, UpstreamError, says_context_too_long};
@@ -144,10 +143,12 @@ pub enum ConfigError {
 #[derive(Clone)]
 pub struct Upstream {
     protocol: Protocol,
-    endpoint: Url,
+    endpoint: Target,
     model_id: String,
-    /// The credential header, marked sensitive so that it is never printed.
-    auth: Option<(HeaderName, HeaderValue)>,
+    /// The headers of a complete call and of a streamed one, built once: the content type,
+    /// the protocol's own, and the credential (marked sensitive, so never printed).
+    headers: HeaderMap,
+    stream_headers: HeaderMap,
     timeouts: Timeouts,
     default_max_tokens: u32,
     extra_body: Map<String, Value>,
@@ -158,9 +159,9 @@ impl fmt::Debug for Upstream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Upstream")
             .field("protocol", &self.protocol)
-            .field("endpoint", &self.endpoint.as_str())
+            .field("endpoint", &self.endpoint.url().as_str())
             .field("model_id", &self.model_id)
-            .field("api_key", &self.auth.as_ref().map(|_| "[REDACTED]"))
+            .field("api_key", &has_credential(&self.headers).then_some("[REDACTED]"))
             .field("timeouts", &self.timeouts)
             .finish_non_exhaustive()
     }
@@ -202,11 +203,24 @@ impl Upstream {
                 Some((name, value))
             }
         };
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some((name, value)) = auth {
+            headers.insert(name, value);
+        }
+        if config.protocol == Protocol::Anthropic {
+            headers.insert("anthropic-version", HeaderValue::from_static(anthropic::VERSION));
+        }
+        let mut stream_headers = headers.clone();
+        if config.protocol != Protocol::Ollama {
+            stream_headers.insert(header::ACCEPT, HeaderValue::from_static("text/event-stream"));
+        }
         Ok(Upstream {
             protocol: config.protocol,
-            endpoint,
+            endpoint: Target::new(endpoint),
             model_id: config.model_id,
-            auth,
+            headers,
+            stream_headers,
             timeouts: config.timeouts,
             default_max_tokens: config.default_max_tokens,
             extra_body: config.extra_body,
@@ -224,7 +238,7 @@ impl Upstream {
 
     /// The URL requests are posted to.
     pub fn endpoint(&self) -> &Url {
-        &self.endpoint
+        self.endpoint.url()
     }
 
     pub fn timeouts(&self) -> Timeouts {
@@ -253,20 +267,17 @@ impl Upstream {
 
     /// Asks for a complete answer.
     pub async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, UpstreamError> {
-        let body = self.request_body(request, false)?;
+        let body = self.request_bytes(request, false)?;
         let deadline = after(Instant::now(), self.timeouts.total);
         let total = || UpstreamError::Timeout { phase: TimeoutPhase::Total };
         let response =
-            timeout_at(deadline, self.send(&body, false)).await.map_err(|_| total())??;
-        if !response.status().is_success() {
+            timeout_at(deadline, self.send(body, false)).await.map_err(|_| total())??;
+        if !response.status.is_success() {
             return Err(failure(response, deadline).await);
         }
         let bytes = timeout_at(deadline, response.bytes()).await.map_err(|_| total())?.map_err(
             |error| UpstreamError::Connect {
-                message: format!(
-                    "the connection broke while reading the response: {}",
-                    describe(&error)
-                ),
+                message: format!("the connection broke while reading the response: {error}"),
             },
         )?;
         match self.protocol {
@@ -280,23 +291,23 @@ impl Upstream {
     /// status and its first output has arrived; the events follow in the stream (the
     /// first ones already buffered).
     pub async fn stream(&self, request: &ChatRequest) -> Result<EventStream, UpstreamError> {
-        let body = self.request_body(request, true)?;
+        let body = self.request_bytes(request, true)?;
         let start = Instant::now();
         let total_deadline = after(start, self.timeouts.total);
         let first_deadline = after(start, self.timeouts.first_byte).min(total_deadline);
         let first_phase = phase_of(first_deadline, total_deadline, TimeoutPhase::FirstByte);
 
-        let response = timeout_at(first_deadline, self.send(&body, true))
+        let response = timeout_at(first_deadline, self.send(body, true))
             .await
             .map_err(|_| UpstreamError::Timeout { phase: first_phase })??;
-        if !response.status().is_success() {
+        if !response.status.is_success() {
             let deadline = after(Instant::now(), ERROR_BODY_TIMEOUT).min(total_deadline);
             return Err(failure(response, deadline).await);
         }
 
         let mut reader = EventReader {
             protocol: self.protocol,
-            body: Some(Box::pin(response.bytes_stream())),
+            body: Some(response.into_stream()),
             decoder: Decoder::new(self.protocol),
             pending: VecDeque::new(),
             failure: None,
@@ -325,29 +336,25 @@ impl Upstream {
         })))
     }
 
-    async fn send(&self, body: &Value, stream: bool) -> Result<Response, UpstreamError> {
-        let mut request = self.client.local().post(self.endpoint.clone()).json(body);
-        if let Some((name, value)) = &self.auth {
-            request = request.header(name, value);
-        }
-        if self.protocol == Protocol::Anthropic {
-            request = request.header("anthropic-version", anthropic::VERSION);
-        }
-        if stream && self.protocol != Protocol::Ollama {
-            request = request.header(header::ACCEPT, "text/event-stream");
-        }
-        request.send().await.map_err(|error| {
-            let message = describe(&error);
-            if error.is_connect() && error.is_timeout() {
-                UpstreamError::Timeout { phase: TimeoutPhase::Connect }
-            } else if error.is_timeout() {
-                UpstreamError::Timeout { phase: TimeoutPhase::FirstByte }
-            } else {
-                // Refused, reset, DNS, TLS: no usable response was received.
-                UpstreamError::Connect { message }
-            }
-        })
+    async fn send(&self, body: Vec<u8>, stream: bool) -> Result<Reply, UpstreamError> {
+        let headers = if stream { &self.stream_headers } else { &self.headers };
+        self.client.post(&self.endpoint, headers, body).await
     }
+
+    /// The body sent for `request`, as bytes. The OpenAI format, the one most deployments
+    /// speak, is written without building a JSON tree first unless defaults must be merged.
+    fn request_bytes(&self, request: &ChatRequest, stream: bool) -> Result<Vec<u8>, UpstreamError> {
+        if self.protocol == Protocol::OpenAi && self.extra_body.is_empty() {
+            return openai::request_bytes(request, &self.model_id, stream);
+        }
+        let body = self.request_body(request, stream)?;
+        serde_json::to_vec(&body).map_err(openai::unwritable)
+    }
+}
+
+/// Whether the headers carry a credential (to say so, and no more, when debugging).
+fn has_credential(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::AUTHORIZATION) || headers.contains_key("x-api-key")
 }
 
 /// `start + duration`, saturating: a configured timeout of "practically forever" must not
@@ -378,27 +385,11 @@ fn merge_defaults(body: &mut Map<String, Value>, defaults: &Map<String, Value>) 
     }
 }
 
-/// A reqwest error with its causes, which is where the useful part ("connection refused")
-/// is. Only the URL and the causes appear: reqwest errors never carry headers.
-fn describe(error: &reqwest::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
-    message
-}
-
-async fn failure(response: Response, deadline: Instant) -> UpstreamError {
-    let status = response.status().as_u16();
+async fn failure(response: Reply, deadline: Instant) -> UpstreamError {
+    let status = response.status.as_u16();
     let headers = response.headers().clone();
     let mut body = Vec::new();
-    let mut chunks = response.bytes_stream();
+    let mut chunks = response.into_stream();
     while body.len() < ERROR_BODY_LIMIT {
         match timeout_at(deadline, chunks.next()).await {
             Ok(Some(Ok(chunk))) => body.extend_from_slice(&chunk),
@@ -536,8 +527,6 @@ impl Decoder {
     }
 }
 
-type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
-
 /// Reads a streamed response into neutral events, enforcing the stream's deadlines.
 struct EventReader {
     protocol: Protocol,
@@ -607,7 +596,7 @@ impl EventReader {
                     }
                 }
                 Ok(Some(Err(error))) => self.fail(UpstreamError::StreamBroken {
-                    message: format!("reading the stream failed: {}", describe(&error)),
+                    message: format!("reading the stream failed: {error}"),
                 }),
                 Ok(Some(Ok(chunk))) => {
                     let mut events = Vec::new();

@@ -35,7 +35,7 @@ impl Dialect for Anthropic {
     type Encoder = anthropic::StreamEncoder;
 
     fn response_id(decision_id: &str) -> String {
-        format!("msg_{}", decision_id.replace('-', ""))
+        super::prefixed_id("msg_", decision_id)
     }
 
     fn encode_response(response: &ChatResponse, meta: &ResponseMeta) -> Result<Bytes, ApiError> {

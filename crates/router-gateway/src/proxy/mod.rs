@@ -183,6 +183,14 @@ impl Drop for CancelGuard<'_> {
     }
 }
 
+/// A client-facing id: `prefix` and the decision id without its dashes.
+fn prefixed_id(prefix: &str, decision_id: &str) -> String {
+    let mut id = String::with_capacity(prefix.len() + decision_id.len());
+    id.push_str(prefix);
+    id.extend(decision_id.chars().filter(|&c| c != '-'));
+    id
+}
+
 fn insert_header(headers: &mut HeaderMap, name: &'static str, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         headers.insert(HeaderName::from_static(name), v);
@@ -347,6 +355,7 @@ pub async fn serve_chat<D: Dialect>(
     insert_header(h, DECISION_HEADER, &routed.id);
     insert_header(h, MODEL_HEADER, &served.model);
     insert_header(h, DEPLOYMENT_HEADER, &served.deployment);
-    insert_header(h, OVERHEAD_HEADER, &overhead.as_micros().to_string());
+    let micros = u64::try_from(overhead.as_micros()).unwrap_or(u64::MAX);
+    h.insert(HeaderName::from_static(OVERHEAD_HEADER), HeaderValue::from(micros));
     response
 }

@@ -19,7 +19,7 @@ impl Dialect for OpenAi {
     type Encoder = openai::StreamEncoder;
 
     fn response_id(decision_id: &str) -> String {
-        format!("chatcmpl-{}", decision_id.replace('-', ""))
+        super::prefixed_id("chatcmpl-", decision_id)
     }
 
     fn encode_response(response: &ChatResponse, meta: &ResponseMeta) -> Result<Bytes, ApiError> {

@@ -627,6 +627,36 @@ async fn connection_refused_is_a_connect_error() {
     }
 }
 
+#[tokio::test]
+async fn a_connection_that_is_never_accepted_is_a_connect_timeout() {
+    // A listener with a backlog of one that never accepts: once its queue is full, the
+    // kernel drops further SYNs and a connect hangs until the client gives up.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut held = Vec::new();
+    loop {
+        let attempt =
+            tokio::time::timeout(Duration::from_millis(200), tokio::net::TcpStream::connect(addr))
+                .await;
+        match attempt {
+            Ok(Ok(stream)) if held.len() < 16 => held.push(stream),
+            _ => break,
+        }
+    }
+    let mut config =
+        UpstreamConfig::new(Protocol::OpenAi, base_url(addr, Protocol::OpenAi), "model");
+    config.timeouts = quick_timeouts();
+    let client = HttpClient::new(Duration::from_millis(300)).unwrap();
+    let upstream = Upstream::new(config, client).unwrap();
+    let started = Instant::now();
+    let error = upstream.complete(&request()).await.unwrap_err();
+    assert_eq!(error, UpstreamError::Timeout { phase: TimeoutPhase::Connect }, "{error}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    drop(listener);
+}
+
 #[test]
 fn a_bad_base_url_is_a_config_error() {
     let config = UpstreamConfig::new(Protocol::OpenAi, "localhost:8080", "m");
