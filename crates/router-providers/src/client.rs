@@ -15,7 +15,8 @@
 //! vLLM and other servers on the same host or network) go straight to hyper's pooled client:
 //! reqwest adds a redirect layer, a URL-to-URI conversion and a parse of the URL back on
 //! every call, about 28,000 instructions a request that a gateway in front of a local model
-//! pays for nothing (measured with callgrind; BENCHMARKS.md).
+//! pays for nothing (measured with callgrind; BENCHMARKS.md). When the environment names an
+//! HTTP proxy, plain HTTP goes through reqwest too, which honours it.
 
 use std::cell::RefCell;
 use std::pin::Pin;
@@ -48,6 +49,9 @@ pub struct HttpClient {
 
 struct Shared {
     connect_timeout: Duration,
+    /// Plain-HTTP upstreams take the direct client; not when the environment names a proxy
+    /// for them, which reqwest honours (with `NO_PROXY`) and the direct client would not.
+    direct_http: bool,
     /// Used where no thread-local client can be had (a thread being torn down, or a client
     /// that failed to build, which the first one here proved it would not).
     first: Clients,
@@ -113,7 +117,9 @@ impl HttpClient {
     /// Builds the first clients, so that a configuration the HTTP stack rejects fails here.
     pub fn new(connect_timeout: Duration) -> reqwest::Result<HttpClient> {
         let first = build(connect_timeout)?;
-        let client = HttpClient { shared: Arc::new(Shared { connect_timeout, first }) };
+        let direct_http = !proxy_configured(|name| std::env::var_os(name));
+        let shared = Shared { connect_timeout, direct_http, first };
+        let client = HttpClient { shared: Arc::new(shared) };
         let _ = LOCAL.try_with(|local| {
             insert(&mut local.borrow_mut(), &client.shared, client.shared.first.clone())
         });
@@ -152,7 +158,8 @@ impl HttpClient {
         body: Vec<u8>,
     ) -> Result<Reply, UpstreamError> {
         let clients = self.clients();
-        let Some(plain) = &target.plain else {
+        let plain = target.plain.as_ref().filter(|_| self.shared.direct_http);
+        let Some(plain) = plain else {
             let response = clients
                 .tls
                 .post(target.url.clone())
@@ -180,6 +187,13 @@ impl HttpClient {
             })?;
         Ok(Reply { status: response.status(), body: ReplyBody::Plain(response) })
     }
+}
+
+/// Whether the environment names a proxy for plain-HTTP requests (as reqwest reads it).
+fn proxy_configured(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> bool {
+    ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"]
+        .into_iter()
+        .any(|name| var(name).is_some_and(|value| !value.is_empty()))
 }
 
 /// Types a failure to get a response head: nothing usable was received.
@@ -327,6 +341,19 @@ mod tests {
         let second = HttpClient::new(Duration::from_secs(1)).unwrap();
         second.local();
         assert_eq!(entries(), 1, "the dropped handle's client went when the next one came");
+    }
+
+    #[test]
+    fn a_proxy_in_the_environment_keeps_plain_http_on_reqwest() {
+        let env = |set: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                set.iter().find(|(n, _)| *n == name).map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        assert!(!proxy_configured(env(&[])));
+        assert!(!proxy_configured(env(&[("HTTP_PROXY", ""), ("HTTPS_PROXY", "http://p:3128")])));
+        assert!(proxy_configured(env(&[("http_proxy", "http://p:3128")])));
+        assert!(proxy_configured(env(&[("ALL_PROXY", "socks5://p:1080")])));
     }
 
     #[test]
