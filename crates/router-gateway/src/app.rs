@@ -447,7 +447,7 @@ impl Gateway {
     fn stored_prompt(&self, request: &ChatRequest) -> StoredPrompt {
         match self.config.privacy.store_prompts {
             StorePrompts::None => StoredPrompt::None,
-            StorePrompts::Hash => StoredPrompt::Hash(hex_sha256(&prompt_text(request))),
+            StorePrompts::Hash => StoredPrompt::Hash(prompt_hash(request)),
             StorePrompts::Full => StoredPrompt::Full(prompt_text(request)),
         }
     }
@@ -506,29 +506,38 @@ fn profile_of(requested: &str, default: Profile) -> Result<Profile, ApiError> {
 }
 
 /// The text of a request as stored under `store_prompts = "full"` (and hashed under
-/// `"hash"`): one `role: text` line per text part.
-fn prompt_text(request: &ChatRequest) -> String {
-    let prompt = request.prompt();
-    let mut out = String::new();
-    for m in &prompt.messages {
-        if !out.is_empty() {
-            out.push('\n');
+/// `"hash"`): one `role: text` line per text part, handed to `sink` piece by piece.
+fn prompt_pieces<'a>(request: &'a ChatRequest, mut sink: impl FnMut(&'a str)) {
+    for (i, m) in request.prompt().messages.iter().enumerate() {
+        if i > 0 {
+            sink("\n");
         }
-        out.push_str(match m.role {
+        sink(match m.role {
             router_core::Role::System => "system: ",
             router_core::Role::User => "user: ",
             router_core::Role::Assistant => "assistant: ",
             router_core::Role::Tool => "tool: ",
         });
-        out.push_str(m.text);
+        sink(m.text);
     }
+}
+
+fn prompt_text(request: &ChatRequest) -> String {
+    let mut out = String::new();
+    prompt_pieces(request, |piece| out.push_str(piece));
     out
 }
 
-fn hex_sha256(text: &str) -> String {
-    let digest = Sha256::digest(text.as_bytes());
-    let mut out = String::with_capacity(64);
-    for byte in digest {
+/// The SHA-256 of [`prompt_text`], hashed as it is read rather than copied out first.
+fn prompt_hash(request: &ChatRequest) -> String {
+    let mut hasher = Sha256::new();
+    prompt_pieces(request, |piece| hasher.update(piece.as_bytes()));
+    hex(&hasher.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
         out.push(char::from_digit(u32::from(byte >> 4), 16).unwrap_or('0'));
         out.push(char::from_digit(u32::from(byte & 0xf), 16).unwrap_or('0'));
     }
@@ -562,9 +571,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sha256_is_hex_of_the_right_length() {
+    fn a_hashed_prompt_is_the_sha256_of_the_stored_text() {
+        use router_providers::chat::{ContentPart, Message};
+        let text = |t: &str| ContentPart::Text { text: t.into() };
+        let request = ChatRequest {
+            model: "auto".into(),
+            messages: vec![
+                Message { role: router_core::Role::System, content: vec![text("Be brief.")] },
+                Message { role: router_core::Role::User, content: vec![text("abc"), text("def")] },
+            ],
+            ..ChatRequest::default()
+        };
+        let stored = prompt_text(&request);
+        assert_eq!(stored, "system: Be brief.\nuser: abc\nuser: def");
+        assert_eq!(prompt_hash(&request), hex(&Sha256::digest(stored.as_bytes())));
         assert_eq!(
-            hex_sha256("abc"),
+            hex(&Sha256::digest(b"abc")),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }
