@@ -117,10 +117,19 @@ fn bar(out: &mut String, r: &Results) {
                 .and_then(|row| row.gateway.as_ref())
                 .and_then(|g| g.overhead.quantile_bound(0.99))
                 .map_or(String::new(), |d| format!("; self-reported p99 ≤ {} µs", d.as_micros()));
+            // A tail cannot be cheaper than the body: a p99 difference under the p90 one
+            // means the floor's own p99 was the noisier, and the p90 difference is the
+            // least the p99 overhead can honestly be.
+            let judged = o.p99.max(o.p90);
+            let noisy = if o.p90 > o.p99 {
+                format!(" (under the p90 difference, {} µs, so judged on that)", signed(o.p90))
+            } else {
+                String::new()
+            };
             row(
                 "p99 overhead ≤ 0.5 ms at 2,000 RPS, `auto` path, store on",
-                format!("{} µs{own}", signed(o.p99)),
-                Some(o.p99 <= MAX_P99_OVERHEAD_AT_2000.as_micros() as i64),
+                format!("{} µs{noisy}{own}", signed(o.p99)),
+                Some(judged <= MAX_P99_OVERHEAD_AT_2000.as_micros() as i64),
             );
         }
         None => row("p99 overhead ≤ 0.5 ms at 2,000 RPS, `auto` path, store on", "-".into(), None),
@@ -591,6 +600,26 @@ mod tests {
         assert!(text.contains("p99, every load | c=16: +700 µs | yes |"), "{text}");
         assert!(
             text.contains("| c=16 | gateway, `auto` | 1000 | 0.150 | 0.150 | 0.700 | +50 / +400 |"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_p99_difference_under_the_p90_one_is_judged_on_the_p90() {
+        let mut r = sample();
+        r.unary.retain(|u| u.load != Load::Rate(2000));
+        let mut floor = row(Load::Rate(2000), Subject::Floor, 300, 2_600, 0);
+        let mut gateway = row(Load::Rate(2000), Subject::Gateway(Route::Auto), 600, 2_500, 0);
+        floor.summary.latency = Some(Percentiles { p50: us(300), p90: us(400), p99: us(2_600) });
+        gateway.summary.latency =
+            Some(Percentiles { p50: us(600), p90: us(1_000), p99: us(2_500) });
+        r.unary.extend([floor, gateway]);
+        let text = markdown(&r);
+        assert!(
+            text.contains(
+                "| p99 overhead ≤ 0.5 ms at 2,000 RPS, `auto` path, store on | -100 µs (under the \
+                 p90 difference, +600 µs, so judged on that) | **no** |"
+            ),
             "{text}"
         );
     }
