@@ -92,19 +92,13 @@ mod upstream_body {
     #[divan::bench]
     fn openai_short(bencher: Bencher) {
         let request = request(QUESTION);
-        bencher.bench(|| {
-            let body = openai::request_body(black_box(&request), "gpt-4o-mini", false);
-            body.map(|b| serde_json::to_vec(&b))
-        });
+        bencher.bench(|| openai::request_bytes(black_box(&request), "gpt-4o-mini", false));
     }
 
     #[divan::bench]
     fn openai_2k_tokens(bencher: Bencher) {
         let request = request(&long_text());
-        bencher.bench(|| {
-            let body = openai::request_body(black_box(&request), "gpt-4o-mini", false);
-            body.map(|b| serde_json::to_vec(&b))
-        });
+        bencher.bench(|| openai::request_bytes(black_box(&request), "gpt-4o-mini", false));
     }
 
     #[divan::bench]
