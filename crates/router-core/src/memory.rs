@@ -210,11 +210,19 @@ fn hash_into(text: &str, v: &mut [f32; DIMENSIONS]) {
         if b < 0x80 {
             previous_cjk = None;
             if b.is_ascii_alphanumeric() {
-                words.push(u64::from(b.to_ascii_lowercase()));
+                // The whole ASCII run of the word at once, the hash kept in a register.
+                let mut h = words.word.unwrap_or(FNV_SEED);
+                while let Some(&b) = bytes.get(i)
+                    && b.is_ascii_alphanumeric()
+                {
+                    h = fnv(h, u64::from(b.to_ascii_lowercase()));
+                    i += 1;
+                }
+                words.word = Some(h);
             } else {
                 words.end(v);
+                i += 1;
             }
-            i += 1;
             continue;
         }
         let Some(c) = text[i..].chars().next() else { break };

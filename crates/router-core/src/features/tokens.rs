@@ -155,6 +155,11 @@ fn price(text: &str) -> u64 {
             let (end, cost) = latin_word(bytes, i);
             milli += u64::from(cost);
             i = end;
+            // Prose is words joined by single spaces, which cost nothing: step over one
+            // straight to the next word.
+            if bytes.get(i) == Some(&b' ') && at_is(bytes, i + 1, LETTER | LATIN_LEAD) {
+                i += 1;
+            }
         } else if k & DIGIT != 0 {
             let start = i;
             while at_is(bytes, i, DIGIT) {
@@ -226,9 +231,14 @@ fn latin_word(bytes: &[u8], start: usize) -> (usize, u32) {
                 letters = 0;
                 accented = 0;
             }
-            prev_lower = !upper;
             letters += 1;
             i += 1;
+            // Most of a word is lower case, where nothing can split it: count the rest of
+            // that run eight bytes at a time.
+            let run = lowercase_run(bytes, i);
+            letters += run;
+            i += run;
+            prev_lower = run > 0 || !upper;
         } else if k & LATIN_LEAD != 0 && bytes.get(i + 1).is_some_and(|&c| c & 0xC0 == 0x80) {
             letters += 1;
             accented += 1;
@@ -239,6 +249,32 @@ fn latin_word(bytes: &[u8], start: usize) -> (usize, u32) {
         }
     }
     (i, cost + word_price(letters, accented))
+}
+
+/// How many bytes from `at` on are ASCII lower-case letters.
+fn lowercase_run(bytes: &[u8], at: usize) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGH: u64 = ONES * 0x80;
+    let mut i = at;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let x = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        // With each byte's high bit cleared, adding cannot carry into the next byte; the
+        // high bit of each sum then says whether the byte reached 'a' (0x61), and
+        // whether it passed 'z' (0x7A).
+        let low = x & !HIGH;
+        let from_a = low.wrapping_add(ONES * (0x80 - 0x61));
+        let past_z = low.wrapping_add(ONES * (0x80 - 0x7B));
+        let lower = from_a & !past_z & !x & HIGH;
+        let other = lower ^ HIGH;
+        if other != 0 {
+            return i - at + (other.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while bytes.get(i).is_some_and(u8::is_ascii_lowercase) {
+        i += 1;
+    }
+    i - at
 }
 
 fn word_price(letters: usize, accented: u32) -> u32 {
@@ -341,6 +377,81 @@ mod tests {
         assert!((19.0..=21.0).contains(&ratio), "{short} {long}");
         // Multi-byte text cut at arbitrary offsets must not panic.
         assert!(estimate(&"汉字和English混合。".repeat(2000)) > 10_000);
+    }
+
+    /// `latin_word` as it was before the lower-case runs were counted eight bytes at a time.
+    fn latin_word_bytewise(bytes: &[u8], start: usize) -> (usize, u32) {
+        let mut i = start;
+        let mut cost = 0u32;
+        let mut letters = 0usize;
+        let mut accented = 0u32;
+        let mut prev_lower = false;
+        while i < bytes.len() {
+            let k = class(bytes[i]);
+            if k & LETTER != 0 {
+                let upper = k & UPPER != 0;
+                if upper && prev_lower {
+                    cost += word_price(letters, accented);
+                    letters = 0;
+                    accented = 0;
+                }
+                prev_lower = !upper;
+                letters += 1;
+                i += 1;
+            } else if k & LATIN_LEAD != 0 && bytes.get(i + 1).is_some_and(|&c| c & 0xC0 == 0x80) {
+                letters += 1;
+                accented += 1;
+                prev_lower = true;
+                i += 2;
+            } else {
+                break;
+            }
+        }
+        (i, cost + word_price(letters, accented))
+    }
+
+    #[test]
+    fn words_are_priced_as_byte_by_byte() {
+        // Bytes around every boundary the eight-byte count tests: 'a' - 1, 'a', 'z', 'z' + 1,
+        // upper case, accented letters (lead and continuation bytes), and bytes with the
+        // high bit set that are not letters.
+        const PIECES: [&[u8]; 16] = [
+            b"a",
+            b"z",
+            b"m",
+            b"`",
+            b"{",
+            b"A",
+            b"Z",
+            b"_",
+            b" ",
+            b"7",
+            b"\xC3\xA9",
+            b"\xC9\x8F",
+            b"\xE4\xB8\xAD",
+            b"\xFA",
+            b"\x7F",
+            b"'",
+        ];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..50_000 {
+            let len = (next() % 40) as usize;
+            let bytes: Vec<u8> =
+                (0..len).flat_map(|_| PIECES[(next() % 16) as usize].iter().copied()).collect();
+            for start in 0..bytes.len() {
+                assert_eq!(
+                    latin_word(&bytes, start),
+                    latin_word_bytewise(&bytes, start),
+                    "{bytes:?} from {start}"
+                );
+            }
+        }
     }
 
     #[test]
