@@ -557,10 +557,16 @@ pub fn detect(text: &str) -> LanguageGuess {
 
 /// Whether a line is mostly a formula, whose one-letter words are variables.
 fn is_formula(line: &str) -> bool {
-    let operators = line
-        .chars()
-        .filter(|c| matches!(c, '=' | '+' | '*' | '/' | '^' | '＝' | '＋' | '－' | '∧' | '×' | '÷'))
-        .count();
+    let operators = if line.is_ascii() {
+        // Most lines: count bytes, no decoding.
+        line.bytes().filter(|b| matches!(b, b'=' | b'+' | b'*' | b'/' | b'^')).count()
+    } else {
+        line.chars()
+            .filter(|c| {
+                matches!(c, '=' | '+' | '*' | '/' | '^' | '＝' | '＋' | '－' | '∧' | '×' | '÷')
+            })
+            .count()
+    };
     operators >= 3
 }
 

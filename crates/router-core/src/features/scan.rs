@@ -237,17 +237,28 @@ impl Scan {
     /// Character trigrams of `<word>`: shared stems across inflections and languages
     /// ("translat", "summar", "équat").
     fn trigrams(&mut self, word: &str) {
-        let mut window = ['<'; 3];
+        if word.is_ascii() {
+            // Most words: bytes fold to lower case without decoding.
+            let folded = word.bytes().map(|b| u64::from(b.to_ascii_lowercase()));
+            self.trigrams_of(folded);
+        } else {
+            self.trigrams_of(word.chars().map(|c| u64::from(u32::from(fold(c)))));
+        }
+    }
+
+    /// Trigrams of a word given as folded Unicode scalar values.
+    fn trigrams_of(&mut self, word: impl Iterator<Item = u64>) {
+        let mut window = [u64::from(b'<'); 3];
         let mut n = 0usize;
-        for c in word.chars().chain(std::iter::once('>')) {
-            window = [window[1], window[2], fold(c)];
+        for c in word.chain(std::iter::once(u64::from(b'>'))) {
+            window = [window[1], window[2], c];
             n += 1;
             if n > MAX_TRIGRAM_WORD {
                 return;
             }
             if n >= 2 {
                 // Unicode scalars fit in 21 bits: three of them pack into one u64.
-                let [a, b, c] = window.map(|c| u64::from(u32::from(c)));
+                let [a, b, c] = window;
                 self.push(feature(Kind::Trigram, (a << 42) | (b << 21) | c));
             }
         }
