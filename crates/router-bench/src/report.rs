@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::latency::{Ms, Overhead, Percentiles};
 use crate::load::{Load, thousands};
 use crate::process::mib;
-use crate::results::{Results, Route, Subject};
+use crate::results::{DECISION_LOAD, Results, Route, Subject};
 use crate::stream::StreamReport;
 
 /// The markers around the generated section in BENCHMARKS.md.
@@ -181,6 +181,20 @@ fn bar(out: &mut String, r: &Results) {
             Some(p.p99 <= MAX_DECISION_P99),
         ),
         None => row("decision ≤ 50 µs p99, 2,000-token prompt", "-".into(), None),
+    }
+    if let Some(busy) = &r.decision_under_load
+        && let Some(p) = busy.percentiles
+    {
+        row(
+            &format!("the same while serving {DECISION_LOAD} of `auto` requests"),
+            format!(
+                "p50 {} µs, p99 {} µs over {} requests",
+                p.p50.as_micros(),
+                p.p99.as_micros(),
+                thousands(busy.samples as u64)
+            ),
+            Some(p.p99 <= MAX_DECISION_P99),
+        );
     }
 
     // Memory.
@@ -517,7 +531,7 @@ mod tests {
     use super::*;
     use crate::oha::Summary;
     use crate::process::{Memory, Usage};
-    use crate::results::{GatewayView, Ledger, StreamRow, UnaryRow};
+    use crate::results::{DecisionTime, GatewayView, Ledger, StreamRow, UnaryRow};
 
     fn us(n: u64) -> Duration {
         Duration::from_micros(n)
@@ -620,6 +634,29 @@ mod tests {
                 "| p99 overhead ≤ 0.5 ms at 2,000 RPS, `auto` path, store on | -100 µs (under the \
                  p90 difference, +600 µs, so judged on that) | **no** |"
             ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_decision_is_judged_idle_and_shown_under_load() {
+        let mut r = sample();
+        let time = |p50, p99| DecisionTime {
+            prompt_tokens: 1950,
+            samples: 2000,
+            percentiles: Some(Percentiles { p50: us(p50), p90: us(p50), p99: us(p99) }),
+        };
+        r.decision = time(60, 110);
+        let text = markdown(&r);
+        assert!(
+            text.contains("1,950-token prompt | p50 60 µs, p99 110 µs over 2,000 requests (the gateway's `decision_us`) | **no** |"),
+            "{text}"
+        );
+        assert!(!text.contains("while serving"), "{text}");
+        r.decision_under_load = Some(time(25, 48));
+        let text = markdown(&r);
+        assert!(
+            text.contains("| the same while serving 2,000 RPS of `auto` requests | p50 25 µs, p99 48 µs over 2,000 requests | yes |"),
             "{text}"
         );
     }

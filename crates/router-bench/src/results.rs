@@ -66,6 +66,9 @@ pub struct StreamRow {
     pub gateway: Option<GatewayView>,
 }
 
+/// The load under which the decision time is measured a second time.
+pub const DECISION_LOAD: Load = Load::Rate(2000);
+
 /// The decision time the gateway reports (`decision_us` of `/api/routing/analyze`) for a
 /// long prompt, in the release binary.
 #[derive(Debug, Clone, Default)]
@@ -135,7 +138,11 @@ pub struct Results {
     pub gateway_threads: Option<u32>,
     pub unary: Vec<UnaryRow>,
     pub streaming: Vec<StreamRow>,
+    /// Measured with the gateway idle between requests: every decision starts with cold
+    /// caches, the worst case.
     pub decision: DecisionTime,
+    /// The same while the gateway also serves [`DECISION_LOAD`] of `auto` requests.
+    pub decision_under_load: Option<DecisionTime>,
     pub pacing: Option<Pacing>,
     pub memory: MemoryFigures,
     pub ledgers: Vec<Ledger>,

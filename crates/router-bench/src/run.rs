@@ -17,7 +17,8 @@ use crate::load::Load;
 use crate::oha::{OhaRun, Summary};
 use crate::process::{Machine, Memory, Watch};
 use crate::results::{
-    DecisionTime, GatewayView, Ledger, Pacing, Results, Route, StreamRow, Subject, UnaryRow,
+    DECISION_LOAD, DecisionTime, GatewayView, Ledger, Pacing, Results, Route, StreamRow, Subject,
+    UnaryRow,
 };
 use crate::scrape;
 use crate::services::{JudgeSetup, Service, free_port, gateway_config, nginx_config};
@@ -162,6 +163,24 @@ pub async fn run(options: &Options) -> anyhow::Result<Results> {
             .await?;
         results.streaming.push(row);
     }
+    // The decision again, while the gateway is busy with `auto` requests: what a decision
+    // costs on a serving gateway, whose caches the traffic keeps warm.
+    let busy = OhaRun {
+        oha: options.oha.clone(),
+        url: format!("{}/v1/chat/completions", gateway.url),
+        body_file: bodies.auto.clone(),
+        load: DECISION_LOAD,
+        // Long enough for the samples to be taken while the load runs.
+        duration: options.duration.max(Duration::from_secs(8)),
+    };
+    let sampled = async {
+        tokio::time::sleep(options.warmup).await;
+        decision_time(&client, &gateway.url).await
+    };
+    let (busy, sampled) = tokio::join!(busy.run(), sampled);
+    gateway.answered += busy?.responses;
+    results.decision_under_load = Some(sampled?);
+
     // Idle means idle for a moment: the gateway gives freed memory back to the system once it
     // has answered nothing for a second (`router_gateway::trim`).
     tokio::time::sleep(IDLE_SETTLE).await;
