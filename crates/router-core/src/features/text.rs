@@ -24,15 +24,21 @@ pub(crate) enum Script {
 }
 
 impl Script {
+    #[inline]
     pub(crate) fn of(c: char) -> Script {
-        if c.is_ascii() {
-            return match c {
-                'a'..='z' | 'A'..='Z' => Script::Latin,
-                '0'..='9' => Script::Digit,
-                ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c' => Script::Space,
-                _ => Script::Symbol,
-            };
+        match u8::try_from(c) {
+            Ok(b) if b.is_ascii() => Script::of_ascii(b),
+            _ => Script::of_wide(c),
         }
+    }
+
+    /// The script of an ASCII byte: one table lookup, for the tokenizer's inner loops.
+    #[inline]
+    pub(crate) fn of_ascii(b: u8) -> Script {
+        ASCII_SCRIPTS[usize::from(b & 0x7f)]
+    }
+
+    fn of_wide(c: char) -> Script {
         match u32::from(c) {
             0x00C0..=0x024F if c != '×' && c != '÷' => Script::Latin,
             0x1E00..=0x1EFF => Script::Latin,
@@ -60,6 +66,23 @@ impl Script {
     pub(crate) fn is_alphabetic(self) -> bool {
         matches!(self, Script::Latin | Script::Cyrillic | Script::OtherLetter)
     }
+}
+
+static ASCII_SCRIPTS: [Script; 128] = ascii_scripts();
+
+const fn ascii_scripts() -> [Script; 128] {
+    let mut table = [Script::Symbol; 128];
+    let mut b = 0u8;
+    while b < 128 {
+        table[b as usize] = match b {
+            b'a'..=b'z' | b'A'..=b'Z' => Script::Latin,
+            b'0'..=b'9' => Script::Digit,
+            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => Script::Space,
+            _ => Script::Symbol,
+        };
+        b += 1;
+    }
+    table
 }
 
 /// Folds a character for matching: lower case, and the typographic apostrophe as the plain
@@ -150,6 +173,13 @@ pub(crate) fn mix(mut z: u64) -> u64 {
 pub(crate) fn word_hash(word: &str) -> u64 {
     let mut h = Fnv::new(0);
     let bytes = word.as_bytes();
+    if word.is_ascii() {
+        // Most words: a byte folds and encodes to itself lower-cased.
+        for &b in bytes {
+            h.byte(b.to_ascii_lowercase());
+        }
+        return h.finish();
+    }
     let mut i = 0;
     while i < bytes.len() {
         // An ASCII character folds and encodes to one byte: no decoding, no Unicode tables.
@@ -274,8 +304,12 @@ impl<'a> Iterator for Tokens<'a> {
         let mut i = self.pos;
         let (start, first, script) = loop {
             let b = *bytes.get(i)?;
-            let c = if b.is_ascii() { char::from(b) } else { text[i..].chars().next()? };
-            let script = Script::of(c);
+            let (c, script) = if b.is_ascii() {
+                (char::from(b), Script::of_ascii(b))
+            } else {
+                let c = text[i..].chars().next()?;
+                (c, Script::of(c))
+            };
             if script != Script::Space {
                 break (i, c, script);
             }
