@@ -25,6 +25,18 @@ pub mod tokens;
 
 pub use domain::{DataError, DomainModel, LabelledExample, ModelError, TrainOptions};
 
+/// A xorshift generator: random text for the tests that check tuned code against the
+/// plain version it replaced.
+#[cfg(test)]
+pub(crate) fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}
+
 /// Who said a piece of the conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

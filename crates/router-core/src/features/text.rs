@@ -562,13 +562,7 @@ mod tests {
             "\u{2019}", "_", ".", ",", "-", "?", "(", "é", "Ä", "ж", "Я", "中", "文", "の", "カ",
             "한", "α", "١", "\u{3000}", "１", "Ｚ", "😀", "×", "ß", "ǅ", "\u{200b}", "ー",
         ];
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::features::xorshift(0x2545_f491_4f6c_dd1d);
         for _ in 0..20_000 {
             let len = (next() % 24) as usize;
             let text: String = (0..len).map(|_| ALPHABET[(next() % 40) as usize]).collect();

@@ -433,13 +433,7 @@ mod tests {
             b"\x7F",
             b"'",
         ];
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::features::xorshift(0x9e37_79b9_7f4a_7c15);
         for _ in 0..50_000 {
             let len = (next() % 40) as usize;
             let bytes: Vec<u8> =
