@@ -68,6 +68,19 @@ impl Script {
     }
 }
 
+/// ASCII letters, digits and `_`: the bytes that continue a word without decoding.
+static CONTINUES_WORD: [bool; 256] = word_bytes();
+
+const fn word_bytes() -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut b = 0u8;
+    while b < 128 {
+        table[b as usize] = b.is_ascii_alphanumeric() || b == b'_';
+        b += 1;
+    }
+    table
+}
+
 static ASCII_SCRIPTS: [Script; 128] = ascii_scripts();
 
 const fn ascii_scripts() -> [Script; 128] {
@@ -302,6 +315,10 @@ impl<'a> Iterator for Tokens<'a> {
         let bytes = text.as_bytes();
         // Most text is ASCII: its bytes are classified without decoding a character.
         let mut i = self.pos;
+        // Words are mostly one space apart.
+        if bytes.get(i) == Some(&b' ') {
+            i += 1;
+        }
         let (start, first, script) = loop {
             let b = *bytes.get(i)?;
             let (c, script) = if b.is_ascii() {
@@ -321,7 +338,7 @@ impl<'a> Iterator for Tokens<'a> {
             while let Some(&b) = bytes.get(end) {
                 // ASCII letters, digits and `_` continue a word, other ASCII but the
                 // apostrophe ends it: decided from the byte, as most words are ASCII.
-                if b.is_ascii_alphanumeric() || b == b'_' {
+                if CONTINUES_WORD[usize::from(b)] {
                     prev_apostrophe = false;
                     end += 1;
                     continue;
