@@ -145,6 +145,12 @@ fn at_is(bytes: &[u8], i: usize, flags: u8) -> bool {
 
 /// The price of a text in thousandths of a token.
 fn price(text: &str) -> u64 {
+    price_with(text, true)
+}
+
+/// [`price`], with the shortcut for plain prose on or off: the tests check that both give
+/// the same price.
+fn price_with(text: &str, plain_words_first: bool) -> u64 {
     let bytes = text.as_bytes();
     let mut milli: u64 = 0;
     let mut i = 0;
@@ -152,6 +158,14 @@ fn price(text: &str) -> u64 {
         let b = bytes[i];
         let k = class(b);
         if k & (LETTER | LATIN_LEAD) != 0 {
+            if plain_words_first {
+                let (end, cost) = plain_words(bytes, i);
+                if end > i {
+                    milli += cost;
+                    i = end;
+                    continue;
+                }
+            }
             let (end, cost) = latin_word(bytes, i);
             milli += u64::from(cost);
             i = end;
@@ -207,6 +221,29 @@ fn price(text: &str) -> u64 {
         }
     }
     milli
+}
+
+/// Prices the lower-case ASCII words, one space apart, that start at `start`: most of any
+/// prose. Stops before a word the general rules must see (one that goes on with a capital or
+/// an accented letter) and after a word not followed by a space and another such word.
+/// Returns where it stopped and the price; nothing at all when the first word is not plain.
+fn plain_words(bytes: &[u8], start: usize) -> (usize, u64) {
+    let mut i = start;
+    let mut milli = 0u64;
+    while bytes.get(i).is_some_and(u8::is_ascii_lowercase) {
+        let end = i + 1 + lowercase_run(bytes, i + 1);
+        if at_is(bytes, end, LETTER | LATIN_LEAD) {
+            break;
+        }
+        milli += u64::from(word_price(end - i, 0));
+        i = end;
+        if bytes.get(i) == Some(&b' ') && bytes.get(i + 1).is_some_and(u8::is_ascii_lowercase) {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    (i, milli)
 }
 
 /// Lead bytes of two-byte UTF-8 sequences for U+00C0..=U+024F (accented Latin letters).
@@ -445,6 +482,34 @@ mod tests {
                     "{bytes:?} from {start}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn plain_prose_is_priced_as_by_the_general_rules() {
+        const PIECES: [&str; 16] = [
+            "a",
+            "word",
+            "z",
+            " ",
+            " ",
+            "  ",
+            "A",
+            "Word",
+            "camelCase",
+            "é",
+            "'",
+            "don't",
+            ".",
+            "\n",
+            "42",
+            "中",
+        ];
+        let mut next = crate::features::xorshift(0x2545_f491_4f6c_dd1d);
+        for _ in 0..20_000 {
+            let len = (next() % 30) as usize;
+            let text: String = (0..len).map(|_| PIECES[(next() % 16) as usize]).collect();
+            assert_eq!(price_with(&text, true), price_with(&text, false), "{text:?}");
         }
     }
 
