@@ -197,6 +197,19 @@ fn is_cjk(c: char) -> bool {
         | 0xf900..=0xfaff) // CJK compatibility ideographs
 }
 
+/// ASCII letters and digits, as a table: the test of every byte of a sketched text.
+static ALPHANUMERIC: [bool; 256] = alphanumeric();
+
+const fn alphanumeric() -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut b = 0u8;
+    while b < 128 {
+        table[b as usize] = b.is_ascii_alphanumeric();
+        b += 1;
+    }
+    table
+}
+
 /// Words (letters and digits, case-folded) as unigrams and bigrams; CJK characters, which
 /// have no spaces to split on, as unigrams and bigrams of characters.
 fn hash_into(text: &str, v: &mut [f32; DIMENSIONS]) {
@@ -209,13 +222,14 @@ fn hash_into(text: &str, v: &mut [f32; DIMENSIONS]) {
         // ASCII, most of most prompts, without decoding or Unicode tables.
         if b < 0x80 {
             previous_cjk = None;
-            if b.is_ascii_alphanumeric() {
+            if ALPHANUMERIC[usize::from(b)] {
                 // The whole ASCII run of the word at once, the hash kept in a register.
                 let mut h = words.word.unwrap_or(FNV_SEED);
                 while let Some(&b) = bytes.get(i)
-                    && b.is_ascii_alphanumeric()
+                    && ALPHANUMERIC[usize::from(b)]
                 {
-                    h = fnv(h, u64::from(b.to_ascii_lowercase()));
+                    // Setting bit 5 lower-cases an ASCII letter and leaves a digit as it is.
+                    h = fnv(h, u64::from(b | 0x20));
                     i += 1;
                 }
                 words.word = Some(h);
