@@ -68,6 +68,19 @@ impl Script {
     }
 }
 
+/// ASCII bytes lower-cased, by table.
+static ASCII_LOWER: [u8; 128] = ascii_lower();
+
+const fn ascii_lower() -> [u8; 128] {
+    let mut table = [0u8; 128];
+    let mut b = 0u8;
+    while b < 128 {
+        table[b as usize] = b.to_ascii_lowercase();
+        b += 1;
+    }
+    table
+}
+
 /// ASCII letters, digits and `_`: the bytes that continue a word without decoding.
 static CONTINUES_WORD: [bool; 256] = word_bytes();
 
@@ -186,18 +199,11 @@ pub(crate) fn mix(mut z: u64) -> u64 {
 pub(crate) fn word_hash(word: &str) -> u64 {
     let mut h = Fnv::new(0);
     let bytes = word.as_bytes();
-    if word.is_ascii() {
-        // Most words: a byte folds and encodes to itself lower-cased.
-        for &b in bytes {
-            h.byte(b.to_ascii_lowercase());
-        }
-        return h.finish();
-    }
     let mut i = 0;
-    while i < bytes.len() {
+    while let Some(&b) = bytes.get(i) {
         // An ASCII character folds and encodes to one byte: no decoding, no Unicode tables.
-        if bytes[i].is_ascii() {
-            h.byte(bytes[i].to_ascii_lowercase());
+        if b.is_ascii() {
+            h.byte(ASCII_LOWER[usize::from(b)]);
             i += 1;
             continue;
         }
