@@ -223,8 +223,8 @@ fn price_with(text: &str, plain_words_first: bool) -> u64 {
     milli
 }
 
-/// Prices the lower-case ASCII words, one space apart, that start at `start`: most of any
-/// prose. Stops before a word the general rules must see (one that goes on with a capital or
+/// Prices the lower-case ASCII words that start at `start`, one space apart or a mark
+/// and a space: most of any prose. Stops before a word the general rules must see (one that goes on with a capital or
 /// an accented letter) and after a word not followed by a space and another such word.
 /// Returns where it stopped and the price; nothing at all when the first word is not plain.
 fn plain_words(bytes: &[u8], start: usize) -> (usize, u64) {
@@ -237,10 +237,18 @@ fn plain_words(bytes: &[u8], start: usize) -> (usize, u64) {
         }
         milli += u64::from(word_price(end - i, 0));
         i = end;
-        if bytes.get(i) == Some(&b' ') && bytes.get(i + 1).is_some_and(u8::is_ascii_lowercase) {
-            i += 1;
-        } else {
-            break;
+        let lower_at = |at: usize| bytes.get(at).is_some_and(u8::is_ascii_lowercase);
+        match bytes.get(i) {
+            // A single space costs nothing.
+            Some(b' ') if lower_at(i + 1) => i += 1,
+            // A single mark before a space costs what a run of one mark costs.
+            Some(b',' | b'.' | b';' | b':' | b'!' | b'?')
+                if bytes.get(i + 1) == Some(&b' ') && lower_at(i + 2) =>
+            {
+                milli += u64::from(PUNCT_FIRST);
+                i += 2;
+            }
+            _ => break,
         }
     }
     (i, milli)
@@ -487,7 +495,7 @@ mod tests {
 
     #[test]
     fn plain_prose_is_priced_as_by_the_general_rules() {
-        const PIECES: [&str; 16] = [
+        const PIECES: [&str; 20] = [
             "a",
             "word",
             "z",
@@ -504,11 +512,15 @@ mod tests {
             "\n",
             "42",
             "中",
+            ", ",
+            "? ",
+            ".)",
+            ";",
         ];
         let mut next = crate::features::xorshift(0x2545_f491_4f6c_dd1d);
         for _ in 0..20_000 {
             let len = (next() % 30) as usize;
-            let text: String = (0..len).map(|_| PIECES[(next() % 16) as usize]).collect();
+            let text: String = (0..len).map(|_| PIECES[(next() % 20) as usize]).collect();
             assert_eq!(price_with(&text, true), price_with(&text, false), "{text:?}");
         }
     }
