@@ -139,9 +139,10 @@ pub struct Results {
     pub unary: Vec<UnaryRow>,
     pub streaming: Vec<StreamRow>,
     /// Measured with the gateway idle between requests: every decision starts with cold
-    /// caches, the worst case.
+    /// caches.
     pub decision: DecisionTime,
-    /// The same while the gateway also serves [`DECISION_LOAD`] of `auto` requests.
+    /// The same while the gateway also serves [`DECISION_LOAD`] of `auto` requests: warmer
+    /// caches, but cores shared with the load.
     pub decision_under_load: Option<DecisionTime>,
     pub pacing: Option<Pacing>,
     pub memory: MemoryFigures,
