@@ -223,10 +223,11 @@ fn price_with(text: &str, plain_words_first: bool) -> u64 {
     milli
 }
 
-/// Prices the lower-case ASCII words that start at `start`, one space apart or a mark
-/// and a space: most of any prose. Stops before a word the general rules must see (one that goes on with a capital or
-/// an accented letter) and after a word not followed by a space and another such word.
-/// Returns where it stopped and the price; nothing at all when the first word is not plain.
+/// Prices the lower-case ASCII words that start at `start`, one space apart or a mark and
+/// a space: most of any prose. Stops before a word the general rules must see (one that
+/// goes on with a capital or an accented letter) and after a word not followed by a space
+/// (or a mark and a space) and another such word. Returns where it stopped and the price;
+/// nothing at all when the first word is not plain.
 fn plain_words(bytes: &[u8], start: usize) -> (usize, u64) {
     let mut i = start;
     let mut milli = 0u64;
