@@ -96,6 +96,8 @@ pub struct Inner {
     pub store: Store,
     pub writer: Writer,
     pub started: Instant,
+    /// The HTTP client every upstream and the judge share (its pools are per thread).
+    http: HttpClient,
     knowledge: RwLock<Knowledge>,
     /// What this replica learned since it last shared it with the replicas on the same store.
     unshared: Mutex<Knowledge>,
@@ -160,6 +162,7 @@ impl Gateway {
                 store,
                 writer,
                 started: Instant::now(),
+                http: client,
                 knowledge,
                 unshared,
                 replica: uuid::Uuid::now_v7().simple().to_string(),
@@ -169,6 +172,12 @@ impl Gateway {
                 background: tokio::runtime::Handle::try_current().ok(),
             }),
         })
+    }
+
+    /// Readies the calling thread to serve: builds its HTTP clients, so that its first
+    /// request does not wait for them.
+    pub fn prepare_thread(&self) {
+        self.http.prepare_this_thread();
     }
 
     /// The judge, when one is configured.

@@ -81,13 +81,15 @@ pub async fn serve(
 
 /// [`serve`] on `threads` threads, each running its own event loop and accepting from the
 /// same socket (the kernel hands each connection to whichever thread asks first, so a busy
-/// thread takes fewer). Returns true when any of them had to cut requests.
+/// thread takes fewer). Each thread calls `prepare` before it takes its first connection.
+/// Returns true when any of them had to cut requests.
 pub async fn serve_on_threads(
     listener: TcpListener,
     app: Router,
     stop: watch::Receiver<bool>,
     grace: Duration,
     threads: NonZeroUsize,
+    prepare: impl Fn() + Clone + Send + 'static,
 ) -> bool {
     let listener = match listener.into_std() {
         Ok(listener) => listener,
@@ -99,9 +101,10 @@ pub async fn serve_on_threads(
     let mut running = Vec::with_capacity(threads.get());
     for index in 0..threads.get() {
         let started = listener.try_clone().and_then(|listener| {
-            let (app, stop) = (app.clone(), stop.clone());
+            let (app, stop, prepare) = (app.clone(), stop.clone(), prepare.clone());
             let (done, finished) = oneshot::channel();
             std::thread::Builder::new().name(format!("llm-router-{index}")).spawn(move || {
+                prepare();
                 let _ = done.send(serve_here(listener, app, stop, grace));
             })?;
             Ok(finished)

@@ -270,10 +270,15 @@ pub async fn start_with_credentials(
         })
     });
     let app = embedded.proxy_api();
+    let prepare = {
+        let gateway = gateway.clone();
+        move || gateway.prepare_thread()
+    };
     let task = tokio::spawn(async move {
         let forced = match threads {
             Some(threads) => {
-                crate::listener::serve_on_threads(listener, app, stopped, grace, threads).await
+                crate::listener::serve_on_threads(listener, app, stopped, grace, threads, prepare)
+                    .await
             }
             None => crate::listener::serve(listener, app, stopped, grace).await,
         };
