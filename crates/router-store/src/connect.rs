@@ -3,9 +3,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sqlx::AnyPool;
-use sqlx::AssertSqlSafe;
+use std::str::FromStr;
+
 use sqlx::any::AnyPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{AnyPool, AssertSqlSafe, SqlitePool};
 
 use crate::error::StoreError;
 
@@ -115,6 +117,28 @@ impl Target {
                 Ok(pool.connect(url).await?)
             }
         }
+    }
+}
+
+impl Target {
+    /// For an SQLite file, the pool of one connection that the store's batches of requests
+    /// and outcomes are written through (see [`Store`](crate::Store)), set up as
+    /// [`Target::connect`] sets up the others. It connects on its first use, after the
+    /// schema has been brought up to date.
+    pub(crate) fn bulk_writer(
+        &self,
+        options: &StoreOptions,
+    ) -> Result<Option<SqlitePool>, StoreError> {
+        let Target::SqliteFile { url, .. } = self else { return Ok(None) };
+        let connect = SqliteConnectOptions::from_str(url)?
+            .busy_timeout(options.busy_timeout)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_lazy_with(connect);
+        Ok(Some(pool))
     }
 }
 

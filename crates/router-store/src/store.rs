@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Row};
+use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Row, SqliteConnection, SqlitePool};
 
 use crate::connect::{Backend, StoreOptions, Target};
 use crate::error::StoreError;
@@ -18,6 +18,11 @@ use crate::sql::{from_db, get_i64, get_string, now_ms, to_db};
 #[derive(Debug, Clone)]
 pub struct Store {
     pub(crate) pool: AnyPool,
+    /// For an SQLite file, a connection of the SQLite driver's own that the writer's batches
+    /// of requests and outcomes go through. The Any driver copies every text value twice on
+    /// its way to SQLite (into its own argument buffer, then into the SQLite driver's), four
+    /// allocations a value; the SQLite driver takes a borrowed `&str` with one.
+    bulk: Option<SqlitePool>,
     backend: Backend,
 }
 
@@ -40,7 +45,8 @@ impl Store {
     pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
         let target = Target::parse(url)?;
         let pool = target.connect(options).await?;
-        Ok(Store { pool, backend: target.backend() })
+        let bulk = target.bulk_writer(options)?;
+        Ok(Store { pool, bulk, backend: target.backend() })
     }
 
     /// Brings the schema up to date. Safe to run on every start, and from several replicas
@@ -62,6 +68,9 @@ impl Store {
 
     /// Closes every connection; queries made afterwards fail.
     pub async fn close(&self) {
+        if let Some(bulk) = &self.bulk {
+            bulk.close().await;
+        }
         self.pool.close().await;
     }
 
@@ -89,9 +98,22 @@ impl Store {
                 Record::Audit(audit) => audits.push(audit),
             }
         }
-        let mut tx = self.pool.begin().await?;
         // Requests and outcomes are the bulk of the traffic: several rows per statement
-        // save a round trip per row.
+        // save a round trip per row. A batch of nothing else (almost every batch) goes
+        // through the SQLite driver's own connection when there is one.
+        if let Some(bulk) = self.bulk.as_ref().filter(|_| feedback.is_empty() && audits.is_empty())
+        {
+            let mut tx = bulk.begin().await?;
+            for chunk in chunks(&requests, request_size) {
+                insert_requests_sqlite(&mut tx, chunk).await?;
+            }
+            for chunk in chunks(&outcomes, outcome_size) {
+                insert_outcomes_sqlite(&mut tx, chunk).await?;
+            }
+            tx.commit().await?;
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
         for chunk in chunks(&requests, request_size) {
             insert_requests(&mut tx, self.backend, chunk).await?;
         }
@@ -369,6 +391,53 @@ fn insert_sql(backend: Backend, table: &str, columns: &[&str], rows: usize, key:
     sql
 }
 
+/// Binds a request row's values to `$query`, in the order of [`REQUEST_COLUMNS`]: the same
+/// for the Any driver and the SQLite driver's own, whose query types differ.
+macro_rules! bind_request {
+    ($query:expr, $r:expr) => {
+        $query
+            .bind($r.id.as_str())
+            .bind($r.received_at_ms)
+            .bind($r.api.as_str())
+            .bind($r.requested_model.as_str())
+            .bind($r.profile.as_deref())
+            .bind($r.stream)
+            .bind($r.prompt.kind())
+            .bind($r.prompt.text())
+            .bind(i64::from($r.message_count))
+            .bind($r.features_json.as_str())
+            .bind($r.language.as_deref())
+            .bind($r.domain.as_deref())
+            .bind($r.complexity.as_deref())
+            .bind($r.chosen_model.as_str())
+            .bind($r.source.as_str())
+            .bind($r.reason.as_str())
+            .bind($r.ranking_json.as_str())
+            .bind(to_db($r.decision_us, "decision_us")?)
+    };
+}
+
+/// Binds an outcome row's values to `$query`, in the order of [`OUTCOME_COLUMNS`].
+macro_rules! bind_outcome {
+    ($query:expr, $o:expr) => {
+        $query
+            .bind($o.request_id.as_str())
+            .bind($o.finished_at_ms)
+            .bind($o.status.as_str())
+            .bind(i64::from($o.http_status))
+            .bind($o.model.as_deref())
+            .bind($o.deployment.as_deref())
+            .bind(to_db($o.latency_ms, "latency_ms")?)
+            .bind($o.ttft_ms.map(|ttft| to_db(ttft, "ttft_ms")).transpose()?)
+            .bind(to_db($o.input_tokens, "input_tokens")?)
+            .bind(to_db($o.output_tokens, "output_tokens")?)
+            .bind(valid_cost($o)?)
+            .bind($o.error_kind.as_deref())
+            .bind($o.error_message.as_deref())
+            .bind(serde_json::to_string(&$o.attempts)?)
+    };
+}
+
 async fn insert_requests(
     conn: &mut AnyConnection,
     backend: Backend,
@@ -377,25 +446,20 @@ async fn insert_requests(
     let sql = insert_sql(backend, "requests", REQUEST_COLUMNS, requests.len(), "id");
     let mut query = sqlx::query(AssertSqlSafe(sql));
     for r in requests {
-        query = query
-            .bind(&r.id)
-            .bind(r.received_at_ms)
-            .bind(r.api.as_str())
-            .bind(&r.requested_model)
-            .bind(&r.profile)
-            .bind(r.stream)
-            .bind(r.prompt.kind())
-            .bind(r.prompt.text())
-            .bind(i64::from(r.message_count))
-            .bind(&r.features_json)
-            .bind(&r.language)
-            .bind(&r.domain)
-            .bind(&r.complexity)
-            .bind(&r.chosen_model)
-            .bind(r.source.as_str())
-            .bind(&r.reason)
-            .bind(&r.ranking_json)
-            .bind(to_db(r.decision_us, "decision_us")?);
+        query = bind_request!(query, r);
+    }
+    query.execute(conn).await?;
+    Ok(())
+}
+
+async fn insert_requests_sqlite(
+    conn: &mut SqliteConnection,
+    requests: &[&RequestRecord],
+) -> Result<(), StoreError> {
+    let sql = insert_sql(Backend::Sqlite, "requests", REQUEST_COLUMNS, requests.len(), "id");
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for r in requests {
+        query = bind_request!(query, r);
     }
     query.execute(conn).await?;
     Ok(())
@@ -409,31 +473,37 @@ async fn insert_outcomes(
     let sql = insert_sql(backend, "outcomes", OUTCOME_COLUMNS, outcomes.len(), "request_id");
     let mut query = sqlx::query(AssertSqlSafe(sql));
     for o in outcomes {
-        // SQLite turns NaN into NULL and PostgreSQL keeps it; neither is a cost.
-        if !o.cost_usd.is_finite() || o.cost_usd < 0.0 {
-            return Err(StoreError::InvalidRecord(format!(
-                "outcome {}: cost {} is not a finite, non-negative amount",
-                o.request_id, o.cost_usd
-            )));
-        }
-        query = query
-            .bind(&o.request_id)
-            .bind(o.finished_at_ms)
-            .bind(o.status.as_str())
-            .bind(i64::from(o.http_status))
-            .bind(&o.model)
-            .bind(&o.deployment)
-            .bind(to_db(o.latency_ms, "latency_ms")?)
-            .bind(o.ttft_ms.map(|ttft| to_db(ttft, "ttft_ms")).transpose()?)
-            .bind(to_db(o.input_tokens, "input_tokens")?)
-            .bind(to_db(o.output_tokens, "output_tokens")?)
-            .bind(o.cost_usd)
-            .bind(&o.error_kind)
-            .bind(&o.error_message)
-            .bind(serde_json::to_string(&o.attempts)?);
+        query = bind_outcome!(query, o);
     }
     query.execute(conn).await?;
     Ok(())
+}
+
+async fn insert_outcomes_sqlite(
+    conn: &mut SqliteConnection,
+    outcomes: &[&OutcomeRecord],
+) -> Result<(), StoreError> {
+    let sql =
+        insert_sql(Backend::Sqlite, "outcomes", OUTCOME_COLUMNS, outcomes.len(), "request_id");
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for o in outcomes {
+        query = bind_outcome!(query, o);
+    }
+    query.execute(conn).await?;
+    Ok(())
+}
+
+/// An outcome's cost, refused unless it is a finite, non-negative amount: SQLite turns NaN
+/// into NULL and PostgreSQL keeps it; neither is a cost.
+fn valid_cost(o: &OutcomeRecord) -> Result<f64, StoreError> {
+    if o.cost_usd.is_finite() && o.cost_usd >= 0.0 {
+        Ok(o.cost_usd)
+    } else {
+        Err(StoreError::InvalidRecord(format!(
+            "outcome {}: cost {} is not a finite, non-negative amount",
+            o.request_id, o.cost_usd
+        )))
+    }
 }
 
 async fn upsert_feedback(conn: &mut AnyConnection, f: &FeedbackRecord) -> Result<(), StoreError> {
