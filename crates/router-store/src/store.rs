@@ -1,6 +1,7 @@
 //! The [`Store`]: the pool, the schema, and every write.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Row, SqliteConnection, SqlitePool};
 
@@ -392,48 +393,49 @@ fn insert_sql(backend: Backend, table: &str, columns: &[&str], rows: usize, key:
 }
 
 /// Binds a request row's values to `$query`, in the order of [`REQUEST_COLUMNS`]: the same
-/// for the Any driver and the SQLite driver's own, whose query types differ.
+/// for the Any driver and the SQLite driver's own, whose query types differ, and whose texts
+/// go in as `$text` makes them ([`borrowed`] for the Any driver, [`shared`] for SQLite's).
 macro_rules! bind_request {
-    ($query:expr, $r:expr) => {
+    ($query:expr, $r:expr, $text:expr) => {
         $query
-            .bind($r.id.as_str())
+            .bind($text($r.id.as_str()))
             .bind($r.received_at_ms)
-            .bind($r.api.as_str())
-            .bind($r.requested_model.as_str())
-            .bind($r.profile.as_deref())
+            .bind($text($r.api.as_str()))
+            .bind($text($r.requested_model.as_str()))
+            .bind($r.profile.as_deref().map($text))
             .bind($r.stream)
-            .bind($r.prompt.kind())
-            .bind($r.prompt.text())
+            .bind($text($r.prompt.kind()))
+            .bind($r.prompt.text().map($text))
             .bind(i64::from($r.message_count))
-            .bind($r.features_json.as_str())
-            .bind($r.language.as_deref())
-            .bind($r.domain.as_deref())
-            .bind($r.complexity.as_deref())
-            .bind($r.chosen_model.as_str())
-            .bind($r.source.as_str())
-            .bind($r.reason.as_str())
-            .bind($r.ranking_json.as_str())
+            .bind($text($r.features_json.as_str()))
+            .bind($r.language.as_deref().map($text))
+            .bind($r.domain.as_deref().map($text))
+            .bind($r.complexity.as_deref().map($text))
+            .bind($text($r.chosen_model.as_str()))
+            .bind($text($r.source.as_str()))
+            .bind($text($r.reason.as_str()))
+            .bind($text($r.ranking_json.as_str()))
             .bind(to_db($r.decision_us, "decision_us")?)
     };
 }
 
 /// Binds an outcome row's values to `$query`, in the order of [`OUTCOME_COLUMNS`].
 macro_rules! bind_outcome {
-    ($query:expr, $o:expr) => {
+    ($query:expr, $o:expr, $text:expr) => {
         $query
-            .bind($o.request_id.as_str())
+            .bind($text($o.request_id.as_str()))
             .bind($o.finished_at_ms)
-            .bind($o.status.as_str())
+            .bind($text($o.status.as_str()))
             .bind(i64::from($o.http_status))
-            .bind($o.model.as_deref())
-            .bind($o.deployment.as_deref())
+            .bind($o.model.as_deref().map($text))
+            .bind($o.deployment.as_deref().map($text))
             .bind(to_db($o.latency_ms, "latency_ms")?)
             .bind($o.ttft_ms.map(|ttft| to_db(ttft, "ttft_ms")).transpose()?)
             .bind(to_db($o.input_tokens, "input_tokens")?)
             .bind(to_db($o.output_tokens, "output_tokens")?)
             .bind(valid_cost($o)?)
-            .bind($o.error_kind.as_deref())
-            .bind($o.error_message.as_deref())
+            .bind($o.error_kind.as_deref().map($text))
+            .bind($o.error_message.as_deref().map($text))
             .bind(serde_json::to_string(&$o.attempts)?)
     };
 }
@@ -446,7 +448,7 @@ async fn insert_requests(
     let sql = insert_sql(backend, "requests", REQUEST_COLUMNS, requests.len(), "id");
     let mut query = sqlx::query(AssertSqlSafe(sql));
     for r in requests {
-        query = bind_request!(query, r);
+        query = bind_request!(query, r, borrowed);
     }
     query.execute(conn).await?;
     Ok(())
@@ -459,7 +461,7 @@ async fn insert_requests_sqlite(
     let sql = insert_sql(Backend::Sqlite, "requests", REQUEST_COLUMNS, requests.len(), "id");
     let mut query = sqlx::query(AssertSqlSafe(sql));
     for r in requests {
-        query = bind_request!(query, r);
+        query = bind_request!(query, r, shared);
     }
     query.execute(conn).await?;
     Ok(())
@@ -473,7 +475,7 @@ async fn insert_outcomes(
     let sql = insert_sql(backend, "outcomes", OUTCOME_COLUMNS, outcomes.len(), "request_id");
     let mut query = sqlx::query(AssertSqlSafe(sql));
     for o in outcomes {
-        query = bind_outcome!(query, o);
+        query = bind_outcome!(query, o, borrowed);
     }
     query.execute(conn).await?;
     Ok(())
@@ -487,10 +489,21 @@ async fn insert_outcomes_sqlite(
         insert_sql(Backend::Sqlite, "outcomes", OUTCOME_COLUMNS, outcomes.len(), "request_id");
     let mut query = sqlx::query(AssertSqlSafe(sql));
     for o in outcomes {
-        query = bind_outcome!(query, o);
+        query = bind_outcome!(query, o, shared);
     }
     query.execute(conn).await?;
     Ok(())
+}
+
+/// A text as the Any driver takes it, which copies it into a buffer of its own anyway.
+fn borrowed(text: &str) -> &str {
+    text
+}
+
+/// A text as the SQLite driver takes it without copying it again: from a `&str` it would
+/// make a `String` and then put that in an `Arc`, two allocations where this is one.
+fn shared(text: &str) -> Arc<str> {
+    Arc::from(text)
 }
 
 /// An outcome's cost, refused unless it is a finite, non-negative amount: SQLite turns NaN
