@@ -394,10 +394,11 @@ impl Tally {
     }
 
     /// Tallies a Latin-script word; returns its units.
-    fn latin_word(&mut self, word: &str, code: bool) -> f32 {
+    /// `hash` is the word's [`word_hash`], when the caller has it already.
+    fn latin_word(&mut self, word: &str, hash: Option<u64>, code: bool) -> f32 {
         let table = function_words();
         let short = if word.is_ascii() { word.len() <= 2 } else { word.chars().nth(2).is_none() };
-        if let Some(mask) = table.get(word_hash(word)) {
+        if let Some(mask) = table.get(hash.unwrap_or_else(|| word_hash(word))) {
             if code && word.len() == 1 {
                 return SYMBOL_WORD_UNIT;
             }
@@ -492,87 +493,145 @@ impl Tally {
 
 /// The language of a text, and a second language when the text mixes two.
 pub fn detect(text: &str) -> LanguageGuess {
-    let text = head(text, SCAN_BYTES);
-    let mut tally = Tally::default();
-    let mut in_fence = false;
-    let mut lead = true;
-    for line in text.split('\n') {
+    let mut reader = Reader::default();
+    for line in head(text, SCAN_BYTES).split('\n') {
+        reader.line(line);
+    }
+    reader.finish()
+}
+
+/// Language evidence gathered line by line: from a text of its own ([`detect`]), or fed by
+/// the feature scan, which tokenizes the same opening of the text and hashes its words
+/// anyway (`Scan::with_language`).
+#[derive(Debug)]
+pub(crate) struct Reader {
+    tally: Tally,
+    in_fence: bool,
+    /// Still in the opening clause.
+    lead: bool,
+    /// The current line is code or a formula.
+    code: bool,
+    /// Inside quotation marks on the current line.
+    quoted: bool,
+}
+
+impl Default for Reader {
+    fn default() -> Reader {
+        Reader { tally: Tally::default(), in_fence: false, lead: true, code: false, quoted: false }
+    }
+}
+
+impl Reader {
+    /// How much of a text the evidence is read from: its first `BYTES` bytes, cut as
+    /// [`head`] cuts them.
+    pub(crate) const BYTES: usize = SCAN_BYTES;
+
+    /// Reads one whole line (of the first [`Reader::BYTES`] of a text).
+    pub(crate) fn line(&mut self, line: &str) {
         if is_fence(line) {
-            in_fence = !in_fence;
-            lead = false;
-            continue;
+            self.fence();
+            return;
         }
-        let code = in_fence || is_code_line(line) || is_formula(line);
+        let code = self.in_fence || is_code_line(line);
+        self.start_line(line, code);
         let mut tokens = Tokens::new(line);
-        let mut quoted = false;
         while let Some(token) = tokens.next() {
-            lead &= tokens.offset() <= LEAD_BYTES;
-            let (group, mut units) = match token {
-                Token::Word(word, Script::Latin) => {
-                    tally.code_words += u32::from(code);
-                    (Group::Latin, tally.latin_word(word, code))
-                }
-                Token::Word(word, Script::Cyrillic) => {
-                    tally.cyrillic_words += 1;
-                    tally.cyrillic_foreign +=
-                        word.chars().filter(|&c| is_foreign_cyrillic(fold(c))).count() as u32;
-                    (Group::Cyrillic, if code { SYMBOL_WORD_UNIT } else { 1.0 })
-                }
-                Token::Word(..) => (Group::Other, 1.0),
-                Token::Cjk(run) => {
-                    let mut units = 0.0;
-                    for c in run.chars() {
-                        match Script::of(c) {
-                            Script::Han => {
-                                tally.han += 1.0;
-                                units += HAN_UNIT;
-                            }
-                            Script::Kana => {
-                                tally.kana += 1.0;
-                                units += KANA_UNIT;
-                            }
-                            _ => {
-                                tally.hangul += 1.0;
-                                units += HANGUL_UNIT;
-                            }
+            self.token(token, tokens.offset(), None);
+        }
+        self.end_line();
+    }
+
+    /// A fence line: a code block opens or closes.
+    pub(crate) fn fence(&mut self) {
+        self.in_fence = !self.in_fence;
+        self.lead = false;
+    }
+
+    /// Starts a line that is not a fence; `code` is whether it lies in a code block or
+    /// reads as code (`is_code_line`).
+    pub(crate) fn start_line(&mut self, line: &str, code: bool) {
+        self.code = code || is_formula(line);
+        self.quoted = false;
+    }
+
+    /// One token of the current line; `offset` is where the line's tokens stand after it,
+    /// and `hash` the [`word_hash`] of a word when the caller has it.
+    pub(crate) fn token(&mut self, token: Token<'_>, offset: usize, hash: Option<u64>) {
+        self.lead &= offset <= LEAD_BYTES;
+        let code = self.code;
+        let tally = &mut self.tally;
+        let (group, mut units) = match token {
+            Token::Word(word, Script::Latin) => {
+                tally.code_words += u32::from(code);
+                (Group::Latin, tally.latin_word(word, hash, code))
+            }
+            Token::Word(word, Script::Cyrillic) => {
+                tally.cyrillic_words += 1;
+                tally.cyrillic_foreign +=
+                    word.chars().filter(|&c| is_foreign_cyrillic(fold(c))).count() as u32;
+                (Group::Cyrillic, if code { SYMBOL_WORD_UNIT } else { 1.0 })
+            }
+            Token::Word(..) => (Group::Other, 1.0),
+            Token::Cjk(run) => {
+                let mut units = 0.0;
+                for c in run.chars() {
+                    match Script::of(c) {
+                        Script::Han => {
+                            tally.han += 1.0;
+                            units += HAN_UNIT;
+                        }
+                        Script::Kana => {
+                            tally.kana += 1.0;
+                            units += KANA_UNIT;
+                        }
+                        _ => {
+                            tally.hangul += 1.0;
+                            units += HANGUL_UNIT;
                         }
                     }
-                    (Group::Cjk, units)
                 }
-                Token::Symbol(':' | '：' | '。' | '?' | '？' | '!' | '！') => {
-                    lead = false;
-                    continue;
-                }
-                Token::Symbol('.') if !quoted => {
-                    lead = false;
-                    continue;
-                }
-                Token::Symbol('"') => {
-                    quoted = !quoted;
-                    continue;
-                }
-                Token::Symbol('“' | '「' | '『' | '«') => {
-                    quoted = true;
-                    continue;
-                }
-                Token::Symbol('”' | '」' | '』' | '»') => {
-                    quoted = false;
-                    continue;
-                }
-                Token::Number(_) | Token::Symbol(_) => continue,
-            };
-            if quoted {
-                // Quoted words are the material, not the voice.
-                units *= QUOTED_FACTOR;
+                (Group::Cjk, units)
             }
-            tally.units[group as usize] += units;
-            if lead {
-                tally.lead[group as usize] += units;
+            Token::Symbol(':' | '：' | '。' | '?' | '？' | '!' | '！') => {
+                self.lead = false;
+                return;
             }
+            Token::Symbol('.') if !self.quoted => {
+                self.lead = false;
+                return;
+            }
+            Token::Symbol('"') => {
+                self.quoted = !self.quoted;
+                return;
+            }
+            Token::Symbol('“' | '「' | '『' | '«') => {
+                self.quoted = true;
+                return;
+            }
+            Token::Symbol('”' | '」' | '』' | '»') => {
+                self.quoted = false;
+                return;
+            }
+            Token::Number(_) | Token::Symbol(_) => return,
+        };
+        if self.quoted {
+            // Quoted words are the material, not the voice.
+            units *= QUOTED_FACTOR;
         }
-        lead = false;
+        tally.units[group as usize] += units;
+        if self.lead {
+            tally.lead[group as usize] += units;
+        }
     }
-    tally.decide()
+
+    /// Ends the current line, and with it the opening clause.
+    pub(crate) fn end_line(&mut self) {
+        self.lead = false;
+    }
+
+    pub(crate) fn finish(&self) -> LanguageGuess {
+        self.tally.decide()
+    }
 }
 
 /// Whether a line is mostly a formula, whose one-letter words are variables.

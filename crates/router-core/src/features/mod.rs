@@ -329,8 +329,8 @@ impl FeatureExtractor {
 
     pub fn extract(&self, prompt: &Prompt<'_>) -> Features {
         let text = prompt.last_user_text();
-        let language = self.language(prompt, text);
-        let scan = scan::Scan::of(text);
+        let (scan, language) = scan::Scan::with_language(text);
+        let language = self.language(prompt, language);
         let domain = self.domain.classify_scan(&scan);
 
         let mut message_tokens = 0u32;
@@ -379,8 +379,8 @@ impl FeatureExtractor {
         }
     }
 
-    fn language(&self, prompt: &Prompt<'_>, last: &str) -> LanguageGuess {
-        let guess = language::detect(last);
+    /// The language of the last user message (`guess`), or failing that of an earlier one.
+    fn language(&self, prompt: &Prompt<'_>, guess: LanguageGuess) -> LanguageGuess {
         if guess.primary != Language::Unknown {
             return guess;
         }

@@ -6,9 +6,12 @@
 //! where the instruction is, and it bounds the cost of a 2,000-token prompt. Features are
 //! 64-bit hashes written into one buffer, allocated once at its full size.
 
+use super::LanguageGuess;
+use super::language::Reader;
 use super::lexicon::{self, Cue, CueCounts, Cues};
 use super::text::{
-    Script, Token, Tokens, cjk_hash, fold, head_and_tail, is_code_line, is_fence, mix, word_hash,
+    Script, Token, Tokens, cjk_hash, fold, head, head_and_tail, is_code_line, is_fence, mix,
+    word_hash,
 };
 
 /// Bytes read from the opening of a long text...
@@ -114,8 +117,32 @@ impl std::fmt::Debug for Scan {
     }
 }
 
+/// The language evidence read along with the scan, from the text's first
+/// [`Reader::BYTES`]: the scan's head holds them (it is as long or longer), so both read the
+/// same lines and words once.
+struct Language {
+    reader: Reader,
+    /// Where the language evidence stops reading, as a byte offset in the text.
+    end: usize,
+}
+
 impl Scan {
     pub(crate) fn of(text: &str) -> Scan {
+        Scan::read_text(text, None)
+    }
+
+    /// The scan of `text` and the language of its words, as [`language::detect`] finds it,
+    /// in one pass.
+    ///
+    /// [`language::detect`]: super::language::detect
+    pub(crate) fn with_language(text: &str) -> (Scan, LanguageGuess) {
+        let mut language =
+            Language { reader: Reader::default(), end: head(text, Reader::BYTES).len() };
+        let scan = Scan::read_text(text, Some(&mut language));
+        (scan, language.reader.finish())
+    }
+
+    fn read_text(text: &str, language: Option<&mut Language>) -> Scan {
         let mut scan = Scan {
             features: Vec::with_capacity(MAX_FEATURES),
             cues: CueCounts::default(),
@@ -123,12 +150,12 @@ impl Scan {
         };
         let (head, tail) = head_and_tail(text, HEAD_BYTES, TAIL_BYTES);
         let mut state = State::default();
-        scan.read(head, &mut state);
+        scan.read(head, &mut state, language);
         if !tail.is_empty() {
             // The tail starts mid-text: a fresh line state, no "first word".
             state.in_fence = false;
             state.prev_word = None;
-            scan.read(tail, &mut state);
+            scan.read(tail, &mut state, None);
             let read = head.len() + tail.len();
             let scale = |n: u32| (n as usize * text.len() / read.max(1)) as u32;
             scan.shape.lines = scale(scan.shape.lines);
@@ -164,15 +191,36 @@ impl Scan {
         }
     }
 
-    fn read(&mut self, text: &str, state: &mut State) {
+    /// Reads `text` (the head, or the tail), and feeds `language` the lines that lie within
+    /// its reach.
+    fn read(&mut self, text: &str, state: &mut State, mut language: Option<&mut Language>) {
+        let mut start = 0;
         for line in text.split('\n') {
+            let end = start + line.len();
+            // A line the language evidence reads whole is read with the scan's tokens; the
+            // one its reach cuts, it reads alone, as cut.
+            let mut with_scan = None;
+            if let Some(language) = language.as_deref_mut() {
+                if end <= language.end {
+                    with_scan = Some(&mut language.reader);
+                } else if start < language.end {
+                    language.reader.line(&line[..language.end - start]);
+                }
+            }
+            start = end + 1;
             self.shape.lines += 1;
             if is_fence(line) {
                 state.in_fence = !state.in_fence;
                 self.shape.fences += 1;
+                if let Some(reader) = with_scan {
+                    reader.fence();
+                }
                 continue;
             }
             let code = state.in_fence || is_code_line(line);
+            if let Some(reader) = with_scan.as_deref_mut() {
+                reader.start_line(line, code);
+            }
             self.shape.code_lines += u32::from(code);
             if is_list_item(line) {
                 self.shape.list_items += 1;
@@ -184,16 +232,33 @@ impl Scan {
             if trimmed.ends_with(':') || trimmed.ends_with('：') {
                 state.saw_instruction = true;
             }
-            self.read_line(line, code, state);
+            self.read_line(line, code, state, with_scan.as_deref_mut());
+            if let Some(reader) = with_scan {
+                reader.end_line();
+            }
         }
     }
 
-    fn read_line(&mut self, line: &str, code: bool, state: &mut State) {
+    fn read_line(
+        &mut self,
+        line: &str,
+        code: bool,
+        state: &mut State,
+        mut language: Option<&mut Reader>,
+    ) {
         let mut prev_symbol_operand = false;
-        for token in Tokens::new(line) {
+        let mut tokens = Tokens::new(line);
+        while let Some(token) = tokens.next() {
+            let hash = match token {
+                Token::Word(word, _) => Some(word_hash(word)),
+                _ => None,
+            };
+            if let Some(reader) = language.as_deref_mut() {
+                reader.token(token, tokens.offset(), hash);
+            }
             match token {
                 Token::Word(word, _) => {
-                    self.word(word, state);
+                    self.word(word, hash.unwrap_or_default(), state);
                     prev_symbol_operand = true;
                 }
                 Token::Cjk(run) => {
@@ -217,9 +282,9 @@ impl Scan {
         }
     }
 
-    fn word(&mut self, word: &str, state: &mut State) {
+    /// A word and its [`word_hash`].
+    fn word(&mut self, word: &str, hash: u64, state: &mut State) {
         self.shape.words += 1;
-        let hash = word_hash(word);
         self.push(feature(Kind::Word, hash));
         if let Some(prev) = state.prev_word {
             self.push(feature(Kind::WordPair, prev.rotate_left(17) ^ hash));
@@ -384,6 +449,65 @@ fn is_list_item(line: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_language_read_with_the_scan_is_the_language_read_alone() {
+        // Pieces that move the evidence: function words of several languages, elisions,
+        // code lines and fences, formulas, quotation marks, clause ends, CJK and Cyrillic,
+        // and lines long enough for the 768-byte reach to cut them. Texts of 600 to 1,200
+        // bytes fall under the reach, straddle it with the scan reading on (up to 1,024
+        // bytes), and exceed what the scan reads whole.
+        const PIECES: &[&str] = &[
+            "the ",
+            "and ",
+            "le ",
+            "der ",
+            "el ",
+            "che ",
+            "não ",
+            "het ",
+            "please ",
+            "explain ",
+            "l'homme ",
+            "don't ",
+            "translation ",
+            "\n",
+            "\n",
+            "\n```\n",
+            "let x = foo(y);\n",
+            "a = b + c * d / e\n",
+            "\"quoted words\" ",
+            "« cité » ",
+            "“curly” ",
+            ": ",
+            ". ",
+            "? ",
+            "这是中文 ",
+            "日本語です ",
+            "한국어 ",
+            "привет ",
+            "її ",
+            "x ",
+            "42 ",
+            "é ",
+            "1. ",
+            "- item\n",
+            "     ",
+        ];
+        let mut next = crate::features::xorshift(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..3_000 {
+            let target = 600 + (next() % 600) as usize;
+            let mut text = String::new();
+            while text.len() < target {
+                text.push_str(PIECES[(next() % PIECES.len() as u64) as usize]);
+            }
+            let (scan, language) = Scan::with_language(&text);
+            assert_eq!(language, super::super::language::detect(&text), "{text:?}");
+            let alone = Scan::of(&text);
+            assert_eq!(scan.features(), alone.features(), "{text:?}");
+            assert_eq!(scan.shape, alone.shape, "{text:?}");
+        }
+    }
 
     #[test]
     fn shape_counts_structure() {
