@@ -1,9 +1,8 @@
 //! Turning a database URL into a connection pool set up for its backend.
 
 use std::path::PathBuf;
-use std::time::Duration;
-
 use std::str::FromStr;
+use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};

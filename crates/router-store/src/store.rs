@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Row, SqliteConnection, SqlitePool};
+use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Row, Sqlite, SqlitePool};
 
 use crate::connect::{Backend, StoreOptions, Target};
 use crate::error::StoreError;
@@ -12,6 +12,54 @@ use crate::record::{
     AuditRecord, Counts, FeedbackRecord, OutcomeRecord, Record, RequestRecord, StateEntry,
 };
 use crate::sql::{from_db, get_i64, get_string, now_ms, to_db};
+
+/// Binds a request row's values to `$query`, in the order of [`REQUEST_COLUMNS`]: the same
+/// for the Any driver and the SQLite driver's own, whose query types differ, and whose texts
+/// go in as `$text` makes them ([`borrowed`] for the Any driver, [`shared`] for SQLite's).
+macro_rules! bind_request {
+    ($query:expr, $r:expr, $text:expr) => {
+        $query
+            .bind($text($r.id.as_str()))
+            .bind($r.received_at_ms)
+            .bind($text($r.api.as_str()))
+            .bind($text($r.requested_model.as_str()))
+            .bind($r.profile.as_deref().map($text))
+            .bind($r.stream)
+            .bind($text($r.prompt.kind()))
+            .bind($r.prompt.text().map($text))
+            .bind(i64::from($r.message_count))
+            .bind($text($r.features_json.as_str()))
+            .bind($r.language.as_deref().map($text))
+            .bind($r.domain.as_deref().map($text))
+            .bind($r.complexity.as_deref().map($text))
+            .bind($text($r.chosen_model.as_str()))
+            .bind($text($r.source.as_str()))
+            .bind($text($r.reason.as_str()))
+            .bind($text($r.ranking_json.as_str()))
+            .bind(to_db($r.decision_us, "decision_us")?)
+    };
+}
+
+/// Binds an outcome row's values to `$query`, in the order of [`OUTCOME_COLUMNS`].
+macro_rules! bind_outcome {
+    ($query:expr, $o:expr, $text:expr) => {
+        $query
+            .bind($text($o.request_id.as_str()))
+            .bind($o.finished_at_ms)
+            .bind($text($o.status.as_str()))
+            .bind(i64::from($o.http_status))
+            .bind($o.model.as_deref().map($text))
+            .bind($o.deployment.as_deref().map($text))
+            .bind(to_db($o.latency_ms, "latency_ms")?)
+            .bind($o.ttft_ms.map(|ttft| to_db(ttft, "ttft_ms")).transpose()?)
+            .bind(to_db($o.input_tokens, "input_tokens")?)
+            .bind(to_db($o.output_tokens, "output_tokens")?)
+            .bind(valid_cost($o)?)
+            .bind($o.error_kind.as_deref().map($text))
+            .bind($o.error_message.as_deref().map($text))
+            .bind(serde_json::to_string(&$o.attempts)?)
+    };
+}
 
 /// The database behind the router: SQLite or PostgreSQL, through the same methods.
 ///
@@ -106,20 +154,32 @@ impl Store {
         {
             let mut tx = bulk.begin().await?;
             for chunk in chunks(&requests, request_size) {
-                insert_requests_sqlite(&mut tx, chunk).await?;
+                insert_rows::<Sqlite, _>(&mut tx, Backend::Sqlite, REQUESTS, chunk, |query, r| {
+                    Ok(bind_request!(query, r, shared))
+                })
+                .await?;
             }
             for chunk in chunks(&outcomes, outcome_size) {
-                insert_outcomes_sqlite(&mut tx, chunk).await?;
+                insert_rows::<Sqlite, _>(&mut tx, Backend::Sqlite, OUTCOMES, chunk, |query, o| {
+                    Ok(bind_outcome!(query, o, shared))
+                })
+                .await?;
             }
             tx.commit().await?;
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
         for chunk in chunks(&requests, request_size) {
-            insert_requests(&mut tx, self.backend, chunk).await?;
+            insert_rows::<Any, _>(&mut tx, self.backend, REQUESTS, chunk, |query, r| {
+                Ok(bind_request!(query, r, borrowed))
+            })
+            .await?;
         }
         for chunk in chunks(&outcomes, outcome_size) {
-            insert_outcomes(&mut tx, self.backend, chunk).await?;
+            insert_rows::<Any, _>(&mut tx, self.backend, OUTCOMES, chunk, |query, o| {
+                Ok(bind_outcome!(query, o, borrowed))
+            })
+            .await?;
         }
         for record in feedback {
             upsert_feedback(&mut tx, record).await?;
@@ -392,108 +452,34 @@ fn insert_sql(backend: Backend, table: &str, columns: &[&str], rows: usize, key:
     sql
 }
 
-/// Binds a request row's values to `$query`, in the order of [`REQUEST_COLUMNS`]: the same
-/// for the Any driver and the SQLite driver's own, whose query types differ, and whose texts
-/// go in as `$text` makes them ([`borrowed`] for the Any driver, [`shared`] for SQLite's).
-macro_rules! bind_request {
-    ($query:expr, $r:expr, $text:expr) => {
-        $query
-            .bind($text($r.id.as_str()))
-            .bind($r.received_at_ms)
-            .bind($text($r.api.as_str()))
-            .bind($text($r.requested_model.as_str()))
-            .bind($r.profile.as_deref().map($text))
-            .bind($r.stream)
-            .bind($text($r.prompt.kind()))
-            .bind($r.prompt.text().map($text))
-            .bind(i64::from($r.message_count))
-            .bind($text($r.features_json.as_str()))
-            .bind($r.language.as_deref().map($text))
-            .bind($r.domain.as_deref().map($text))
-            .bind($r.complexity.as_deref().map($text))
-            .bind($text($r.chosen_model.as_str()))
-            .bind($text($r.source.as_str()))
-            .bind($text($r.reason.as_str()))
-            .bind($text($r.ranking_json.as_str()))
-            .bind(to_db($r.decision_us, "decision_us")?)
-    };
-}
+/// A query of either driver, its values bound as they come.
+type Insert<DB> = sqlx::query::Query<'static, DB, <DB as sqlx::Database>::Arguments>;
 
-/// Binds an outcome row's values to `$query`, in the order of [`OUTCOME_COLUMNS`].
-macro_rules! bind_outcome {
-    ($query:expr, $o:expr, $text:expr) => {
-        $query
-            .bind($text($o.request_id.as_str()))
-            .bind($o.finished_at_ms)
-            .bind($text($o.status.as_str()))
-            .bind(i64::from($o.http_status))
-            .bind($o.model.as_deref().map($text))
-            .bind($o.deployment.as_deref().map($text))
-            .bind(to_db($o.latency_ms, "latency_ms")?)
-            .bind($o.ttft_ms.map(|ttft| to_db(ttft, "ttft_ms")).transpose()?)
-            .bind(to_db($o.input_tokens, "input_tokens")?)
-            .bind(to_db($o.output_tokens, "output_tokens")?)
-            .bind(valid_cost($o)?)
-            .bind($o.error_kind.as_deref().map($text))
-            .bind($o.error_message.as_deref().map($text))
-            .bind(serde_json::to_string(&$o.attempts)?)
-    };
-}
-
-async fn insert_requests(
-    conn: &mut AnyConnection,
+/// One multi-row INSERT (see [`insert_sql`]) of `rows` into `table`, each row's values bound
+/// in `columns` order by `bind`, on the Any driver or the SQLite driver's own.
+async fn insert_rows<DB, R>(
+    conn: &mut DB::Connection,
     backend: Backend,
-    requests: &[&RequestRecord],
-) -> Result<(), StoreError> {
-    let sql = insert_sql(backend, "requests", REQUEST_COLUMNS, requests.len(), "id");
-    let mut query = sqlx::query(AssertSqlSafe(sql));
-    for r in requests {
-        query = bind_request!(query, r, borrowed);
+    (table, columns, key): (&str, &[&str], &str),
+    rows: &[&R],
+    bind: impl Fn(Insert<DB>, &R) -> Result<Insert<DB>, StoreError>,
+) -> Result<(), StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+{
+    let sql = insert_sql(backend, table, columns, rows.len(), key);
+    let mut query = sqlx::query::<DB>(AssertSqlSafe(sql));
+    for row in rows {
+        query = bind(query, row)?;
     }
     query.execute(conn).await?;
     Ok(())
 }
 
-async fn insert_requests_sqlite(
-    conn: &mut SqliteConnection,
-    requests: &[&RequestRecord],
-) -> Result<(), StoreError> {
-    let sql = insert_sql(Backend::Sqlite, "requests", REQUEST_COLUMNS, requests.len(), "id");
-    let mut query = sqlx::query(AssertSqlSafe(sql));
-    for r in requests {
-        query = bind_request!(query, r, shared);
-    }
-    query.execute(conn).await?;
-    Ok(())
-}
-
-async fn insert_outcomes(
-    conn: &mut AnyConnection,
-    backend: Backend,
-    outcomes: &[&OutcomeRecord],
-) -> Result<(), StoreError> {
-    let sql = insert_sql(backend, "outcomes", OUTCOME_COLUMNS, outcomes.len(), "request_id");
-    let mut query = sqlx::query(AssertSqlSafe(sql));
-    for o in outcomes {
-        query = bind_outcome!(query, o, borrowed);
-    }
-    query.execute(conn).await?;
-    Ok(())
-}
-
-async fn insert_outcomes_sqlite(
-    conn: &mut SqliteConnection,
-    outcomes: &[&OutcomeRecord],
-) -> Result<(), StoreError> {
-    let sql =
-        insert_sql(Backend::Sqlite, "outcomes", OUTCOME_COLUMNS, outcomes.len(), "request_id");
-    let mut query = sqlx::query(AssertSqlSafe(sql));
-    for o in outcomes {
-        query = bind_outcome!(query, o, shared);
-    }
-    query.execute(conn).await?;
-    Ok(())
-}
+const REQUESTS: (&str, &[&str], &str) = ("requests", REQUEST_COLUMNS, "id");
+const OUTCOMES: (&str, &[&str], &str) = ("outcomes", OUTCOME_COLUMNS, "request_id");
 
 /// A text as the Any driver takes it, which copies it into a buffer of its own anyway.
 fn borrowed(text: &str) -> &str {
