@@ -5,6 +5,9 @@
 //! Long texts are read only at the opening and the ending (see [`head_and_tail`]): that is
 //! where the instruction is, and it bounds the cost of a 2,000-token prompt. Features are
 //! 64-bit hashes written into one buffer, allocated once at its full size.
+//!
+//! The same pass can feed the language evidence ([`Scan::with_language`]): it reads the same
+//! opening lines and words, which would otherwise be tokenized and hashed a second time.
 
 use super::LanguageGuess;
 use super::language::Reader;
