@@ -5,8 +5,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
+use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{AnyPool, AssertSqlSafe, SqlitePool};
+use sqlx::{AnyPool, AssertSqlSafe, PgPool, SqlitePool};
 
 use crate::error::StoreError;
 
@@ -119,25 +120,42 @@ impl Target {
     }
 }
 
+/// A pool of the backend's own driver that the store's batches of requests and outcomes are
+/// written through (see [`Store`](crate::Store)).
+#[derive(Debug, Clone)]
+pub(crate) enum Bulk {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
 impl Target {
-    /// For an SQLite file, the pool of one connection that the store's batches of requests
-    /// and outcomes are written through (see [`Store`](crate::Store)), set up as
-    /// [`Target::connect`] sets up the others. It connects on its first use, after the
-    /// schema has been brought up to date.
-    pub(crate) fn bulk_writer(
-        &self,
-        options: &StoreOptions,
-    ) -> Result<Option<SqlitePool>, StoreError> {
-        let Target::SqliteFile { url, .. } = self else { return Ok(None) };
-        let connect = SqliteConnectOptions::from_str(url)?
-            .busy_timeout(options.busy_timeout)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(options.acquire_timeout)
-            .connect_lazy_with(connect);
-        Ok(Some(pool))
+    /// The [`Bulk`] writer's pool, set up as [`Target::connect`] sets up the others: one
+    /// connection for an SQLite file (which has one writer at a time anyway), two for
+    /// PostgreSQL (the writer's batches follow one another). None for an in-memory SQLite
+    /// database, which lives in the one connection of the other pool. It connects on its
+    /// first use, after the schema has been brought up to date.
+    pub(crate) fn bulk_writer(&self, options: &StoreOptions) -> Result<Option<Bulk>, StoreError> {
+        match self {
+            Target::SqliteMemory { .. } => Ok(None),
+            Target::SqliteFile { url, .. } => {
+                let connect = SqliteConnectOptions::from_str(url)?
+                    .busy_timeout(options.busy_timeout)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_lazy_with(connect);
+                Ok(Some(Bulk::Sqlite(pool)))
+            }
+            Target::Postgres { url } => {
+                let pool = PgPoolOptions::new()
+                    .max_connections(2)
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_lazy(url)?;
+                Ok(Some(Bulk::Postgres(pool)))
+            }
+        }
     }
 }
 

@@ -3,9 +3,9 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Row, Sqlite, SqlitePool};
+use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Postgres, Row, Sqlite};
 
-use crate::connect::{Backend, StoreOptions, Target};
+use crate::connect::{Backend, Bulk, StoreOptions, Target};
 use crate::error::StoreError;
 use crate::migrate::migrator;
 use crate::record::{
@@ -61,17 +61,37 @@ macro_rules! bind_outcome {
     };
 }
 
+/// Inserts a batch's requests and then its outcomes, several rows a statement, on a
+/// connection of driver `$db`; `$text` as in [`bind_request`].
+macro_rules! insert_all {
+    ($db:ty, $conn:expr, $backend:expr, $requests:expr, $outcomes:expr, $text:expr) => {
+        for chunk in chunks($requests, request_size) {
+            insert_rows::<$db, _>($conn, $backend, REQUESTS, chunk, |query, r| {
+                Ok(bind_request!(query, r, $text))
+            })
+            .await?;
+        }
+        for chunk in chunks($outcomes, outcome_size) {
+            insert_rows::<$db, _>($conn, $backend, OUTCOMES, chunk, |query, o| {
+                Ok(bind_outcome!(query, o, $text))
+            })
+            .await?;
+        }
+    };
+}
+
 /// The database behind the router: SQLite or PostgreSQL, through the same methods.
 ///
 /// Cheap to clone: clones share one connection pool.
 #[derive(Debug, Clone)]
 pub struct Store {
     pub(crate) pool: AnyPool,
-    /// For an SQLite file, a connection of the SQLite driver's own that the writer's batches
-    /// of requests and outcomes go through. The Any driver copies every text value twice on
-    /// its way to SQLite (into its own argument buffer, then into the SQLite driver's), four
-    /// allocations a value; the SQLite driver takes a borrowed `&str` with one.
-    bulk: Option<SqlitePool>,
+    /// A pool of the backend's own driver that the writer's batches of requests and outcomes
+    /// go through (not for an in-memory SQLite database). The Any driver copies every text
+    /// value twice on its way (into its own argument buffer, then into the backend driver's),
+    /// four allocations a value; SQLite's driver takes an `Arc<str>` as it is, and
+    /// PostgreSQL's writes a borrowed `&str` straight into its buffer.
+    bulk: Option<Bulk>,
     backend: Backend,
 }
 
@@ -117,8 +137,10 @@ impl Store {
 
     /// Closes every connection; queries made afterwards fail.
     pub async fn close(&self) {
-        if let Some(bulk) = &self.bulk {
-            bulk.close().await;
+        match &self.bulk {
+            Some(Bulk::Sqlite(pool)) => pool.close().await,
+            Some(Bulk::Postgres(pool)) => pool.close().await,
+            None => {}
         }
         self.pool.close().await;
     }
@@ -149,38 +171,31 @@ impl Store {
         }
         // Requests and outcomes are the bulk of the traffic: several rows per statement
         // save a round trip per row. A batch of nothing else (almost every batch) goes
-        // through the SQLite driver's own connection when there is one.
-        if let Some(bulk) = self.bulk.as_ref().filter(|_| feedback.is_empty() && audits.is_empty())
-        {
-            let mut tx = bulk.begin().await?;
-            for chunk in chunks(&requests, request_size) {
-                insert_rows::<Sqlite, _>(&mut tx, Backend::Sqlite, REQUESTS, chunk, |query, r| {
-                    Ok(bind_request!(query, r, shared))
-                })
-                .await?;
+        // through the backend driver's own connection when there is one.
+        if feedback.is_empty() && audits.is_empty() {
+            match &self.bulk {
+                Some(Bulk::Sqlite(pool)) => {
+                    let mut tx = pool.begin().await?;
+                    insert_all!(Sqlite, &mut tx, Backend::Sqlite, &requests, &outcomes, shared);
+                    return Ok(tx.commit().await?);
+                }
+                Some(Bulk::Postgres(pool)) => {
+                    let mut tx = pool.begin().await?;
+                    insert_all!(
+                        Postgres,
+                        &mut tx,
+                        Backend::Postgres,
+                        &requests,
+                        &outcomes,
+                        borrowed
+                    );
+                    return Ok(tx.commit().await?);
+                }
+                None => {}
             }
-            for chunk in chunks(&outcomes, outcome_size) {
-                insert_rows::<Sqlite, _>(&mut tx, Backend::Sqlite, OUTCOMES, chunk, |query, o| {
-                    Ok(bind_outcome!(query, o, shared))
-                })
-                .await?;
-            }
-            tx.commit().await?;
-            return Ok(());
         }
         let mut tx = self.pool.begin().await?;
-        for chunk in chunks(&requests, request_size) {
-            insert_rows::<Any, _>(&mut tx, self.backend, REQUESTS, chunk, |query, r| {
-                Ok(bind_request!(query, r, borrowed))
-            })
-            .await?;
-        }
-        for chunk in chunks(&outcomes, outcome_size) {
-            insert_rows::<Any, _>(&mut tx, self.backend, OUTCOMES, chunk, |query, o| {
-                Ok(bind_outcome!(query, o, borrowed))
-            })
-            .await?;
-        }
+        insert_all!(Any, &mut tx, self.backend, &requests, &outcomes, borrowed);
         for record in feedback {
             upsert_feedback(&mut tx, record).await?;
         }
@@ -481,7 +496,8 @@ where
 const REQUESTS: (&str, &[&str], &str) = ("requests", REQUEST_COLUMNS, "id");
 const OUTCOMES: (&str, &[&str], &str) = ("outcomes", OUTCOME_COLUMNS, "request_id");
 
-/// A text as the Any driver takes it, which copies it into a buffer of its own anyway.
+/// A text as the Any driver takes it (it copies it into a buffer of its own anyway), and as
+/// PostgreSQL's driver does (it writes it straight into the message it sends).
 fn borrowed(text: &str) -> &str {
     text
 }
