@@ -2,13 +2,15 @@
 //!
 //! A small registry of its own rather than a global recorder: each gateway (and each test)
 //! owns one. Every request touches several series, so the hot path allocates nothing: a
-//! series is found under a read lock by comparing its labels in place, and then only atomics
-//! change. The write lock is taken only the first time a label combination is seen.
+//! series is found under a read lock by comparing its labels in place, and its atomics change
+//! under that same lock. The write lock is taken only the first time a label combination is
+//! seen.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
 
 /// Upper bounds of the latency histogram buckets, in seconds: fine below a millisecond,
 /// where the gateway's own overhead lives, coarse above, where upstream calls do.
@@ -50,11 +52,35 @@ enum Kind {
 #[derive(Debug)]
 struct Entry<T> {
     labels: Labels,
-    value: Arc<T>,
+    value: T,
 }
 
 /// Series by metric name; the few label sets of a name are searched in order.
-type Table<T> = HashMap<&'static str, Vec<Entry<T>>>;
+type Table<T> = HashMap<&'static str, Vec<Entry<T>>, BuildHasherDefault<NameHasher>>;
+
+/// FNV-1a over a metric's name. The names are the gateway's own constants, not input an
+/// attacker chooses, so the table needs no protection against collisions; std's SipHash
+/// cost more than the rest of a lookup, several lookups a request.
+#[derive(Debug)]
+struct NameHasher(u64);
+
+impl Default for NameHasher {
+    fn default() -> Self {
+        NameHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 #[derive(Debug, Default)]
 struct Series {
@@ -67,8 +93,61 @@ fn same_labels(stored: &Labels, given: &[(&'static str, &str)]) -> bool {
     stored.len() == given.len() && stored.iter().zip(given).all(|(a, b)| a.0 == b.0 && a.1 == b.1)
 }
 
-fn find<T>(table: &Table<T>, name: &str, labels: &[(&'static str, &str)]) -> Option<Arc<T>> {
-    table.get(name)?.iter().find(|e| same_labels(&e.labels, labels)).map(|e| e.value.clone())
+fn find<'t, T>(table: &'t Table<T>, name: &str, labels: &[(&'static str, &str)]) -> Option<&'t T> {
+    table.get(name)?.iter().find(|e| same_labels(&e.labels, labels)).map(|e| &e.value)
+}
+
+/// What a series holds, and which of the registry's tables holds it.
+trait Value: Sized {
+    fn table(series: &Series) -> &Table<Self>;
+    fn table_mut(series: &mut Series) -> &mut Table<Self>;
+}
+
+impl Value for (Kind, AtomicU64) {
+    fn table(series: &Series) -> &Table<Self> {
+        &series.values
+    }
+    fn table_mut(series: &mut Series) -> &mut Table<Self> {
+        &mut series.values
+    }
+}
+
+impl Value for Histogram {
+    fn table(series: &Series) -> &Table<Self> {
+        &series.histograms
+    }
+    fn table_mut(series: &mut Series) -> &mut Table<Self> {
+        &mut series.histograms
+    }
+}
+
+/// Applies `update` to the series `name{labels}`, creating it with `init` the first time.
+fn update<T: Value, R>(
+    lock: &RwLock<Series>,
+    name: &'static str,
+    labels: &[(&'static str, &str)],
+    init: impl FnOnce() -> T,
+    update: impl FnOnce(&T) -> R,
+) -> R {
+    // The series hold only atomics and label strings; a panic elsewhere while the lock was
+    // held cannot leave them half-updated in a way that matters.
+    {
+        let series = lock.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(value) = find(T::table(&series), name, labels) {
+            return update(value);
+        }
+    }
+    let mut series = lock.write().unwrap_or_else(|e| e.into_inner());
+    let entries = T::table_mut(&mut series).entry(name).or_default();
+    // Another request may have created it between the two locks.
+    let at = match entries.iter().position(|e| same_labels(&e.labels, labels)) {
+        Some(at) => at,
+        None => {
+            entries.push(Entry { labels: owned(labels), value: init() });
+            entries.len() - 1
+        }
+    };
+    update(&entries[at].value)
 }
 
 /// The gateway's metrics.
@@ -115,13 +194,7 @@ impl Metrics {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Series> {
-        // The series hold only atomics and label strings; a panic elsewhere while the lock
-        // was held cannot leave them half-updated in a way that matters.
         self.series.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Series> {
-        self.series.write().unwrap_or_else(|e| e.into_inner())
     }
 
     fn cell(
@@ -129,62 +202,36 @@ impl Metrics {
         kind: Kind,
         name: &'static str,
         labels: &[(&'static str, &str)],
-    ) -> Arc<(Kind, AtomicU64)> {
-        if let Some(cell) = find(&self.read().values, name, labels) {
-            return cell;
-        }
-        let mut series = self.write();
-        // Another request may have created it between the two locks.
-        if let Some(cell) = find(&series.values, name, labels) {
-            return cell;
-        }
-        let value = Arc::new((kind, AtomicU64::new(0)));
-        series
-            .values
-            .entry(name)
-            .or_default()
-            .push(Entry { labels: owned(labels), value: value.clone() });
-        value
-    }
-
-    fn histogram(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Arc<Histogram> {
-        if let Some(h) = find(&self.read().histograms, name, labels) {
-            return h;
-        }
-        let mut series = self.write();
-        if let Some(h) = find(&series.histograms, name, labels) {
-            return h;
-        }
-        let value = Arc::new(Histogram::default());
-        series
-            .histograms
-            .entry(name)
-            .or_default()
-            .push(Entry { labels: owned(labels), value: value.clone() });
-        value
+        change: impl FnOnce(&AtomicU64),
+    ) {
+        let init = || (kind, AtomicU64::new(0));
+        update(&self.series, name, labels, init, |cell: &(Kind, AtomicU64)| change(&cell.1));
     }
 
     /// Adds `n` to an integer counter.
     pub fn inc(&self, name: &'static str, labels: &[(&'static str, &str)], n: u64) {
-        self.cell(Kind::Counter, name, labels).1.fetch_add(n, Ordering::Relaxed);
+        self.cell(Kind::Counter, name, labels, |cell| {
+            cell.fetch_add(n, Ordering::Relaxed);
+        });
     }
 
     /// Adds a fractional amount to a counter (cost).
     pub fn add_f64(&self, name: &'static str, labels: &[(&'static str, &str)], v: f64) {
-        let cell = self.cell(Kind::Gauge, name, labels);
-        let _ = cell.1.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
-            Some((f64::from_bits(bits) + v).to_bits())
+        self.cell(Kind::Gauge, name, labels, |cell| {
+            let _ = cell.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                Some((f64::from_bits(bits) + v).to_bits())
+            });
         });
     }
 
     /// Sets a gauge.
     pub fn set(&self, name: &'static str, labels: &[(&'static str, &str)], v: f64) {
-        self.cell(Kind::Gauge, name, labels).1.store(v.to_bits(), Ordering::Relaxed);
+        self.cell(Kind::Gauge, name, labels, |cell| cell.store(v.to_bits(), Ordering::Relaxed));
     }
 
     /// Records one observation (in seconds) in a histogram.
     pub fn observe(&self, name: &'static str, labels: &[(&'static str, &str)], seconds: f64) {
-        self.histogram(name, labels).observe(seconds);
+        update(&self.series, name, labels, Histogram::default, |h: &Histogram| h.observe(seconds));
     }
 
     /// The current value of a counter (for tests and the dashboard).
@@ -203,7 +250,7 @@ impl Metrics {
                 if kind == Kind::Counter || name.ends_with("_total") { "counter" } else { "gauge" };
             header(&mut out, &help, name, type_name);
             for entry in entries {
-                let (kind, cell) = &*entry.value;
+                let (kind, cell) = &entry.value;
                 let v = cell.load(Ordering::Relaxed);
                 let value = match kind {
                     Kind::Counter => v.to_string(),

@@ -71,6 +71,8 @@ pub async fn messages(State(gateway): State<Gateway>, request: Request) -> Respo
         Ok(request) => request,
         Err(e) => return error_response(&e.into()),
     };
+    // The parsed request owns its text; the raw body need not live through the upstream call.
+    drop(body);
     with_request_id(serve_chat::<Anthropic>(gateway, request, true, received).await)
 }
 

@@ -51,5 +51,7 @@ pub async fn chat_completions(State(gateway): State<Gateway>, request: Request) 
         Ok(parsed) => parsed,
         Err(e) => return error_response(&e.into()),
     };
+    // The parsed request owns its text; the raw body need not live through the upstream call.
+    drop(body);
     serve_chat::<OpenAi>(gateway, parsed.request, parsed.include_usage, received).await
 }

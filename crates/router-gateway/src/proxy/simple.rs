@@ -131,7 +131,10 @@ pub async fn chat(State(gateway): State<Gateway>, request: Request) -> Response 
     };
     // The gateway's own time starts once the client has sent its body.
     let received = std::time::Instant::now();
-    match parse(&body) {
+    // The parsed request owns its text; the raw body need not live through the upstream call.
+    let parsed = parse(&body);
+    drop(body);
+    match parsed {
         Ok(request) => serve_chat::<Simple>(gateway, request, false, received).await,
         Err(e) => error_response(&e),
     }
