@@ -36,7 +36,7 @@ use reqwest::{StatusCode, Url};
 use crate::error::{TimeoutPhase, UpstreamError};
 
 /// How long an idle pooled connection is kept.
-const POOL_IDLE: Duration = Duration::from_secs(90);
+pub const POOL_IDLE: Duration = Duration::from_secs(90);
 /// TCP keep-alive probes on upstream connections, so a dead peer is noticed.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(30);
 const USER_AGENT: &str = concat!("llm-router/", env!("CARGO_PKG_VERSION"));

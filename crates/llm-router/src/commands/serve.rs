@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::{load_config, runtime, shutdown_signal};
+use super::{background_runtime, load_config, runtime, shutdown_signal};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -28,7 +28,14 @@ pub fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
     if let Some(store) = args.store {
         config.store.url = store;
     }
-    runtime()?.block_on(async {
+    // With serving threads of their own (the default), the proxy API does not run on this
+    // runtime: only the store's writer, health checks, the dashboard and timers do. One
+    // worker does that; a second is only woken to look for work it does not find.
+    let runtime = match config.server.threads {
+        Some(_) => background_runtime()?,
+        None => runtime()?,
+    };
+    runtime.block_on(async {
         let running = router_gateway::start(config, shutdown_signal())
             .await
             .context("the gateway could not start")?;
