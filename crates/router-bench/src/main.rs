@@ -77,6 +77,10 @@ struct RunArgs {
     /// work-stealing runtime).
     #[arg(long)]
     gateway_threads: Option<u32>,
+    /// Also read the gateway's memory this many seconds after its last request, e.g. 190:
+    /// past the upstream pools' idle timeout and the heap trim that follows it.
+    #[arg(long)]
+    idle_long: Option<f64>,
     /// Where logs, configs, databases and the results go (default: bench/results/<time>).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -166,6 +170,7 @@ async fn run_matrix(args: RunArgs) -> anyhow::Result<()> {
         streams: args.streams,
         work_dir: out.clone(),
         gateway_threads: args.gateway_threads,
+        idle_long: args.idle_long.map(seconds).transpose()?,
     };
     eprintln!("router-bench: results and logs in {}", out.display());
     let results = run::run(&options).await?;

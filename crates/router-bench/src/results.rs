@@ -96,6 +96,8 @@ pub struct MemoryFigures {
     pub idle_start: Memory,
     /// Idle again after the whole load matrix.
     pub idle_after_load: Memory,
+    /// Read again this long after the last request, when asked for.
+    pub idle_long: Option<(Duration, Memory)>,
     /// Streaming clients held open at once.
     pub streams: u32,
     pub held: StreamReport,

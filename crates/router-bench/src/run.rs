@@ -43,6 +43,8 @@ pub struct Options {
     pub work_dir: PathBuf,
     /// The gateway's `server.threads`; `None`: its default.
     pub gateway_threads: Option<u32>,
+    /// When to read the idle footprint a second time, counted from the last request.
+    pub idle_long: Option<Duration>,
 }
 
 const SMALL: &str = "bench-small";
@@ -185,6 +187,11 @@ pub async fn run(options: &Options) -> anyhow::Result<Results> {
     // has answered nothing for a second (`router_gateway::trim`).
     tokio::time::sleep(IDLE_SETTLE).await;
     results.memory.idle_after_load = Memory::of(gateway.pid())?;
+    if let Some(after) = options.idle_long {
+        eprintln!("router-bench: reading the idle gateway's memory again in {} s", after.as_secs());
+        tokio::time::sleep(after.saturating_sub(IDLE_SETTLE)).await;
+        results.memory.idle_long = Some((after, Memory::of(gateway.pid())?));
+    }
     results.ledgers.push(gateway.stop().await?);
 
     // The judge path: a second gateway that asks the judge about every `auto` request.
