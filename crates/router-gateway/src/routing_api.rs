@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::app::{Answered, Gateway, epoch_ms};
-use crate::proxy::read_json;
+use crate::proxy::{read_json, read_request};
 
 /// The routing API's routes (`/api/routing/*`), bound to a gateway.
 pub fn routing_api(gateway: Gateway) -> Router {
@@ -104,14 +104,11 @@ fn analyze_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
 /// `POST /api/routing/analyze`: features, ranked candidates with estimates, decision,
 /// reason, source and decision time — no upstream call, nothing recorded.
 async fn analyze(State(gateway): State<Gateway>, request: Request) -> Response {
-    let body = match read_json(&gateway, request).await {
-        Ok(body) => body,
+    let request = match read_request(&gateway, request, analyze_request).await {
+        Ok((request, _)) => request,
         Err(e) => return error(&e),
     };
-    let request = match analyze_request(&body) {
-        Ok(r) => r,
-        Err(e) => return error(&e),
-    };
+    // Timed from here, once the body is parsed: `decision_us` is the decision alone.
     match gateway.route(&request, Instant::now()).await {
         Ok(routed) => axum::Json(json!({
             "decision_id": routed.id,

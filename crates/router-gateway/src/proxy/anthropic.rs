@@ -24,7 +24,7 @@ use router_providers::{ChatRequest, ChatResponse, anthropic};
 use router_store::Api;
 use serde_json::{Value, json};
 
-use super::{DECISION_HEADER, Dialect, error_response_with, read_json, serve_chat};
+use super::{DECISION_HEADER, Dialect, error_response_with, read_request, serve_chat};
 use crate::app::Gateway;
 
 /// The Anthropic Messages wire format.
@@ -61,19 +61,12 @@ pub fn error_response(error: &ApiError) -> Response {
 
 /// `POST /v1/messages`.
 pub async fn messages(State(gateway): State<Gateway>, request: Request) -> Response {
-    let body = match read_json(&gateway, request).await {
-        Ok(body) => body,
-        Err(e) => return error_response(&e),
-    };
-    // The gateway's own time starts once the client has sent its body.
-    let received = std::time::Instant::now();
-    let request = match anthropic::parse_request(&body) {
-        Ok(request) => request,
-        Err(e) => return error_response(&e.into()),
-    };
-    // The parsed request owns its text; the raw body need not live through the upstream call.
-    drop(body);
-    with_request_id(serve_chat::<Anthropic>(gateway, request, true, received).await)
+    match read_request(&gateway, request, anthropic::parse_request).await {
+        Ok((request, received)) => {
+            with_request_id(serve_chat::<Anthropic>(gateway, request, true, received).await)
+        }
+        Err(e) => error_response(&e),
+    }
 }
 
 /// Anthropic's SDKs surface the `request-id` header on every answer and error (as
@@ -95,13 +88,9 @@ fn with_request_id(mut response: Response) -> Response {
 /// the same one routing budgets with. No upstream is called, so the count is the same
 /// whichever model would answer; it is an estimate for every provider but is stable.
 pub async fn count_tokens(State(gateway): State<Gateway>, request: Request) -> Response {
-    let body = match read_json(&gateway, request).await {
-        Ok(body) => body,
+    let request = match read_request(&gateway, request, parse_count_request).await {
+        Ok((request, _)) => request,
         Err(e) => return error_response(&e),
-    };
-    let request = match parse_count_request(&body) {
-        Ok(request) => request,
-        Err(e) => return error_response(&e.into()),
     };
     if let Err(e) = check_model(&gateway, &request.model) {
         return error_response(&e);

@@ -93,6 +93,21 @@ pub fn error_response_with(status: u16, body: Bytes, retry_after: Option<Duratio
     response
 }
 
+/// Reads a JSON request body (as [`read_json`]) and parses it. Returns the parsed request
+/// and when its body had arrived, where the gateway's own time starts. The raw body goes out
+/// of scope here: what `parse` returns owns its text, and the body need not stay in memory
+/// through the upstream call.
+pub async fn read_request<T, E: Into<ApiError>>(
+    gateway: &Gateway,
+    request: Request,
+    parse: impl FnOnce(&[u8]) -> Result<T, E>,
+) -> Result<(T, Instant), ApiError> {
+    let body = read_json(gateway, request).await?;
+    let received = Instant::now();
+    let parsed = parse(&body).map_err(Into::into)?;
+    Ok((parsed, received))
+}
+
 /// Reads a JSON request body: checks the content type, the client's key and the size limit.
 pub async fn read_json(gateway: &Gateway, request: Request) -> Result<Bytes, ApiError> {
     authorize(gateway, request.headers())?;

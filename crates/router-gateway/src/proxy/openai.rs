@@ -8,7 +8,7 @@ use router_providers::chat::ResponseMeta;
 use router_providers::{ChatResponse, openai};
 use router_store::Api;
 
-use super::{Dialect, error_response_with, read_json, serve_chat};
+use super::{Dialect, error_response_with, read_request, serve_chat};
 use crate::app::Gateway;
 
 /// The OpenAI wire format.
@@ -41,17 +41,10 @@ pub fn error_response(error: &ApiError) -> Response {
 }
 
 pub async fn chat_completions(State(gateway): State<Gateway>, request: Request) -> Response {
-    let body = match read_json(&gateway, request).await {
-        Ok(body) => body,
-        Err(e) => return error_response(&e),
-    };
-    // The gateway's own time starts once the client has sent its body.
-    let received = std::time::Instant::now();
-    let parsed = match openai::parse_request(&body) {
-        Ok(parsed) => parsed,
-        Err(e) => return error_response(&e.into()),
-    };
-    // The parsed request owns its text; the raw body need not live through the upstream call.
-    drop(body);
-    serve_chat::<OpenAi>(gateway, parsed.request, parsed.include_usage, received).await
+    match read_request(&gateway, request, openai::parse_request).await {
+        Ok((parsed, received)) => {
+            serve_chat::<OpenAi>(gateway, parsed.request, parsed.include_usage, received).await
+        }
+        Err(e) => error_response(&e),
+    }
 }

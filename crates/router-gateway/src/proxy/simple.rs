@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::openai::error_response;
-use super::{Dialect, read_json, serve_chat};
+use super::{Dialect, read_request, serve_chat};
 use crate::app::Gateway;
 
 pub struct Simple;
@@ -125,17 +125,8 @@ fn parse(body: &[u8]) -> Result<ChatRequest, ApiError> {
 }
 
 pub async fn chat(State(gateway): State<Gateway>, request: Request) -> Response {
-    let body = match read_json(&gateway, request).await {
-        Ok(body) => body,
-        Err(e) => return error_response(&e),
-    };
-    // The gateway's own time starts once the client has sent its body.
-    let received = std::time::Instant::now();
-    // The parsed request owns its text; the raw body need not live through the upstream call.
-    let parsed = parse(&body);
-    drop(body);
-    match parsed {
-        Ok(request) => serve_chat::<Simple>(gateway, request, false, received).await,
+    match read_request(&gateway, request, parse).await {
+        Ok((request, received)) => serve_chat::<Simple>(gateway, request, false, received).await,
         Err(e) => error_response(&e),
     }
 }
