@@ -30,6 +30,7 @@ use clap::{Parser, Subcommand};
 
 use crate::latency::Ms;
 use crate::load::Load;
+use crate::services::Serving;
 
 #[derive(Debug, Parser)]
 #[command(name = "router-bench", version, about = "The llm-router load-test harness.")]
@@ -77,6 +78,10 @@ struct RunArgs {
     /// work-stealing runtime).
     #[arg(long)]
     gateway_threads: Option<u32>,
+    /// The gateway's `server.busy_poll_us`: how long its serving threads keep polling for
+    /// I/O after their connections' last read or write (default: its own, off).
+    #[arg(long, value_name = "MICROSECONDS")]
+    gateway_busy_poll: Option<u32>,
     /// Also read the gateway's memory this many seconds after its last request, e.g. 190:
     /// past the upstream pools' idle timeout and the heap trim that follows it.
     #[arg(long)]
@@ -169,7 +174,7 @@ async fn run_matrix(args: RunArgs) -> anyhow::Result<()> {
         loads: args.loads,
         streams: args.streams,
         work_dir: out.clone(),
-        gateway_threads: args.gateway_threads,
+        serving: Serving { threads: args.gateway_threads, busy_poll_us: args.gateway_busy_poll },
         idle_long: args.idle_long.map(seconds).transpose()?,
     };
     eprintln!("router-bench: results and logs in {}", out.display());

@@ -60,11 +60,16 @@ pub fn splice(document: &str, section: &str) -> String {
 
 fn intro(out: &mut String, r: &Results) {
     let machine = r.machine.as_ref().map_or("unknown machine".to_string(), |m| m.to_string());
-    let threads = match r.gateway_threads {
+    let mut threads = match r.serving.threads {
         None => "a serving thread per CPU".to_string(),
         Some(0) => "one shared work-stealing runtime (`server.threads = 0`)".to_string(),
         Some(n) => format!("`server.threads = {n}`"),
     };
+    if let Some(us) = r.serving.busy_poll_us.filter(|&us| us > 0) {
+        threads.push_str(&format!(
+            " busy-polling for {us} µs after each read or write (`server.busy_poll_us = {us}`)"
+        ));
+    }
     let _ = writeln!(out, "## Gateway overhead under load\n");
     let _ = writeln!(
         out,
@@ -542,6 +547,7 @@ mod tests {
     use crate::oha::Summary;
     use crate::process::{Memory, Usage};
     use crate::results::{DecisionTime, GatewayView, Ledger, StreamRow, UnaryRow};
+    use crate::services::Serving;
 
     fn us(n: u64) -> Duration {
         Duration::from_micros(n)
@@ -687,6 +693,21 @@ mod tests {
         );
         assert!(
             text.contains("| idle for longer (190 s after the last request: idle pooled upstream connections closed) | 42.0 |"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_intro_says_how_the_gateway_served() {
+        let mut r = sample();
+        assert!(markdown(&r).contains("(release build, a serving thread per CPU, SQLite"));
+        r.serving = Serving { threads: Some(2), busy_poll_us: Some(200) };
+        let text = markdown(&r);
+        assert!(
+            text.contains(
+                "(release build, `server.threads = 2` busy-polling for 200 µs after each read or \
+                 write (`server.busy_poll_us = 200`), SQLite"
+            ),
             "{text}"
         );
     }

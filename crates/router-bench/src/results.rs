@@ -7,6 +7,7 @@ use crate::load::Load;
 use crate::oha::Summary;
 use crate::process::{Machine, Memory, Usage};
 use crate::scrape::Histogram;
+use crate::services::Serving;
 use crate::stream::StreamReport;
 
 /// The path a request takes through the gateway.
@@ -136,8 +137,8 @@ pub struct Results {
     pub versions: Vec<(String, String)>,
     /// The 1-minute load average at the start: how quiet the machine was.
     pub load_average: String,
-    /// The gateway's `server.threads`; `None`: its default (one per CPU).
-    pub gateway_threads: Option<u32>,
+    /// How the gateway served (its `server.threads` and `server.busy_poll_us`).
+    pub serving: Serving,
     pub unary: Vec<UnaryRow>,
     pub streaming: Vec<StreamRow>,
     /// Measured with the gateway idle between requests: every decision starts with cold

@@ -21,7 +21,7 @@ use crate::results::{
     UnaryRow,
 };
 use crate::scrape;
-use crate::services::{JudgeSetup, Service, free_port, gateway_config, nginx_config};
+use crate::services::{JudgeSetup, Service, Serving, free_port, gateway_config, nginx_config};
 use crate::stream::{self, StreamLoad, StreamReport};
 
 /// What to run and with what.
@@ -41,8 +41,8 @@ pub struct Options {
     pub streams: u32,
     /// Logs, configs, databases and bodies of this run.
     pub work_dir: PathBuf,
-    /// The gateway's `server.threads`; `None`: its default.
-    pub gateway_threads: Option<u32>,
+    /// How the gateway serves (`server.threads`, `server.busy_poll_us`).
+    pub serving: Serving,
     /// When to read the idle footprint a second time, counted from the last request.
     pub idle_long: Option<Duration>,
 }
@@ -80,7 +80,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Results> {
             .ok()
             .and_then(|l| l.split_whitespace().next().map(str::to_string))
             .unwrap_or_default(),
-        gateway_threads: options.gateway_threads,
+        serving: options.serving,
         ..Results::default()
     };
     let bodies = Bodies::write(dir)?;
@@ -312,7 +312,7 @@ impl Gateway {
             let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
         }
         let config = dir.join(format!("{name}.toml"));
-        std::fs::write(&config, gateway_config(port, models, &db, judge, options.gateway_threads))?;
+        std::fs::write(&config, gateway_config(port, models, &db, judge, options.serving))?;
         let mut command = Command::new(options.bin_dir.join("llm-router"));
         command.arg("--config").arg(&config).args(["--log-format", "json", "serve"]);
         let mut service = Service::spawn(name, command, &dir.join(format!("{name}.log")))?;

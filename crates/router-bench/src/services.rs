@@ -150,21 +150,32 @@ pub struct JudgeSetup<'a> {
     pub model: &'a str,
 }
 
+/// How the gateway serves the proxy API; `None` leaves a setting at the gateway's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Serving {
+    /// `server.threads` (the gateway's default: one per CPU; 0: one shared runtime).
+    pub threads: Option<u32>,
+    /// `server.busy_poll_us` (the gateway's default: off).
+    pub busy_poll_us: Option<u32>,
+}
+
 /// The gateway's configuration: `(model, upstream base URL)` pairs, served in the OpenAI
-/// format; the store on (a SQLite file, as by default); no dashboard; `threads` serving
-/// threads (default: the gateway's, one per CPU).
+/// format; the store on (a SQLite file, as by default); no dashboard; served as `serving`
+/// says.
 pub fn gateway_config(
     listen_port: u16,
     models: &[(&str, &str)],
     db: &Path,
     judge: Option<JudgeSetup<'_>>,
-    threads: Option<u32>,
+    serving: Serving,
 ) -> String {
-    let threads = threads.map(|n| format!("threads = {n}\n")).unwrap_or_default();
+    let threads = serving.threads.map(|n| format!("threads = {n}\n")).unwrap_or_default();
+    let busy_poll =
+        serving.busy_poll_us.map(|us| format!("busy_poll_us = {us}\n")).unwrap_or_default();
     let mut toml = format!(
         "[server]
 listen = \"127.0.0.1:{listen_port}\"
-{threads}
+{threads}{busy_poll}
 [dashboard]
 enabled = false
 
@@ -232,20 +243,25 @@ mod tests {
             &[("a", upstream), ("b", upstream)],
             Path::new("/tmp/g.db"),
             None,
-            None,
+            Serving::default(),
         );
         assert!(off.contains("mode = \"off\""));
         assert!(off.contains("name = \"a\"") && off.contains("name = \"b\""));
         assert!(off.contains("base_url = \"http://127.0.0.1:9001/v1\""));
         assert!(off.contains("url = \"sqlite:///tmp/g.db\""));
         let judge = JudgeSetup { url: "http://127.0.0.1:9001", model: "judge" };
+        let shared = Serving { threads: Some(0), busy_poll_us: None };
         let on =
-            gateway_config(9000, &[("a", upstream)], Path::new("/tmp/g.db"), Some(judge), Some(0));
+            gateway_config(9000, &[("a", upstream)], Path::new("/tmp/g.db"), Some(judge), shared);
         assert!(on.contains("mode = \"always\"") && on.contains("model = \"judge\""));
         assert!(on.contains("threads = 0") && !off.contains("threads"));
-        // The gateway's own validator accepts both.
+        let polling = Serving { threads: None, busy_poll_us: Some(200) };
+        let polled =
+            gateway_config(9000, &[("a", upstream)], Path::new("/tmp/g.db"), None, polling);
+        assert!(polled.contains("busy_poll_us = 200") && !off.contains("busy_poll"));
+        // The gateway's own validator accepts all three.
         let env = std::collections::HashMap::<String, String>::new();
-        for text in [off, on] {
+        for text in [off, on, polled] {
             router_gateway::Config::parse(&text, Path::new("bench.toml"), &env)
                 .unwrap_or_else(|e| panic!("{e}\n{text}"));
         }

@@ -369,7 +369,12 @@ impl Knowledge {
     }
 
     fn state(&mut self, model: &str) -> &mut ModelState {
-        self.models.entry(model.to_string()).or_default()
+        // Looked up before inserting: `entry` would need an owned key, an allocation on
+        // every decision and outcome for a model that is almost always already known.
+        if !self.models.contains_key(model) {
+            self.models.insert(model.to_owned(), ModelState::default());
+        }
+        self.models.get_mut(model).expect("inserted just above")
     }
 
     /// Counts a decision for a model (the dashboard shows what the policy chose).

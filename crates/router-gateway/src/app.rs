@@ -288,7 +288,11 @@ impl Gateway {
 
     /// Saves the learned state to the store.
     pub async fn save_knowledge(&self) -> Result<(), router_store::StoreError> {
-        let json = match serde_json::to_string(&*self.knowledge()) {
+        // Copied out under the lock and serialised after it: with a full memory of similar
+        // queries, serialising takes several times as long as copying, and every request's
+        // decision and outcome wait for the lock meanwhile.
+        let snapshot = self.knowledge().clone();
+        let json = match serde_json::to_string(&snapshot) {
             Ok(json) => json,
             Err(e) => return Err(router_store::StoreError::InvalidArgument(e.to_string())),
         };

@@ -93,6 +93,9 @@ pub struct ServerConfig {
     /// its own; `None`: the runtime of the program that starts the gateway, shared with
     /// everything else it runs.
     pub threads: Option<NonZeroUsize>,
+    /// How long a serving thread keeps polling for I/O after its connections' last read or
+    /// write before it sleeps (`server.busy_poll_us`); `None`: it sleeps at once.
+    pub busy_poll: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -337,6 +340,7 @@ struct RawServer {
     shutdown_grace_ms: Option<u64>,
     client_keys_env: Option<Spanned<String>>,
     threads: Option<Spanned<u64>>,
+    busy_poll_us: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -676,6 +680,23 @@ impl Validator<'_> {
             |t| t <= 256,
             "must be from 0 to 256 (0: serve on the runtime of the program that starts the gateway)",
         );
+        let busy_poll_span = raw.busy_poll_us.as_ref().map(Spanned::span);
+        let busy_poll_us = self.checked(
+            raw.busy_poll_us,
+            "server.busy_poll_us",
+            0,
+            |us| us <= 10_000,
+            "must be from 0 (off) to 10000 microseconds",
+        );
+        if busy_poll_us > 0 && threads == 0 {
+            self.problem(
+                busy_poll_span,
+                "server.busy_poll_us",
+                "busy polling runs on the serving threads, and `server.threads = 0` has none: \
+                 remove one of the two settings"
+                    .to_string(),
+            );
+        }
         let mut client_keys = Vec::new();
         if let Some(var) = raw.client_keys_env {
             match env.var(var.get_ref()) {
@@ -702,6 +723,7 @@ impl Validator<'_> {
             shutdown_grace: Duration::from_millis(raw.shutdown_grace_ms.unwrap_or(15_000)),
             client_keys,
             threads: NonZeroUsize::new(threads as usize),
+            busy_poll: (busy_poll_us > 0).then(|| Duration::from_micros(busy_poll_us)),
         }
     }
 

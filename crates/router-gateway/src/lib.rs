@@ -8,6 +8,7 @@
 //! from `router-providers`, persistence from `router-store`.
 
 pub mod app;
+mod busy_poll;
 pub mod circuit;
 pub mod config;
 pub mod dashboard;

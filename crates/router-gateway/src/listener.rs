@@ -10,7 +10,8 @@
 //! [`serve_on_threads`] runs that same loop on threads of its own, each with a
 //! single-threaded runtime accepting from the one socket, the way nginx runs a worker per
 //! core: a connection, its requests, and the upstream connections they use then all live on
-//! one thread, and a request is not handed between threads on its way through.
+//! one thread, and a request is not handed between threads on its way through. Those
+//! threads can also busy-poll (see [`crate::busy_poll`]).
 
 use std::num::NonZeroUsize;
 use std::time::Duration;
@@ -23,13 +24,27 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 
+use crate::busy_poll::{self, Watched};
+
 /// Serves `app` until `stop` turns true, then shuts down gracefully within `grace`.
 /// Returns true when requests had to be cut at the end of the grace period.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
+    stop: watch::Receiver<bool>,
+    grace: Duration,
+) -> bool {
+    serve_connections(listener, app, stop, grace, false).await
+}
+
+/// [`serve`], with each connection's reads and writes counted as activity for the thread's
+/// busy poller when `watched`.
+async fn serve_connections(
+    listener: TcpListener,
+    app: Router,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
+    watched: bool,
 ) -> bool {
     let mut connections = JoinSet::new();
     let (draining, draining_rx) = watch::channel(false);
@@ -50,7 +65,7 @@ pub async fn serve(
                 let mut shutdown = draining_rx.clone();
                 connections.spawn(async move {
                     let builder = Builder::new(TokioExecutor::new());
-                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(Watched::new(stream, watched)), service);
                     tokio::pin!(connection);
                     tokio::select! {
                         _ = connection.as_mut() => {}
@@ -81,7 +96,8 @@ pub async fn serve(
 
 /// [`serve`] on `threads` threads, each running its own event loop and accepting from the
 /// same socket (the kernel hands each connection to whichever thread asks first, so a busy
-/// thread takes fewer). Each thread calls `prepare` before it takes its first connection.
+/// thread takes fewer). Each thread calls `prepare` before it takes its first connection,
+/// and busy-polls for `busy_poll` after its connections' last I/O when that is set.
 /// Returns true when any of them had to cut requests.
 pub async fn serve_on_threads(
     listener: TcpListener,
@@ -89,6 +105,7 @@ pub async fn serve_on_threads(
     stop: watch::Receiver<bool>,
     grace: Duration,
     threads: NonZeroUsize,
+    busy_poll: Option<Duration>,
     prepare: impl Fn() + Clone + Send + 'static,
 ) -> bool {
     let listener = match listener.into_std() {
@@ -105,7 +122,7 @@ pub async fn serve_on_threads(
             let (done, finished) = oneshot::channel();
             std::thread::Builder::new().name(format!("llm-router-{index}")).spawn(move || {
                 prepare();
-                let _ = done.send(serve_here(listener, app, stop, grace));
+                let _ = done.send(serve_here(listener, app, stop, grace, busy_poll));
             })?;
             Ok(finished)
         });
@@ -138,6 +155,7 @@ fn serve_here(
     app: Router,
     stop: watch::Receiver<bool>,
     grace: Duration,
+    busy_poll: Option<Duration>,
 ) -> bool {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -147,8 +165,13 @@ fn serve_here(
         }
     };
     runtime.block_on(async move {
+        if let Some(window) = busy_poll {
+            busy_poll::spawn_poller(window);
+        }
         match TcpListener::from_std(listener) {
-            Ok(listener) => serve(listener, app, stop, grace).await,
+            Ok(listener) => {
+                serve_connections(listener, app, stop, grace, busy_poll.is_some()).await
+            }
             Err(e) => {
                 tracing::error!(error = %e, "a serving thread cannot use the listener");
                 false

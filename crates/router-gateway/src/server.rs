@@ -221,6 +221,7 @@ pub async fn start_with_credentials(
     let listen = config.server.listen;
     let grace = config.server.shutdown_grace;
     let threads = config.server.threads;
+    let busy_poll = config.server.busy_poll;
     let embedded = open(config).await?;
     let gateway = embedded.gateway.clone();
     let listener = TcpListener::bind(listen)
@@ -277,8 +278,10 @@ pub async fn start_with_credentials(
     let task = tokio::spawn(async move {
         let forced = match threads {
             Some(threads) => {
-                crate::listener::serve_on_threads(listener, app, stopped, grace, threads, prepare)
-                    .await
+                crate::listener::serve_on_threads(
+                    listener, app, stopped, grace, threads, busy_poll, prepare,
+                )
+                .await
             }
             None => crate::listener::serve(listener, app, stopped, grace).await,
         };

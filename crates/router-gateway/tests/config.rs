@@ -47,6 +47,26 @@ fn serving_threads_are_a_count_or_zero_for_the_callers_runtime() {
 }
 
 #[test]
+fn busy_polling_is_off_by_default_and_needs_serving_threads() {
+    let model = "[[models]]\nname = \"local\"\nprovider = \"ollama\"\n";
+    let with = |server: &str| parse(&format!("[server]\n{server}\n{model}"), &env(&[]));
+    assert_eq!(with("").unwrap().server.busy_poll, None);
+    assert_eq!(with("busy_poll_us = 0").unwrap().server.busy_poll, None);
+    assert_eq!(
+        with("busy_poll_us = 200").unwrap().server.busy_poll,
+        Some(Duration::from_micros(200))
+    );
+    let e = with("busy_poll_us = 50000").unwrap_err();
+    assert_eq!(e.problems[0].key.as_deref(), Some("server.busy_poll_us"), "{e}");
+    assert!(e.to_string().contains("0 (off) to 10000 microseconds"), "{e}");
+    // Without serving threads there is nothing to busy-poll on: say so rather than ignore it.
+    let e = with("threads = 0\nbusy_poll_us = 200").unwrap_err();
+    assert_eq!(e.problems[0].key.as_deref(), Some("server.busy_poll_us"), "{e}");
+    assert_eq!(e.problems[0].line, Some(3), "{e}");
+    assert!(e.to_string().contains("`server.threads = 0`"), "{e}");
+}
+
+#[test]
 fn the_example_file_is_valid() {
     let text = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../llm-router.example.toml"),

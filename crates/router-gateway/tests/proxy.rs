@@ -85,6 +85,33 @@ async fn each_provider_format_answers_streaming_and_not() {
 }
 
 #[tokio::test]
+async fn a_gateway_that_busy_polls_answers_streams_and_records_as_usual() {
+    let upstream = sim(vec![SimModel::new("oa").style(Style::Terse)]).await;
+    let config = openai_model("oa", &upstream.base_url(), "");
+    let mut gw = common::start_with_server("busy_poll_us = 500", &config, Default::default()).await;
+    for round in 0..3 {
+        let response = gw.chat("auto", "What is the capital of France?").await;
+        assert_eq!(response.status(), 200, "round {round}");
+        let body: Value = response.json().await.unwrap();
+        assert!(body["choices"][0]["message"]["content"].as_str().unwrap().starts_with("[oa]"));
+        let response = gw
+            .post(
+                "/v1/chat/completions",
+                json!({"model": "oa", "stream": true,
+                       "messages": [{"role": "user", "content": "And of Italy?"}]}),
+            )
+            .await;
+        let data = sse_data(response).await;
+        assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "{data:?}");
+        // Idle past the polling window between rounds: the threads must wake again.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let store = gw.stop_and_open_store().await;
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.requests, counts.outcomes), (6, 6), "{counts:?}");
+}
+
+#[tokio::test]
 async fn weights_split_traffic_between_deployments() {
     let a = sim(vec![SimModel::new("m")]).await;
     let b = sim(vec![SimModel::new("m")]).await;
