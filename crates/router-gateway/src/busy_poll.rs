@@ -12,11 +12,15 @@
 //!
 //! How: [`Watched`] wraps each client connection and marks the thread active whenever a read
 //! or a write on it completes. [`spawn_poller`] starts a task on the serving thread's own
-//! runtime that, while the last activity is more recent than the window, only yields. A
-//! yielding task makes Tokio's current-thread scheduler check for I/O without blocking
-//! before it runs the task again, so ready sockets are seen at once. Once the window has
-//! passed with nothing done, the task waits to be woken by the next activity, and the thread
-//! sleeps as usual.
+//! runtime that, while the last activity is more recent than the window, only yields — to
+//! other threads on the CPU (`sched_yield`), then to the runtime. A yielding task makes
+//! Tokio's current-thread scheduler check for I/O without blocking before it runs the task
+//! again, so ready sockets are seen at once. Once the window has passed with nothing done,
+//! the task waits to be woken by the next activity, and the thread sleeps as usual.
+//!
+//! Where the cores are shared — with the upstream, a load generator, other services — the
+//! polling takes CPU time they could use, and latency at higher rates can get worse rather
+//! than better; BENCHMARKS.md has both sides measured.
 
 use std::cell::Cell;
 use std::io::IoSlice;
@@ -70,6 +74,9 @@ pub(crate) fn spawn_poller(window: Duration) {
             let idle = ACTIVITY.with(|a| a.last.get().elapsed());
             if idle < window {
                 ACTIVITY.with(|a| a.polls.set(a.polls.get() + 1));
+                // Any other thread waiting for this CPU gets it first: polling is only worth
+                // the time nobody else wants.
+                std::thread::yield_now();
                 tokio::task::yield_now().await;
             } else {
                 ACTIVITY.with(|a| a.resting.set(true));
