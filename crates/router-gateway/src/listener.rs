@@ -65,7 +65,8 @@ async fn serve_connections(
                 let mut shutdown = draining_rx.clone();
                 connections.spawn(async move {
                     let builder = Builder::new(TokioExecutor::new());
-                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(Watched::new(stream, watched)), service);
+                    let io = TokioIo::new(Watched::new(stream, watched));
+                    let connection = builder.serve_connection_with_upgrades(io, service);
                     tokio::pin!(connection);
                     tokio::select! {
                         _ = connection.as_mut() => {}
