@@ -18,9 +18,11 @@
 //! again, so ready sockets are seen at once. Once the window has passed with nothing done,
 //! the task waits to be woken by the next activity, and the thread sleeps as usual.
 //!
-//! Where the cores are shared — with the upstream, a load generator, other services — the
-//! polling takes CPU time they could use, and latency at higher rates can get worse rather
-//! than better; BENCHMARKS.md has both sides measured.
+//! Where the cores are shared — with the upstream, a load generator, other services — polling
+//! takes CPU time they could use. So when a yield hands the CPU to another thread (it takes
+//! longer than a bare system call), the poller stops and stays out of the way for a while:
+//! it polls only when the CPU would otherwise sit idle. BENCHMARKS.md has both sides
+//! measured.
 
 use std::cell::Cell;
 use std::io::IoSlice;
@@ -32,11 +34,23 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 
+/// A yield to other threads that takes longer than this gave the CPU to one of them for
+/// more than a quick turn (a bare `sched_yield` takes a microsecond or two). Counting every
+/// short turn as contention would give up the polling at one client too, where the load
+/// generator and the upstream take such turns on every request; 20 µs did, 100 µs keeps it.
+const CONTENDED: Duration = Duration::from_micros(100);
+
+/// How long the poller stays out of the way after it found the CPU wanted (10 ms cost the
+/// one-client gain; 2 ms kept it and left 16 clients' throughput as without polling).
+const BACK_OFF: Duration = Duration::from_millis(2);
+
 /// What one serving thread's poller reads and its connections write.
 struct Activity {
     last: Cell<Instant>,
     /// True while the poller waits for activity rather than polling.
     resting: Cell<bool>,
+    /// Activity before this does not wake the poller (it backs off from a busy CPU).
+    quiet_until: Cell<Instant>,
     wake: Arc<Notify>,
     /// Times the poller has yielded to the scheduler (what the tests watch).
     polls: Cell<u64>,
@@ -46,16 +60,20 @@ thread_local! {
     static ACTIVITY: Activity = Activity {
         last: Cell::new(Instant::now()),
         resting: Cell::new(false),
+        quiet_until: Cell::new(Instant::now()),
         wake: Arc::new(Notify::new()),
         polls: Cell::new(0),
     };
 }
 
-/// Marks this thread as active now, waking its poller if it was resting.
+/// Marks this thread as active now, waking its poller if it was resting and is not backing
+/// off.
 fn mark_active() {
     ACTIVITY.with(|a| {
-        a.last.set(Instant::now());
-        if a.resting.replace(false) {
+        let now = Instant::now();
+        a.last.set(now);
+        if a.resting.get() && now >= a.quiet_until.get() {
+            a.resting.set(false);
             a.wake.notify_one();
         }
     });
@@ -70,16 +88,25 @@ fn mark_active() {
 pub(crate) fn spawn_poller(window: Duration) {
     let wake = ACTIVITY.with(|a| a.wake.clone());
     tokio::spawn(async move {
+        let mut contended = false;
         loop {
             let idle = ACTIVITY.with(|a| a.last.get().elapsed());
-            if idle < window {
+            if idle < window && !contended {
                 ACTIVITY.with(|a| a.polls.set(a.polls.get() + 1));
-                // Any other thread waiting for this CPU gets it first: polling is only worth
-                // the time nobody else wants.
+                // Any other thread waiting for this CPU gets it first. If one did, the CPU is
+                // wanted, and polling is only worth the time nobody else wants: back off.
+                let yielded = Instant::now();
                 std::thread::yield_now();
+                contended = yielded.elapsed() > CONTENDED;
                 tokio::task::yield_now().await;
             } else {
-                ACTIVITY.with(|a| a.resting.set(true));
+                ACTIVITY.with(|a| {
+                    a.resting.set(true);
+                    if contended {
+                        a.quiet_until.set(Instant::now() + BACK_OFF);
+                    }
+                });
+                contended = false;
                 wake.notified().await;
             }
         }
