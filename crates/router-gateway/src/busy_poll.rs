@@ -19,10 +19,9 @@
 //! the task waits to be woken by the next activity, and the thread sleeps as usual.
 //!
 //! Where the cores are shared — with the upstream, a load generator, other services — polling
-//! takes CPU time they could use. So when a yield hands the CPU to another thread (it takes
-//! longer than a bare system call), the poller stops and stays out of the way for a while:
-//! it polls only when the CPU would otherwise sit idle. BENCHMARKS.md has both sides
-//! measured.
+//! takes CPU time they could use. So when a yield hands the CPU to another thread for more
+//! than a quick turn, the poller stops and stays out of the way for a while: it polls only
+//! when the CPU would otherwise sit idle. BENCHMARKS.md has both sides measured.
 
 use std::cell::Cell;
 use std::io::IoSlice;
