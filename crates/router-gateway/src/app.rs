@@ -13,7 +13,7 @@ use router_providers::ChatRequest;
 use router_providers::HttpClient;
 use router_providers::api_error::{ApiError, ApiErrorKind};
 use router_providers::upstream::{Protocol, Timeouts, Upstream, UpstreamConfig};
-use router_store::{Api, RequestContext, RequestRecord, Store, StoredPrompt, Writer};
+use router_store::{Api, RequestContext, RoutedRequest, Store, StoredPrompt, Writer};
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, DeploymentConfig, JudgeMode, Provider, StorePrompts};
@@ -125,7 +125,8 @@ impl std::ops::Deref for Gateway {
 pub struct Routed {
     /// The decision id, also the request's id in the store and the response id's suffix.
     pub id: String,
-    pub decision: Decision,
+    /// Shared with the request's record, which the store's writer serialises.
+    pub decision: Arc<Decision>,
     /// Registry indices of the models to try, in order.
     pub plan: Vec<usize>,
     /// When the request arrived.
@@ -374,7 +375,7 @@ impl Gateway {
         decision.decision_us = received.elapsed().as_micros() as u64;
         Ok(Routed {
             id: uuid::Uuid::now_v7().to_string(),
-            decision,
+            decision: Arc::new(decision),
             plan,
             received,
             received_ms: epoch_ms(),
@@ -426,12 +427,9 @@ impl Gateway {
             prompt: self.stored_prompt(request),
             message_count: request.messages.len() as u32,
         };
-        match RequestRecord::from_decision(context, &routed.decision) {
-            Ok(record) => self.enqueue(record.into()),
-            Err(e) => {
-                tracing::error!(id = %routed.id, error = %e, "cannot build the request record")
-            }
-        }
+        // The row (the features and the ranking as JSON) is built by the writer, off this
+        // thread, which goes on to call the upstream.
+        self.enqueue(RoutedRequest { context, decision: Arc::clone(&routed.decision) }.into());
     }
 
     /// Hands a record to the writer without waiting: if the queue is full, a task waits for

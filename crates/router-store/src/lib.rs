@@ -42,7 +42,7 @@ pub use read::{Cursor, DecisionFilter, MAX_LIMIT, StatusFilter};
 pub use record::{
     Api, Attempt, AuditEntry, AuditRecord, Counts, DecisionSource, DecisionView, FeedbackRecord,
     FeedbackView, OutcomeRecord, OutcomeStatus, Rating, Record, RequestContext, RequestRecord,
-    Score, StateEntry, StoredPrompt,
+    RoutedRequest, Score, StateEntry, StoredPrompt,
 };
 pub use stats::{MAX_BUCKETS, StatsQuery, StatsRow, TimeBucket};
 pub use store::{Pruned, Store};

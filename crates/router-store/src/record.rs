@@ -6,6 +6,7 @@
 //! the database; where a number has a range, the type enforces it.
 
 use std::fmt;
+use std::sync::Arc;
 
 use router_core::{Decision, Source};
 use serde::{Deserialize, Serialize};
@@ -216,6 +217,23 @@ impl RequestRecord {
     }
 }
 
+/// A routed request as the gateway hands it to the writer: what the decision does not know,
+/// and the decision itself, shared rather than copied. The writer turns it into a
+/// [`RequestRecord`] — the features and the ranking written out as JSON — so that work is
+/// not done on the thread serving the request, just before it calls the upstream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoutedRequest {
+    pub context: RequestContext,
+    pub decision: Arc<Decision>,
+}
+
+impl RoutedRequest {
+    /// The row this request is stored as.
+    pub fn into_record(self) -> Result<RequestRecord, StoreError> {
+        RequestRecord::from_decision(self.context, &self.decision)
+    }
+}
+
 /// One try at an upstream, as part of a request's failover chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attempt {
@@ -320,6 +338,8 @@ pub enum Record {
     // Boxed because a request record is several times the size of the others, and records
     // sit by the thousand in the writer's queue.
     Request(Box<RequestRecord>),
+    /// A request whose row the writer builds ([`Record::into_row`]).
+    Routed(Box<RoutedRequest>),
     Outcome(Box<OutcomeRecord>),
     Feedback(FeedbackRecord),
     Audit(AuditRecord),
@@ -330,6 +350,7 @@ impl Record {
     pub fn summary(&self) -> String {
         match self {
             Record::Request(request) => format!("request {}", request.id),
+            Record::Routed(routed) => format!("request {}", routed.context.id),
             Record::Outcome(outcome) => format!("outcome of {}", outcome.request_id),
             Record::Feedback(feedback) => format!("feedback on {}", feedback.decision_id),
             Record::Audit(audit) => format!("audit entry `{}` by {}", audit.action, audit.actor),
@@ -337,9 +358,27 @@ impl Record {
     }
 }
 
+impl Record {
+    /// The record as it is written: a [`Record::Routed`] becomes the [`Record::Request`] it
+    /// stands for; anything else is already a row. Fails only if the decision cannot be
+    /// written as JSON.
+    pub fn into_row(self) -> Result<Record, StoreError> {
+        match self {
+            Record::Routed(routed) => Ok(Record::from((*routed).into_record()?)),
+            row => Ok(row),
+        }
+    }
+}
+
 impl From<RequestRecord> for Record {
     fn from(record: RequestRecord) -> Self {
         Record::Request(Box::new(record))
+    }
+}
+
+impl From<RoutedRequest> for Record {
+    fn from(routed: RoutedRequest) -> Self {
+        Record::Routed(Box::new(routed))
     }
 }
 

@@ -157,13 +157,23 @@ impl Store {
         if records.is_empty() {
             return Ok(());
         }
-        let mut requests = Vec::new();
+        // The writer hands over rows ([`Record::into_row`]); a caller that did not gets
+        // its routed requests built here.
+        let built = records
+            .iter()
+            .filter_map(|record| match record {
+                Record::Routed(routed) => Some(routed.as_ref().clone().into_record()),
+                _ => None,
+            })
+            .collect::<Result<Vec<RequestRecord>, StoreError>>()?;
+        let mut requests: Vec<&RequestRecord> = built.iter().collect();
         let mut outcomes = Vec::new();
         let mut feedback = Vec::new();
         let mut audits = Vec::new();
         for record in records {
             match record {
                 Record::Request(request) => requests.push(request.as_ref()),
+                Record::Routed(_) => {}
                 Record::Outcome(outcome) => outcomes.push(outcome.as_ref()),
                 Record::Feedback(record) => feedback.push(record),
                 Record::Audit(audit) => audits.push(audit),

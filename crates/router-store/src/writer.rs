@@ -1,5 +1,7 @@
 //! The batching writer: the request path hands records to a bounded queue and moves on; one
-//! task writes them in batches, one transaction per batch.
+//! task writes them in batches, one transaction per batch. A routed request may be handed
+//! over as its decision ([`RoutedRequest`](crate::RoutedRequest)): the task writes the
+//! features and the ranking out as JSON, so the request's own thread does not.
 //!
 //! Nothing accepted is lost quietly. A batch that fails with a transient error (a lost
 //! connection, a locked SQLite file) is retried with exponential backoff. A batch that fails
@@ -235,6 +237,7 @@ impl Batcher {
         let max_batch = self.options.max_batch.max(1);
         let mut stop = Stop::Listening;
         let mut batch = Vec::with_capacity(max_batch);
+        let mut rows = Vec::with_capacity(max_batch);
         loop {
             // Wait for the first record of a batch.
             tokio::select! {
@@ -284,8 +287,24 @@ impl Batcher {
                     Err(_) => break,
                 }
             }
-            self.flush(&batch).await;
-            batch.clear();
+            rows.extend(batch.drain(..).filter_map(|record| self.row(record)));
+            self.flush(&rows).await;
+            rows.clear();
+        }
+    }
+
+    /// The row a record is written as: requests handed over as decisions are written out
+    /// here, on the writer's thread rather than the request's. One whose decision cannot be
+    /// written as JSON is dropped, and counted.
+    fn row(&self, record: Record) -> Option<Record> {
+        match record.into_row() {
+            Ok(row) => Some(row),
+            Err(error) => {
+                tracing::error!(%error, "dropping a request record: its decision cannot be written as JSON");
+                Counters::add(&self.counters.failed_batches, 1);
+                Counters::add(&self.counters.dropped, 1);
+                None
+            }
         }
     }
 

@@ -1,9 +1,12 @@
 //! Writing batches and reading decisions, feedback and filters back.
 
 use router_core::{Decision, Estimate, FeatureExtractor, Profile, Prompt, RankedCandidate, Source};
+use std::sync::Arc;
+
 use router_store::{
     Api, Attempt, DecisionFilter, DecisionSource, DecisionView, FeedbackRecord, OutcomeStatus,
-    Rating, Record, RequestContext, RequestRecord, Score, StatusFilter, StoreError, StoredPrompt,
+    Rating, Record, RequestContext, RequestRecord, RoutedRequest, Score, StatusFilter, StoreError,
+    StoredPrompt, WriterOptions, spawn_writer,
 };
 
 use crate::common::{TestDb, dataset, feedback, ids, on_every_backend, outcome, request};
@@ -16,6 +19,7 @@ on_every_backend!(
     a_bad_record_fails_the_whole_batch,
     rewriting_a_batch_is_harmless,
     recent_feedback_carries_context,
+    a_routed_request_is_stored_as_its_record,
 );
 
 /// A request, outcome and feedback with every optional field set, and unusual values.
@@ -330,8 +334,8 @@ async fn recent_feedback_carries_context(db: &TestDb) {
     assert_eq!(db.store.recent_feedback(1).await.unwrap().len(), 1);
 }
 
-#[test]
-fn request_record_from_a_core_decision() {
+/// A decision as `router-core` makes it, and the context the gateway adds.
+fn core_decision(id: &str) -> (Decision, RequestContext) {
     let features = FeatureExtractor::new().extract(&Prompt::user("Write a haiku about Rust."));
     let ranking = vec![
         RankedCandidate {
@@ -343,7 +347,7 @@ fn request_record_from_a_core_decision() {
     ];
     let decision = Decision {
         model: "small".to_owned(),
-        ranking: ranking.clone(),
+        ranking,
         excluded: Vec::new(),
         source: Source::Policy,
         profile: Profile::Cost,
@@ -352,7 +356,7 @@ fn request_record_from_a_core_decision() {
         decision_us: 87,
     };
     let context = RequestContext {
-        id: "id-1".to_owned(),
+        id: id.to_owned(),
         received_at_ms: 5,
         api: Api::OpenAi,
         requested_model: "auto:cost".to_owned(),
@@ -360,6 +364,38 @@ fn request_record_from_a_core_decision() {
         prompt: StoredPrompt::Hash("abc".to_owned()),
         message_count: 1,
     };
+    (decision, context)
+}
+
+/// A request handed over as its decision is stored as the record built from it, whether it
+/// goes through the batching writer (which builds the row) or straight to `write_batch`.
+async fn a_routed_request_is_stored_as_its_record(db: &TestDb) {
+    let (decision, through_writer) = core_decision("through-writer");
+    let decision = Arc::new(decision);
+    let (writer, task) = spawn_writer(db.store.clone(), WriterOptions::default());
+    let routed = RoutedRequest { context: through_writer.clone(), decision: decision.clone() };
+    writer.send(routed).await.unwrap();
+    writer.send(outcome("through-writer", "small", 10)).await.unwrap();
+    drop(writer);
+    let report = task.shutdown().await;
+    assert_eq!((report.written, report.dropped), (2, 0));
+
+    let (_, direct) = core_decision("direct");
+    let routed = RoutedRequest { context: direct.clone(), decision: decision.clone() };
+    db.store.write_batch(&[Record::from(routed)]).await.unwrap();
+
+    for context in [through_writer, direct] {
+        let id = context.id.clone();
+        let expected = RequestRecord::from_decision(context, &decision).unwrap();
+        let view = db.store.decision(&id).await.unwrap().expect("stored");
+        assert_eq!(view.request, expected, "{id}");
+    }
+}
+
+#[test]
+fn request_record_from_a_core_decision() {
+    let (decision, context) = core_decision("id-1");
+    let (features, ranking) = (decision.features, decision.ranking.clone());
     let record = RequestRecord::from_decision(context.clone(), &decision).unwrap();
     assert_eq!(record.id, "id-1");
     assert_eq!(record.chosen_model, "small");
