@@ -1,7 +1,34 @@
 //! Small JSON helpers shared by the wire formats.
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Number, Value};
+
+use crate::chat::ContentPart;
+
+/// Writes `value` as JSON into a buffer that starts with room for `capacity` bytes. A body
+/// sized up front is written in one go; `serde_json::to_vec` starts at 128 bytes and grows,
+/// copying what it has written each time, three or four times for an ordinary chat body.
+pub(crate) fn to_vec_sized<T: Serialize + ?Sized>(
+    value: &T,
+    capacity: usize,
+) -> serde_json::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut out, value)?;
+    Ok(out)
+}
+
+/// The bytes of text in `parts` (texts, tool calls' names and arguments): most of what
+/// writing them as JSON takes.
+pub(crate) fn text_bytes(parts: &[ContentPart]) -> usize {
+    parts
+        .iter()
+        .map(|part| match part {
+            ContentPart::Text { text } => text.len(),
+            ContentPart::ToolCall(call) => call.id.len() + call.name.len() + call.arguments.len(),
+            _ => 0,
+        })
+        .sum()
+}
 
 /// An `f32` parameter as the JSON number a person would write: `0.3`, not the
 /// `0.30000001192092896` that widening it to `f64` gives.
@@ -49,5 +76,25 @@ mod tests {
         assert!(wire.items.is_empty());
         let wire: Wire = serde_json::from_str(r#"{"items": [1]}"#).unwrap();
         assert_eq!(wire.items, [1]);
+    }
+
+    #[test]
+    fn a_sized_buffer_holds_the_same_json() {
+        let parts = vec![
+            ContentPart::Text { text: "line one\nand \"two\"".repeat(40) },
+            ContentPart::ToolCall(crate::chat::ToolCall {
+                id: "call_1".into(),
+                name: "lookup".into(),
+                arguments: r#"{"q":"rust"}"#.into(),
+            }),
+        ];
+        assert_eq!(text_bytes(&parts), 18 * 40 + 6 + 6 + 12);
+        let value = serde_json::json!({ "parts": format!("{parts:?}"), "n": [1, 2.5, null] });
+        let plain = serde_json::to_vec(&value).unwrap();
+        for capacity in [0, 16, plain.len(), 10 * plain.len()] {
+            let sized = to_vec_sized(&value, capacity).unwrap();
+            assert_eq!(sized, plain, "capacity {capacity}");
+            assert!(sized.capacity() >= capacity);
+        }
     }
 }

@@ -27,7 +27,7 @@ use crate::chat::{
     StreamEvent, ToolCall, ToolChoice, ToolDef, Usage,
 };
 use crate::error::{UpstreamError, from_error_event};
-use crate::json::{f32_json, null_as_default};
+use crate::json::{f32_json, null_as_default, text_bytes, to_vec_sized};
 use crate::sse::{self, SseDecoder, SseEvent, SseFormat};
 use crate::validate::{Dialect, Field, Obj, parse_body};
 
@@ -495,8 +495,10 @@ pub fn encode_response(response: &ChatResponse, meta: &ResponseMeta) -> Bytes {
         }],
         usage: UsageJson::of(&response.usage),
     };
+    // The envelope (ids, usage, field names) takes about 300 bytes around the text.
+    let capacity = text_bytes(&response.content) + meta.id.len() + meta.model.len() + 320;
     // Serialising borrowed strings and numbers cannot fail.
-    Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
+    Bytes::from(to_vec_sized(&body, capacity).unwrap_or_default())
 }
 
 /// The OpenAI name of an error kind.
@@ -659,7 +661,12 @@ pub fn request_bytes(
     model_id: &str,
     stream: bool,
 ) -> Result<Vec<u8>, UpstreamError> {
-    serde_json::to_vec(&UpstreamBody::new(request, model_id, stream)?).map_err(unwritable)
+    let body = UpstreamBody::new(request, model_id, stream)?;
+    // About 40 bytes a message around its text, and the parameters.
+    let capacity = request.messages.iter().map(|m| text_bytes(&m.content) + 40).sum::<usize>()
+        + request.tools.len() * 256
+        + 256;
+    to_vec_sized(&body, capacity).map_err(unwritable)
 }
 
 pub(crate) fn unwritable(error: serde_json::Error) -> UpstreamError {
