@@ -409,10 +409,6 @@ fn finish_reason_name(reason: FinishReason) -> &'static str {
     }
 }
 
-fn usage_json(usage: &Usage) -> Value {
-    json!(UsageJson::of(usage))
-}
-
 /// OpenAI's `usage` object.
 #[derive(Serialize)]
 struct UsageJson {
@@ -556,33 +552,41 @@ impl StreamEncoder {
         if self.closed {
             return Bytes::new();
         }
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(CHUNK_BYTES);
         if !self.started {
             self.started = true;
-            out.extend_from_slice(&self.chunk(json!({"role": "assistant", "content": ""}), None));
+            let delta = Delta { role: Some("assistant"), content: Some(""), tool_calls: None };
+            self.chunk(&mut out, delta, None);
         }
         match event {
             StreamEvent::Start { .. } => {}
             StreamEvent::TextDelta { text } => {
                 if !text.is_empty() {
-                    out.extend_from_slice(&self.chunk(json!({"content": text}), None));
+                    self.chunk(&mut out, Delta { content: Some(text), ..Delta::default() }, None);
                 }
             }
             StreamEvent::ToolCallStart { index, id, name } => {
-                let call = json!({
-                    "index": index,
-                    "id": id,
-                    "type": "function",
-                    "function": {"name": name, "arguments": ""},
-                });
-                out.extend_from_slice(&self.chunk(json!({"tool_calls": [call]}), None));
+                let call = ToolCallDelta {
+                    index: *index,
+                    id: Some(id),
+                    kind: Some("function"),
+                    function: FunctionDelta { name: Some(name), arguments: "" },
+                };
+                let delta = Delta { tool_calls: Some([call]), ..Delta::default() };
+                self.chunk(&mut out, delta, None);
             }
             StreamEvent::ToolCallDelta { index, arguments } => {
-                let call = json!({"index": index, "function": {"arguments": arguments}});
-                out.extend_from_slice(&self.chunk(json!({"tool_calls": [call]}), None));
+                let call = ToolCallDelta {
+                    index: *index,
+                    id: None,
+                    kind: None,
+                    function: FunctionDelta { name: None, arguments },
+                };
+                let delta = Delta { tool_calls: Some([call]), ..Delta::default() };
+                self.chunk(&mut out, delta, None);
             }
             StreamEvent::Finish { reason, .. } => {
-                out.extend_from_slice(&self.chunk(json!({}), Some(*reason)));
+                self.chunk(&mut out, Delta::default(), Some(*reason));
             }
             StreamEvent::Usage(usage) => self.usage = Some(*usage),
         }
@@ -595,18 +599,10 @@ impl StreamEncoder {
             return Bytes::new();
         }
         self.closed = true;
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(CHUNK_BYTES);
         if self.include_usage {
-            let usage = self.usage.unwrap_or_default();
-            let chunk = json!({
-                "id": self.meta.id,
-                "object": "chat.completion.chunk",
-                "created": self.meta.created,
-                "model": self.meta.model,
-                "choices": [],
-                "usage": usage_json(&usage),
-            });
-            out.extend_from_slice(&sse::data_frame(&chunk.to_string()));
+            let usage = UsageJson::of(&self.usage.unwrap_or_default());
+            write_frame(&mut out, &self.envelope(&[], Some(Some(usage))));
         }
         out.extend_from_slice(&sse::data_frame("[DONE]"));
         Bytes::from(out)
@@ -621,24 +617,100 @@ impl StreamEncoder {
         sse::data_frame(&error_json(error).to_string())
     }
 
-    fn chunk(&self, delta: Value, finish: Option<FinishReason>) -> Bytes {
-        let mut chunk = json!({
-            "id": self.meta.id,
-            "object": "chat.completion.chunk",
-            "created": self.meta.created,
-            "model": self.meta.model,
-            "choices": [{
-                "index": 0,
-                "delta": delta,
-                "logprobs": null,
-                "finish_reason": finish.map(finish_reason_name),
-            }],
-        });
-        if self.include_usage {
-            chunk["usage"] = Value::Null;
-        }
-        sse::data_frame(&chunk.to_string())
+    /// Writes the chunk carrying `delta` (and `finish`) as one frame.
+    fn chunk(&self, out: &mut Vec<u8>, delta: Delta<'_>, finish: Option<FinishReason>) {
+        let choice = ChunkChoice {
+            index: 0,
+            delta,
+            logprobs: None,
+            finish_reason: finish.map(finish_reason_name),
+        };
+        // A client that asked for usage gets `"usage": null` on every chunk but the last.
+        let usage = self.include_usage.then_some(None);
+        write_frame(out, &self.envelope(std::slice::from_ref(&choice), usage));
     }
+
+    fn envelope<'a>(
+        &'a self,
+        choices: &'a [ChunkChoice<'a>],
+        usage: Option<Option<UsageJson>>,
+    ) -> ChunkJson<'a> {
+        ChunkJson {
+            id: &self.meta.id,
+            object: "chat.completion.chunk",
+            created: self.meta.created,
+            model: &self.meta.model,
+            choices,
+            usage,
+        }
+    }
+}
+
+/// Room for a typical chunk frame (a few words of text in the envelope), so writing one does
+/// not grow the buffer.
+const CHUNK_BYTES: usize = 256;
+
+/// A `chat.completion.chunk`, written straight from borrowed parts: a chunk goes out for
+/// every few tokens of every stream, and a `Value` tree cost a dozen allocations each.
+#[derive(Serialize)]
+struct ChunkJson<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: &'a [ChunkChoice<'a>],
+    /// Absent unless the client asked for usage; then `null` until the last chunk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Option<UsageJson>>,
+}
+
+#[derive(Serialize)]
+struct ChunkChoice<'a> {
+    index: u32,
+    delta: Delta<'a>,
+    logprobs: Option<()>,
+    finish_reason: Option<&'static str>,
+}
+
+/// A chunk's `delta`: only the fields it carries are written.
+#[derive(Serialize, Default)]
+struct Delta<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<[ToolCallDelta<'a>; 1]>,
+}
+
+#[derive(Serialize)]
+struct ToolCallDelta<'a> {
+    index: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    function: FunctionDelta<'a>,
+}
+
+#[derive(Serialize)]
+struct FunctionDelta<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    arguments: &'a str,
+}
+
+/// Appends `value` to `out` as one SSE `data:` frame. JSON text holds no raw line break, so
+/// it fits on the one line.
+fn write_frame(out: &mut Vec<u8>, value: &impl Serialize) {
+    let start = out.len();
+    out.extend_from_slice(b"data: ");
+    // Borrowed strings and numbers always serialise; were one not to, no half frame is sent.
+    if serde_json::to_writer(&mut *out, value).is_err() {
+        out.truncate(start);
+        return;
+    }
+    out.extend_from_slice(b"\n\n");
 }
 
 // ---------------------------------------------------------------------------------------

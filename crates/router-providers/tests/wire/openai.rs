@@ -540,6 +540,19 @@ fn stream_encoder_writes_chunks_in_order_with_usage_when_asked() {
 }
 
 #[test]
+fn a_chunk_is_one_data_line_whatever_its_text_holds() {
+    let mut encoder = StreamEncoder::new(meta(), false);
+    encoder.encode(&StreamEvent::Start { id: "up".into(), model: "up-model".into() });
+    let text = "two\nlines,\r\na \"quote\", a tab\t and \u{2028} too";
+    let frame = encoder.encode(&StreamEvent::TextDelta { text: text.into() });
+    let frame = std::str::from_utf8(&frame).unwrap();
+    assert!(frame.starts_with("data: {") && frame.ends_with("}\n\n"), "{frame:?}");
+    assert_eq!(frame.matches('\n').count(), 2, "{frame:?}");
+    assert!(!frame.contains('\r'), "{frame:?}");
+    assert_eq!(data_json(frame.as_bytes())[0]["choices"][0]["delta"]["content"], text);
+}
+
+#[test]
 fn stream_encoder_without_usage_sends_none() {
     let mut encoder = StreamEncoder::new(meta(), false);
     let text = String::from_utf8(encode_all(&mut encoder, &stream_events())).unwrap();
