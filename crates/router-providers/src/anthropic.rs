@@ -19,7 +19,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use router_core::Role;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::api_error::{ApiError, ApiErrorKind, RequestError};
@@ -430,8 +430,7 @@ impl StreamEncoder {
                         block
                     }
                 };
-                let delta = json!({"type": "text_delta", "text": text});
-                out.extend_from_slice(&block_delta(block, delta));
+                block_delta(&mut out, block, BlockDelta::TextDelta { text });
             }
             StreamEvent::ToolCallStart { index, id, name } => {
                 let start = json!({"type": "tool_use", "id": id, "name": name, "input": {}});
@@ -443,8 +442,11 @@ impl StreamEncoder {
                 // Deltas are addressed by block index, so a late delta for an earlier call
                 // still lands in the right block.
                 if let Some(block) = self.tool_blocks.get(index) {
-                    let delta = json!({"type": "input_json_delta", "partial_json": arguments});
-                    out.extend_from_slice(&block_delta(*block, delta));
+                    block_delta(
+                        &mut out,
+                        *block,
+                        BlockDelta::InputJsonDelta { partial_json: arguments },
+                    );
                 }
             }
             StreamEvent::Finish { reason, stop_sequence } => {
@@ -531,9 +533,27 @@ impl StreamEncoder {
     }
 }
 
-fn block_delta(index: u32, delta: Value) -> Bytes {
-    let event = json!({"type": "content_block_delta", "index": index, "delta": delta});
-    sse::event_frame("content_block_delta", &event.to_string())
+/// What a `content_block_delta` adds to its block.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum BlockDelta<'a> {
+    TextDelta { text: &'a str },
+    InputJsonDelta { partial_json: &'a str },
+}
+
+/// A `content_block_delta` event, written from borrowed parts: one goes out for every few
+/// tokens of a stream, and a `Value` tree for each cost several allocations.
+#[derive(Serialize)]
+struct BlockDeltaEvent<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    index: u32,
+    delta: BlockDelta<'a>,
+}
+
+fn block_delta(out: &mut Vec<u8>, index: u32, delta: BlockDelta<'_>) {
+    let event = BlockDeltaEvent { kind: "content_block_delta", index, delta };
+    sse::put_json_frame(out, Some("content_block_delta"), &event);
 }
 
 // ---------------------------------------------------------------------------------------

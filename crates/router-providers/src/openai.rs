@@ -602,7 +602,7 @@ impl StreamEncoder {
         let mut out = Vec::with_capacity(CHUNK_BYTES);
         if self.include_usage {
             let usage = UsageJson::of(&self.usage.unwrap_or_default());
-            write_frame(&mut out, &self.envelope(&[], Some(Some(usage))));
+            sse::put_json_frame(&mut out, None, &self.envelope(&[], Some(Some(usage))));
         }
         out.extend_from_slice(&sse::data_frame("[DONE]"));
         Bytes::from(out)
@@ -627,7 +627,7 @@ impl StreamEncoder {
         };
         // A client that asked for usage gets `"usage": null` on every chunk but the last.
         let usage = self.include_usage.then_some(None);
-        write_frame(out, &self.envelope(std::slice::from_ref(&choice), usage));
+        sse::put_json_frame(out, None, &self.envelope(std::slice::from_ref(&choice), usage));
     }
 
     fn envelope<'a>(
@@ -698,19 +698,6 @@ struct FunctionDelta<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<&'a str>,
     arguments: &'a str,
-}
-
-/// Appends `value` to `out` as one SSE `data:` frame. JSON text holds no raw line break, so
-/// it fits on the one line.
-fn write_frame(out: &mut Vec<u8>, value: &impl Serialize) {
-    let start = out.len();
-    out.extend_from_slice(b"data: ");
-    // Borrowed strings and numbers always serialise; were one not to, no half frame is sent.
-    if serde_json::to_writer(&mut *out, value).is_err() {
-        out.truncate(start);
-        return;
-    }
-    out.extend_from_slice(b"\n\n");
 }
 
 // ---------------------------------------------------------------------------------------

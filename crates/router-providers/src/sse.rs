@@ -8,6 +8,7 @@
 //! discarded.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use serde::Serialize;
 
 use crate::chat::StreamEvent;
 use crate::error::UpstreamError;
@@ -206,6 +207,25 @@ pub fn data_frame(data: &str) -> Bytes {
     put_data(&mut out, data);
     out.put_u8(b'\n');
     out.freeze()
+}
+
+/// Appends `value` as one frame of JSON, named `event` when given. JSON text holds no raw
+/// line break, so the data is a single `data:` line. Written straight into `out`: the
+/// encoders send a frame for every few tokens of every stream.
+pub(crate) fn put_json_frame(out: &mut Vec<u8>, event: Option<&str>, value: &impl Serialize) {
+    let start = out.len();
+    if let Some(name) = event {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"data: ");
+    // Borrowed strings and numbers always serialise; were one not to, no half frame is sent.
+    if serde_json::to_writer(&mut *out, value).is_err() {
+        out.truncate(start);
+        return;
+    }
+    out.extend_from_slice(b"\n\n");
 }
 
 /// A named event: `event: <name>` followed by its data.
