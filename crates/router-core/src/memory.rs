@@ -118,11 +118,20 @@ impl Sketch {
         let mut values = [0i8; DIMENSIONS];
         if scale > 0.0 {
             for (q, x) in values.iter_mut().zip(self.0) {
-                *q = (x / scale).round().clamp(-127.0, 127.0) as i8;
+                *q = round_half_away(x / scale).clamp(-127, 127) as i8;
             }
         }
         CompactSketch { scale, values }
     }
+}
+
+/// `x.round()` as an integer. Baseline x86-64 has no rounding instruction, so `f32::round`
+/// is a library call, 128 of them for every answered request's sketch; adding ±½ in `f64` is
+/// exact for any `f32`, and the cast then truncates toward zero, which rounds half away
+/// from zero as `round` does.
+fn round_half_away(x: f32) -> i32 {
+    let x = f64::from(x);
+    (x + 0.5f64.copysign(x)) as i32
 }
 
 /// A [`Sketch`] quantised to one byte per dimension (similarities change by well under
@@ -629,6 +638,22 @@ mod tests {
             memory.recall(&cfg, &Sketch::of("Quarterly revenue figures for the Lisbon office"));
         assert!(unrelated.is_empty(), "{unrelated:?}");
         assert!(unrelated.model("coder").is_none());
+    }
+
+    #[test]
+    fn rounding_half_away_is_f32_round() {
+        let mut next = crate::features::xorshift(0x2545_f491_4f6c_dd1d);
+        let edges = [0.5, -0.5, 1.5, -2.5, 126.5, -126.5, 0.49999997, -0.49999997, 0.0, -0.0];
+        // Random bit patterns (every magnitude the quantiser can meet, and beyond), and
+        // values on a fine grid, where halves and their neighbours occur.
+        let bits: Vec<f32> = (0..100_000)
+            .map(|_| f32::from_bits(next() as u32))
+            .filter(|x| x.abs() < 1.0e6)
+            .collect();
+        let grid = (0..100_000).map(|_| (next() % 2_600_001) as f32 / 10_000.0 - 130.0);
+        for x in edges.into_iter().chain(bits).chain(grid) {
+            assert_eq!(round_half_away(x), x.round() as i32, "{x}");
+        }
     }
 
     #[test]

@@ -319,15 +319,40 @@ const fn infix_ends() -> [bool; 256] {
 /// Romance languages rarely write w or k; the Germanic ones often do.
 const W_OR_K: Evidence = &[(Latin::En, 0.12), (Latin::De, 0.12), (Latin::Nl, 0.12)];
 
+/// An ending of [`SUFFIXES`], packed for comparison with a word's [`last_bytes`].
+#[derive(Debug, Clone, Copy)]
+struct Ending {
+    /// The ending's bytes, last byte lowest, as [`last_bytes`] packs a word's.
+    packed: u64,
+    /// Ones over the ending's bytes.
+    mask: u64,
+    len: usize,
+    evidence: Evidence,
+}
+
+/// A word's last eight bytes (all of a shorter word), the last byte lowest: a word ends with
+/// an ending when the ending's bytes match these under its mask. One comparison of integers
+/// instead of a call to `memcmp` per ending a word's last letter could belong to.
+fn last_bytes(word: &[u8]) -> u64 {
+    match word.last_chunk::<8>() {
+        Some(last) => u64::from_be_bytes(*last),
+        None => word.iter().fold(0, |packed, &b| (packed << 8) | u64::from(b)),
+    }
+}
+
 /// [`SUFFIXES`] grouped by their last byte, so a word is only compared with the endings it
 /// could have.
-fn suffixes_ending_in(last: u8) -> &'static [(&'static str, Evidence)] {
-    static BY_LAST: OnceLock<Vec<Vec<(&'static str, Evidence)>>> = OnceLock::new();
+fn suffixes_ending_in(last: u8) -> &'static [Ending] {
+    static BY_LAST: OnceLock<Vec<Vec<Ending>>> = OnceLock::new();
     let table = BY_LAST.get_or_init(|| {
         let mut table = vec![Vec::new(); 256];
         for &(suffix, evidence) in SUFFIXES {
-            if let Some(&b) = suffix.as_bytes().last() {
-                table[usize::from(b)].push((suffix, evidence));
+            let bytes = suffix.as_bytes();
+            assert!(bytes.len() <= 8, "an ending of more than eight bytes: {suffix}");
+            if let Some(&b) = bytes.last() {
+                let mask = u64::MAX >> (64 - 8 * bytes.len());
+                let ending = Ending { packed: last_bytes(bytes), mask, len: bytes.len(), evidence };
+                table[usize::from(b)].push(ending);
             }
         }
         table
@@ -454,9 +479,10 @@ impl Tally {
         let bytes = word.as_bytes();
         let Some(&last) = bytes.last() else { return };
         if word.len() >= 5 {
-            for &(suffix, evidence) in suffixes_ending_in(last) {
-                if word.len() > suffix.len() && word.ends_with(suffix) {
-                    self.add_latin(evidence, weight);
+            let tail = last_bytes(bytes);
+            for ending in suffixes_ending_in(last) {
+                if word.len() > ending.len && tail & ending.mask == ending.packed {
+                    self.add_latin(ending.evidence, weight);
                 }
             }
         }
@@ -755,5 +781,38 @@ impl Tally {
         let p = 1.0 / denominator;
         let certainty = (p * (1.0 - (-1.5 * evidence).exp())).max(0.35);
         Share { language: best.language(), units, certainty }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_endings_match_as_ends_with_does() {
+        // Words of every length up to twelve bytes, built from the endings' own letters (so
+        // that endings, near misses and multi-byte letters all occur), with other bytes.
+        let alphabet: Vec<char> =
+            SUFFIXES.iter().flat_map(|(suffix, _)| suffix.chars()).chain(['x', 'Z', 'É']).collect();
+        let mut next = crate::features::xorshift(0x853c_49e6_748f_ea9b);
+        let mut matches = 0;
+        for _ in 0..200_000 {
+            let len = (next() % 12) as usize + 1;
+            let word: String =
+                (0..len).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();
+            let bytes = word.as_bytes();
+            let tail = last_bytes(bytes);
+            let candidates = suffixes_ending_in(*bytes.last().unwrap());
+            let packed: Vec<u64> =
+                candidates.iter().filter(|e| tail & e.mask == e.packed).map(|e| e.packed).collect();
+            let expected: Vec<u64> = SUFFIXES
+                .iter()
+                .filter(|(suffix, _)| word.ends_with(suffix))
+                .map(|(suffix, _)| last_bytes(suffix.as_bytes()))
+                .collect();
+            assert_eq!(packed, expected, "{word:?}");
+            matches += expected.len();
+        }
+        assert!(matches > 1_000, "the words hit the endings too rarely to test them: {matches}");
     }
 }
