@@ -6,7 +6,7 @@
 
 use divan::{Bencher, black_box};
 use router_providers::chat::ResponseMeta;
-use router_providers::{ChatRequest, StreamEvent, anthropic, openai};
+use router_providers::{ChatRequest, FinishReason, StreamEvent, anthropic, openai};
 use serde_json::json;
 
 fn main() {
@@ -230,5 +230,24 @@ mod stream_chunk {
             |bytes, events| drop(decoder.feed(bytes, events)),
             |event| encoder.encode(event).len(),
         );
+    }
+}
+
+/// The frames an Anthropic client's stream gets once each: `message_start` and `ping` with
+/// the first text, the text block opened and closed, `message_delta` and `message_stop` at
+/// the end — around a single delta, so the once-a-stream events dominate.
+mod stream_ends {
+    use super::*;
+
+    #[divan::bench]
+    fn anthropic_client(bencher: Bencher) {
+        let text = StreamEvent::TextDelta { text: "Hello".into() };
+        let finish = StreamEvent::Finish { reason: FinishReason::Stop, stop_sequence: None };
+        bencher.bench_local(|| {
+            let mut encoder = anthropic::StreamEncoder::new(meta(), 62);
+            let mut n = encoder.encode(black_box(&text)).len();
+            n += encoder.encode(&finish).len();
+            n + encoder.finish().len()
+        });
     }
 }

@@ -425,7 +425,7 @@ impl StreamEncoder {
                 let block = match self.open {
                     Some(OpenBlock::Text(block)) => block,
                     _ => {
-                        let block = self.open_block(&mut out, json!({"type": "text", "text": ""}));
+                        let block = self.open_block(&mut out, ContentBlock::Text { text: "" });
                         self.open = Some(OpenBlock::Text(block));
                         block
                     }
@@ -433,7 +433,7 @@ impl StreamEncoder {
                 block_delta(&mut out, block, BlockDelta::TextDelta { text });
             }
             StreamEvent::ToolCallStart { index, id, name } => {
-                let start = json!({"type": "tool_use", "id": id, "name": name, "input": {}});
+                let start = ContentBlock::ToolUse { id, name, input: EmptyObject {} };
                 let block = self.open_block(&mut out, start);
                 self.open = Some(OpenBlock::Tool(block));
                 self.tool_blocks.insert(*index, block);
@@ -474,13 +474,16 @@ impl StreamEncoder {
         });
         let usage =
             self.usage.unwrap_or(Usage { input_tokens: self.input_tokens, output_tokens: 0 });
-        let delta = json!({
-            "type": "message_delta",
-            "delta": {"stop_reason": stop_reason_name(reason), "stop_sequence": stop_sequence},
-            "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
-        });
-        out.extend_from_slice(&sse::event_frame("message_delta", &delta.to_string()));
-        out.extend_from_slice(&sse::event_frame("message_stop", r#"{"type":"message_stop"}"#));
+        let delta = MessageDeltaEvent {
+            kind: "message_delta",
+            delta: StopDelta {
+                stop_reason: stop_reason_name(reason),
+                stop_sequence: stop_sequence.as_deref(),
+            },
+            usage: UsageJson::of(&usage),
+        };
+        sse::put_json_frame(&mut out, Some("message_delta"), &delta);
+        out.extend_from_slice(b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
         Bytes::from(out)
     }
 
@@ -498,38 +501,114 @@ impl StreamEncoder {
             return;
         }
         self.started = true;
-        let start = json!({
-            "type": "message_start",
-            "message": {
-                "id": self.meta.id,
-                "type": "message",
-                "role": "assistant",
-                "model": self.meta.model,
-                "content": [],
-                "stop_reason": null,
-                "stop_sequence": null,
-                "usage": {"input_tokens": self.input_tokens, "output_tokens": 0},
+        let start = MessageStartEvent {
+            kind: "message_start",
+            message: MessageStart {
+                id: &self.meta.id,
+                kind: "message",
+                role: "assistant",
+                content: [],
+                model: &self.meta.model,
+                stop_reason: None,
+                stop_sequence: None,
+                usage: UsageJson { input_tokens: self.input_tokens, output_tokens: 0 },
             },
-        });
-        out.extend_from_slice(&sse::event_frame("message_start", &start.to_string()));
-        out.extend_from_slice(&sse::event_frame("ping", r#"{"type":"ping"}"#));
+        };
+        sse::put_json_frame(out, Some("message_start"), &start);
+        out.extend_from_slice(b"event: ping\ndata: {\"type\":\"ping\"}\n\n");
     }
 
-    fn open_block(&mut self, out: &mut Vec<u8>, content_block: Value) -> u32 {
+    fn open_block(&mut self, out: &mut Vec<u8>, content_block: ContentBlock<'_>) -> u32 {
         self.close_block(out);
         let index = self.next_block;
         self.next_block += 1;
-        let start =
-            json!({"type": "content_block_start", "index": index, "content_block": content_block});
-        out.extend_from_slice(&sse::event_frame("content_block_start", &start.to_string()));
+        let start = BlockStartEvent { kind: "content_block_start", index, content_block };
+        sse::put_json_frame(out, Some("content_block_start"), &start);
         index
     }
 
     fn close_block(&mut self, out: &mut Vec<u8>) {
         if let Some(OpenBlock::Text(index) | OpenBlock::Tool(index)) = self.open.take() {
-            let stop = json!({"type": "content_block_stop", "index": index});
-            out.extend_from_slice(&sse::event_frame("content_block_stop", &stop.to_string()));
+            let stop = BlockStopEvent { kind: "content_block_stop", index };
+            sse::put_json_frame(out, Some("content_block_stop"), &stop);
         }
+    }
+}
+
+// The stream's other events, written from borrowed parts like the deltas below, with their
+// keys in the order Anthropic's documentation gives them.
+
+#[derive(Serialize)]
+struct MessageStartEvent<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    message: MessageStart<'a>,
+}
+
+#[derive(Serialize)]
+struct MessageStart<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    role: &'static str,
+    content: [(); 0],
+    model: &'a str,
+    stop_reason: Option<&'static str>,
+    stop_sequence: Option<&'a str>,
+    usage: UsageJson,
+}
+
+/// What a `content_block_start` opens.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ContentBlock<'a> {
+    Text { text: &'a str },
+    ToolUse { id: &'a str, name: &'a str, input: EmptyObject },
+}
+
+/// `{}`: a tool call's input before its first delta.
+#[derive(Serialize)]
+struct EmptyObject {}
+
+#[derive(Serialize)]
+struct BlockStartEvent<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    index: u32,
+    content_block: ContentBlock<'a>,
+}
+
+#[derive(Serialize)]
+struct BlockStopEvent {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    index: u32,
+}
+
+#[derive(Serialize)]
+struct MessageDeltaEvent<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    delta: StopDelta<'a>,
+    usage: UsageJson,
+}
+
+#[derive(Serialize)]
+struct StopDelta<'a> {
+    stop_reason: &'static str,
+    stop_sequence: Option<&'a str>,
+}
+
+/// Token usage as Anthropic names it.
+#[derive(Serialize)]
+struct UsageJson {
+    input_tokens: u64,
+    output_tokens: u64,
+}
+
+impl UsageJson {
+    fn of(usage: &Usage) -> UsageJson {
+        UsageJson { input_tokens: usage.input_tokens, output_tokens: usage.output_tokens }
     }
 }
 
