@@ -37,6 +37,11 @@ use crate::error::{TimeoutPhase, UpstreamError};
 
 /// How long an idle pooled connection is kept.
 pub const POOL_IDLE: Duration = Duration::from_secs(90);
+/// How many idle connections to one upstream a thread keeps; more are closed as they come
+/// back. An overload leaves thousands of connections behind it (each stream that queued
+/// opened one), about 30 KB each, and without a cap they would stay for [`POOL_IDLE`]; this
+/// many still covers the requests one thread has in flight at a time in steady traffic.
+pub const POOL_MAX_IDLE: usize = 128;
 /// TCP keep-alive probes on upstream connections, so a dead peer is noticed.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(30);
 const USER_AGENT: &str = concat!("llm-router/", env!("CARGO_PKG_VERSION"));
@@ -302,6 +307,7 @@ fn build(connect_timeout: Duration) -> reqwest::Result<Clients> {
     let tls = reqwest::Client::builder()
         .connect_timeout(connect_timeout)
         .pool_idle_timeout(POOL_IDLE)
+        .pool_max_idle_per_host(POOL_MAX_IDLE)
         .tcp_keepalive(TCP_KEEPALIVE)
         .tcp_nodelay(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -313,6 +319,7 @@ fn build(connect_timeout: Duration) -> reqwest::Result<Clients> {
     connector.set_nodelay(true);
     let plain = PooledClient::builder(TokioExecutor::new())
         .pool_idle_timeout(POOL_IDLE)
+        .pool_max_idle_per_host(POOL_MAX_IDLE)
         .pool_timer(TokioTimer::new())
         .build(connector);
     Ok(Clients { tls, plain })

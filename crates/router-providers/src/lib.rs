@@ -29,7 +29,7 @@ pub use chat::{
     ChatRequest, ChatResponse, ContentPart, FinishReason, ImageSource, Message, ResponseMeta,
     StreamEvent, ToolCall, ToolChoice, ToolDef, Usage,
 };
-pub use client::{HttpClient, POOL_IDLE};
+pub use client::{HttpClient, POOL_IDLE, POOL_MAX_IDLE};
 pub use error::{TimeoutPhase, UpstreamError};
 pub use upstream::{EventStream, Protocol, Timeouts, Upstream, UpstreamConfig};
 pub use usage::StreamAccumulator;

@@ -898,3 +898,62 @@ async fn dropping_the_stream_closes_the_upstream_connection() {
         "the upstream kept generating"
     );
 }
+
+// --- the connection pool -----------------------------------------------------------------
+
+#[tokio::test]
+async fn a_burst_leaves_no_more_idle_connections_than_the_pool_keeps() {
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+
+    // More requests at once than the pool keeps idle: each needs a connection of its own,
+    // since the fake answers none until all of them have arrived.
+    let burst = router_providers::POOL_MAX_IDLE + 40;
+    let arrived = Arc::new(tokio::sync::Barrier::new(burst));
+    let router = Router::new().route(
+        path(Protocol::OpenAi),
+        post(move || {
+            let arrived = arrived.clone();
+            async move {
+                arrived.wait().await;
+                let body = complete_body(Protocol::OpenAi).to_string();
+                ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+            }
+        }),
+    );
+    // Served by hand, to count the connections that are open.
+    let open = Arc::new(AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let counted = open.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (open, service) = (counted.clone(), TowerToHyperService::new(router.clone()));
+            open.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service);
+                let _ = connection.await;
+                open.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+
+    let (upstream, request) = (upstream(Protocol::OpenAi, addr), request());
+    let answers =
+        futures_util::future::join_all((0..burst).map(|_| upstream.complete(&request))).await;
+    assert!(answers.iter().all(Result::is_ok), "{:?}", answers.iter().find(|a| a.is_err()));
+    assert_eq!(open.load(Ordering::SeqCst), burst, "each request had a connection of its own");
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while open.load(Ordering::SeqCst) > router_providers::POOL_MAX_IDLE && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        open.load(Ordering::SeqCst),
+        router_providers::POOL_MAX_IDLE,
+        "the connections beyond the pool's idle limit are closed; the rest kept for reuse"
+    );
+}
