@@ -535,7 +535,10 @@ pub fn error_body(error: &ApiError) -> Bytes {
 /// an estimated [`StreamEvent::Usage`] before `finish`.
 #[derive(Debug)]
 pub struct StreamEncoder {
-    meta: ResponseMeta,
+    /// What every chunk of the stream opens with, written once:
+    /// `{"id":…,"object":"chat.completion.chunk","created":…,"model":…,"choices":[`. A
+    /// chunk goes out for every few tokens, and these fields are most of its JSON.
+    head: Vec<u8>,
     include_usage: bool,
     started: bool,
     usage: Option<Usage>,
@@ -544,7 +547,15 @@ pub struct StreamEncoder {
 
 impl StreamEncoder {
     pub fn new(meta: ResponseMeta, include_usage: bool) -> Self {
-        StreamEncoder { meta, include_usage, started: false, usage: None, closed: false }
+        let mut head = Vec::with_capacity(meta.id.len() + meta.model.len() + 96);
+        head.extend_from_slice(b"{\"id\":");
+        put_json(&mut head, &meta.id);
+        head.extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
+        head.extend_from_slice(itoa::Buffer::new().format(meta.created).as_bytes());
+        head.extend_from_slice(b",\"model\":");
+        put_json(&mut head, &meta.model);
+        head.extend_from_slice(b",\"choices\":[");
+        StreamEncoder { head, include_usage, started: false, usage: None, closed: false }
     }
 
     /// The frames for one event (possibly none).
@@ -601,8 +612,12 @@ impl StreamEncoder {
         self.closed = true;
         let mut out = Vec::with_capacity(CHUNK_BYTES);
         if self.include_usage {
-            let usage = UsageJson::of(&self.usage.unwrap_or_default());
-            sse::put_json_frame(&mut out, None, &self.envelope(&[], Some(Some(usage))));
+            // The last chunk: no choices, and the usage.
+            out.extend_from_slice(b"data: ");
+            out.extend_from_slice(&self.head);
+            out.extend_from_slice(b"],\"usage\":");
+            put_json(&mut out, &UsageJson::of(&self.usage.unwrap_or_default()));
+            out.extend_from_slice(b"}\n\n");
         }
         out.extend_from_slice(&sse::data_frame("[DONE]"));
         Bytes::from(out)
@@ -617,53 +632,41 @@ impl StreamEncoder {
         sse::data_frame(&error_json(error).to_string())
     }
 
-    /// Writes the chunk carrying `delta` (and `finish`) as one frame.
+    /// Writes the chunk carrying `delta` (and `finish`) as one frame: the stream's head, then
+    /// the one choice, whose keys come in the order [`ChunkChoice`] gives them. JSON holds no
+    /// raw line break, so the frame is a single `data:` line.
     fn chunk(&self, out: &mut Vec<u8>, delta: Delta<'_>, finish: Option<FinishReason>) {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(&self.head);
         let choice = ChunkChoice {
             index: 0,
             delta,
             logprobs: None,
             finish_reason: finish.map(finish_reason_name),
         };
+        put_json(out, &choice);
+        out.push(b']');
         // A client that asked for usage gets `"usage": null` on every chunk but the last.
-        let usage = self.include_usage.then_some(None);
-        sse::put_json_frame(out, None, &self.envelope(std::slice::from_ref(&choice), usage));
-    }
-
-    fn envelope<'a>(
-        &'a self,
-        choices: &'a [ChunkChoice<'a>],
-        usage: Option<Option<UsageJson>>,
-    ) -> ChunkJson<'a> {
-        ChunkJson {
-            id: &self.meta.id,
-            object: "chat.completion.chunk",
-            created: self.meta.created,
-            model: &self.meta.model,
-            choices,
-            usage,
+        if self.include_usage {
+            out.extend_from_slice(b",\"usage\":null");
         }
+        out.extend_from_slice(b"}\n\n");
     }
+}
+
+/// Appends `value` as JSON. What the encoder writes is borrowed strings, numbers and options
+/// of them, which always serialise.
+fn put_json(out: &mut Vec<u8>, value: &impl Serialize) {
+    let written = serde_json::to_writer(&mut *out, value);
+    debug_assert!(written.is_ok(), "a stream chunk's parts failed to serialise");
 }
 
 /// Room for a typical chunk frame (a few words of text in the envelope), so writing one does
 /// not grow the buffer.
 const CHUNK_BYTES: usize = 256;
 
-/// A `chat.completion.chunk`, written straight from borrowed parts: a chunk goes out for
-/// every few tokens of every stream, and a `Value` tree cost a dozen allocations each.
-#[derive(Serialize)]
-struct ChunkJson<'a> {
-    id: &'a str,
-    object: &'static str,
-    created: u64,
-    model: &'a str,
-    choices: &'a [ChunkChoice<'a>],
-    /// Absent unless the client asked for usage; then `null` until the last chunk.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    usage: Option<Option<UsageJson>>,
-}
-
+/// A `chat.completion.chunk`'s one choice, written straight from borrowed parts after the
+/// stream's head.
 #[derive(Serialize)]
 struct ChunkChoice<'a> {
     index: u32,

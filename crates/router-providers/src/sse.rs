@@ -7,6 +7,8 @@
 //! leading byte-order mark is ignored; an unfinished event at the end of the stream is
 //! discarded.
 
+use std::borrow::Cow;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 
@@ -62,12 +64,20 @@ impl SseParser {
                 rest = after_lf;
             }
         }
-        while let Some(end) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
-            self.push_line_bytes(&rest[..end])?;
-            let line = std::mem::take(&mut self.line);
-            self.process_line(&line, out);
-            self.line = line;
-            self.line.clear();
+        while let Some(end) = memchr::memchr2(b'\n', b'\r', rest) {
+            if self.line.is_empty() {
+                // The whole line lies in this chunk (the usual case): read it where it is.
+                if end > MAX_LINE_BYTES {
+                    return Err(LineTooLong);
+                }
+                self.process_line(&rest[..end], out);
+            } else {
+                self.push_line_bytes(&rest[..end])?;
+                let line = std::mem::take(&mut self.line);
+                self.process_line(&line, out);
+                self.line = line;
+                self.line.clear();
+            }
             let terminator = rest[end];
             rest = &rest[end + 1..];
             if terminator == b'\r' {
@@ -98,7 +108,12 @@ impl SseParser {
     }
 
     fn process_line(&mut self, raw: &[u8], out: &mut Vec<SseEvent>) {
-        let decoded = String::from_utf8_lossy(raw);
+        // `from_utf8` checks ASCII a word at a time; `from_utf8_lossy` walks every byte,
+        // and is only needed for the rare line that is not valid UTF-8.
+        let decoded = match std::str::from_utf8(raw) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(raw),
+        };
         let mut line: &str = &decoded;
         if !self.seen_first_line {
             self.seen_first_line = true;
@@ -385,6 +400,19 @@ mod tests {
             }
         }
         assert_eq!(result, Err(LineTooLong));
+    }
+
+    #[test]
+    fn refuses_a_line_too_long_that_arrives_whole() {
+        let mut chunk = vec![b'a'; MAX_LINE_BYTES + 1];
+        chunk.push(b'\n');
+        assert_eq!(SseParser::new().feed(&chunk, &mut Vec::new()), Err(LineTooLong));
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_become_replacement_characters() {
+        let events = SseParser::parse_all(b"data: caf\xe9 \xff!\n\n").unwrap();
+        assert_eq!(events, vec![event(None, "caf\u{fffd} \u{fffd}!")]);
     }
 
     #[test]

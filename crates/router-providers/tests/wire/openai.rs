@@ -817,3 +817,38 @@ fn an_error_inside_the_stream_is_typed() {
     let garbage = StreamDecoder::new().feed(b"data: {not json}\n\n", &mut Vec::new()).unwrap_err();
     assert_eq!(garbage.kind(), "protocol");
 }
+
+#[test]
+fn stream_frames_are_exact() {
+    // The envelope is written once a stream and reused: its strings are escaped like any
+    // other, and the keys come in the order OpenAI's own chunks have them.
+    let meta = router_providers::chat::ResponseMeta {
+        id: "chatcmpl-\"1\"".into(),
+        model: "m\\x".into(),
+        created: 7,
+    };
+    let mut encoder = StreamEncoder::new(meta, true);
+    let events = [
+        StreamEvent::TextDelta { text: "Hi".into() },
+        StreamEvent::Finish { reason: FinishReason::Stop, stop_sequence: None },
+        StreamEvent::Usage(Usage { input_tokens: 3, output_tokens: 4 }),
+    ];
+    let text = String::from_utf8(encode_all(&mut encoder, &events)).unwrap();
+    let head = r#"data: {"id":"chatcmpl-\"1\"","object":"chat.completion.chunk","created":7,"model":"m\\x","choices":["#;
+    let expected = [
+        format!(
+            r#"{head}{{"index":0,"delta":{{"role":"assistant","content":""}},"logprobs":null,"finish_reason":null}}],"usage":null}}"#
+        ),
+        format!(
+            r#"{head}{{"index":0,"delta":{{"content":"Hi"}},"logprobs":null,"finish_reason":null}}],"usage":null}}"#
+        ),
+        format!(
+            r#"{head}{{"index":0,"delta":{{}},"logprobs":null,"finish_reason":"stop"}}],"usage":null}}"#
+        ),
+        format!(
+            r#"{head}],"usage":{{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}}}"#
+        ),
+        "data: [DONE]".to_owned(),
+    ];
+    assert_eq!(text, expected.map(|frame| frame + "\n\n").concat());
+}
