@@ -17,7 +17,9 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::future::Future;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use futures_util::{Stream, StreamExt};
@@ -316,6 +318,8 @@ impl Upstream {
             total_deadline,
             first_deadline: Some(first_deadline),
             delivered: false,
+            reading: None,
+            timer: Box::pin(tokio::time::sleep_until(first_deadline)),
         };
         let mut head = Vec::new();
         while let Some(item) = reader.next().await {
@@ -330,10 +334,7 @@ impl Upstream {
         for event in head.into_iter().rev() {
             reader.pending.push_front(event);
         }
-        Ok(Box::pin(futures_util::stream::unfold(reader, |mut reader| async move {
-            let item = reader.next().await?;
-            Some((item, reader))
-        })))
+        Ok(Box::pin(reader))
     }
 
     async fn send(&self, body: Vec<u8>, stream: bool) -> Result<Reply, UpstreamError> {
@@ -543,41 +544,72 @@ struct EventReader {
     /// Output has been handed on: a failure can no longer be retried, only reported as a
     /// broken stream.
     delivered: bool,
+    /// The read in progress: its deadline, and the phase a timeout then is.
+    reading: Option<(Instant, TimeoutPhase)>,
+    /// That deadline's timer: one, moved as the deadline moves, rather than a new one
+    /// registered for every chunk of every stream.
+    timer: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl EventReader {
     async fn next(&mut self) -> Option<Result<StreamEvent, UpstreamError>> {
+        std::future::poll_fn(|cx| self.poll_event(cx)).await
+    }
+
+    fn poll_event(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<StreamEvent, UpstreamError>>> {
         loop {
             if let Some(event) = self.pending.pop_front() {
-                return Some(Ok(event));
+                return Poll::Ready(Some(Ok(event)));
             }
             if let Some(error) = self.failure.take() {
                 self.done = true;
-                return Some(Err(self.as_delivered(error)));
+                return Poll::Ready(Some(Err(self.as_delivered(error))));
             }
             if self.done {
-                return None;
+                return Poll::Ready(None);
             }
             if self.decoder.is_finished() {
                 self.done = true;
                 self.body = None;
-                return None;
+                return Poll::Ready(None);
             }
             let Some(body) = self.body.as_mut() else {
                 self.done = true;
-                return None;
+                return Poll::Ready(None);
             };
-            let (deadline, phase) = match self.first_deadline {
-                Some(first) => {
-                    (first, phase_of(first, self.total_deadline, TimeoutPhase::FirstByte))
+            // A read's deadline is set when it starts and holds until it ends, however often
+            // the stream is polled meanwhile.
+            let (deadline, phase) =
+                *self.reading.get_or_insert_with(|| match self.first_deadline {
+                    Some(first) => {
+                        (first, phase_of(first, self.total_deadline, TimeoutPhase::FirstByte))
+                    }
+                    None => {
+                        let idle = after(Instant::now(), self.idle).min(self.total_deadline);
+                        (idle, phase_of(idle, self.total_deadline, TimeoutPhase::Idle))
+                    }
+                });
+            // As `timeout_at` does: the read first, then the deadline.
+            let read = match body.poll_next_unpin(cx) {
+                Poll::Ready(read) => {
+                    self.reading = None;
+                    Ok(read)
                 }
-                None => {
-                    let idle = after(Instant::now(), self.idle).min(self.total_deadline);
-                    (idle, phase_of(idle, self.total_deadline, TimeoutPhase::Idle))
+                Poll::Pending => {
+                    if self.timer.deadline() != deadline {
+                        self.timer.as_mut().reset(deadline);
+                    }
+                    match self.timer.as_mut().poll(cx) {
+                        Poll::Ready(()) => Err(()),
+                        Poll::Pending => return Poll::Pending,
+                    }
                 }
             };
-            match timeout_at(deadline, body.next()).await {
-                Err(_) => self.fail(UpstreamError::Timeout { phase }),
+            match read {
+                Err(()) => self.fail(UpstreamError::Timeout { phase }),
                 Ok(None) => {
                     let mut events = Vec::new();
                     let result = self.decoder.end_of_input(&mut events);
@@ -626,6 +658,14 @@ impl EventReader {
             other if self.delivered => UpstreamError::StreamBroken { message: other.to_string() },
             other => other,
         }
+    }
+}
+
+impl Stream for EventReader {
+    type Item = Result<StreamEvent, UpstreamError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_event(cx)
     }
 }
 

@@ -7,6 +7,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -742,6 +743,41 @@ async fn a_stream_that_goes_quiet_ends_with_an_idle_timeout() {
         );
         assert_eq!(items.iter().filter(|i| i.is_err()).count(), 1);
     }
+}
+
+#[tokio::test]
+async fn polling_a_quiet_stream_often_does_not_postpone_its_idle_timeout() {
+    // The relay polls the stream again and again while it gathers a batch: a read's idle
+    // deadline must hold from when the read began, not move with every poll.
+    let router = Router::new().route(
+        "/v1/chat/completions",
+        post(|| async {
+            let steps = openai_chunks(&["partial"], false).into_iter().map(|p| (0, p)).collect();
+            sse_response(scripted(steps, true))
+        }),
+    );
+    let addr = serve(router).await;
+    let timeouts = Timeouts {
+        first_byte: Duration::from_secs(5),
+        total: Duration::from_secs(30),
+        idle: Duration::from_millis(300),
+    };
+    let upstream = upstream_with(Protocol::OpenAi, base_url(addr, Protocol::OpenAi), timeouts);
+    let mut stream = upstream.stream(&request()).await.unwrap();
+    let started = Instant::now();
+    let ending = loop {
+        // One poll, then back to waiting a little.
+        let polled = std::future::poll_fn(|cx| Poll::Ready(stream.poll_next_unpin(cx))).await;
+        match polled {
+            Poll::Ready(Some(Err(error))) => break error,
+            Poll::Ready(Some(Ok(_))) => continue,
+            Poll::Ready(None) => panic!("the stream ended without its timeout"),
+            Poll::Pending => {}
+        }
+        assert!(started.elapsed() < Duration::from_secs(3), "the idle timeout never came");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!(ending, UpstreamError::Timeout { phase: TimeoutPhase::Idle });
 }
 
 #[tokio::test]
