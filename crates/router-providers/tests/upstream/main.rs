@@ -712,26 +712,30 @@ async fn a_head_without_any_event_is_a_first_byte_timeout() {
     assert!(started.elapsed() < Duration::from_secs(2));
 }
 
+/// An upstream of `protocol` that streams one piece of text and then holds the stream open
+/// without sending another byte, called with 300 ms of idle timeout.
+async fn goes_quiet(protocol: Protocol) -> Upstream {
+    let router = Router::new().route(
+        path(protocol),
+        post(move || async move {
+            let steps =
+                stream_pieces(protocol, &["partial"], false).into_iter().map(|p| (0, p)).collect();
+            sse_response(scripted(steps, true))
+        }),
+    );
+    let addr = serve(router).await;
+    let timeouts = Timeouts {
+        first_byte: Duration::from_secs(5),
+        total: Duration::from_secs(30),
+        idle: Duration::from_millis(300),
+    };
+    upstream_with(protocol, base_url(addr, protocol), timeouts)
+}
+
 #[tokio::test]
 async fn a_stream_that_goes_quiet_ends_with_an_idle_timeout() {
     for protocol in PROTOCOLS {
-        let router = Router::new().route(
-            path(protocol),
-            post(move || async move {
-                let steps = stream_pieces(protocol, &["partial"], false)
-                    .into_iter()
-                    .map(|p| (0, p))
-                    .collect();
-                sse_response(scripted(steps, true))
-            }),
-        );
-        let addr = serve(router).await;
-        let timeouts = Timeouts {
-            first_byte: Duration::from_secs(5),
-            total: Duration::from_secs(30),
-            idle: Duration::from_millis(300),
-        };
-        let upstream = upstream_with(protocol, base_url(addr, protocol), timeouts);
+        let upstream = goes_quiet(protocol).await;
         let started = Instant::now();
         let items = collect(upstream.stream(&request()).await.unwrap()).await;
         assert!(started.elapsed() < Duration::from_secs(3), "{protocol:?}");
@@ -749,20 +753,7 @@ async fn a_stream_that_goes_quiet_ends_with_an_idle_timeout() {
 async fn polling_a_quiet_stream_often_does_not_postpone_its_idle_timeout() {
     // The relay polls the stream again and again while it gathers a batch: a read's idle
     // deadline must hold from when the read began, not move with every poll.
-    let router = Router::new().route(
-        "/v1/chat/completions",
-        post(|| async {
-            let steps = openai_chunks(&["partial"], false).into_iter().map(|p| (0, p)).collect();
-            sse_response(scripted(steps, true))
-        }),
-    );
-    let addr = serve(router).await;
-    let timeouts = Timeouts {
-        first_byte: Duration::from_secs(5),
-        total: Duration::from_secs(30),
-        idle: Duration::from_millis(300),
-    };
-    let upstream = upstream_with(Protocol::OpenAi, base_url(addr, Protocol::OpenAi), timeouts);
+    let upstream = goes_quiet(Protocol::OpenAi).await;
     let mut stream = upstream.stream(&request()).await.unwrap();
     let started = Instant::now();
     let ending = loop {
