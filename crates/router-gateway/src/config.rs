@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -203,6 +203,9 @@ pub struct DispatchConfig {
     pub total_timeout: Duration,
     /// Longest silence between two chunks of a stream.
     pub idle_timeout: Duration,
+    /// Longest a request waits for a slot when every deployment it could use is at its
+    /// `max_in_flight` limit.
+    pub queue_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -300,6 +303,8 @@ pub struct DeploymentConfig {
     pub api_key: Option<SecretString>,
     pub weight: f64,
     pub enabled: bool,
+    /// Calls this deployment may have in flight at once; `None` for no limit.
+    pub max_in_flight: Option<NonZeroU32>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -400,6 +405,7 @@ struct RawDispatch {
     first_byte_timeout_ms: Option<Spanned<u64>>,
     total_timeout_ms: Option<Spanned<u64>>,
     idle_timeout_ms: Option<Spanned<u64>>,
+    queue_timeout_ms: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -422,6 +428,7 @@ struct RawModel {
     deployment: Option<Spanned<String>>,
     weight: Option<Spanned<f64>>,
     enabled: Option<bool>,
+    max_in_flight: Option<Spanned<u32>>,
     input_price: Option<Spanned<f64>>,
     output_price: Option<Spanned<f64>>,
     context_window: Option<Spanned<u32>>,
@@ -894,6 +901,11 @@ impl Validator<'_> {
                 600_000,
             ),
             idle_timeout: self.positive_ms(raw.idle_timeout_ms, "dispatch.idle_timeout_ms", 60_000),
+            queue_timeout: self.positive_ms(
+                raw.queue_timeout_ms,
+                "dispatch.queue_timeout_ms",
+                10_000,
+            ),
         }
     }
 
@@ -985,6 +997,17 @@ impl Validator<'_> {
                 non_negative,
                 "must be a number ≥ 0",
             );
+            let max_in_flight = m.max_in_flight.clone().and_then(|n| {
+                let limit = NonZeroU32::new(*n.get_ref());
+                if limit.is_none() {
+                    self.problem(
+                        Some(n.span()),
+                        key("max_in_flight"),
+                        "must be at least 1 (leave it out for no limit)".into(),
+                    );
+                }
+                limit
+            });
             let price_rule = "must be a price ≥ 0 (USD per million tokens)";
             let price = Price {
                 input_per_mtok: self.checked(
@@ -1057,6 +1080,7 @@ impl Validator<'_> {
                 api_key,
                 weight,
                 enabled,
+                max_in_flight,
             };
             for f in &m.fallbacks {
                 fallback_refs.push((name.clone(), f.get_ref().clone(), f.span(), key("fallbacks")));

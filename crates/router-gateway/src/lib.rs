@@ -1,14 +1,16 @@
 //! The servers and everything that talks to upstreams.
 //!
 //! `router-gateway` owns the running system: the [configuration](config), the live
-//! [model table](registry) with its deployments and [circuit breakers](circuit),
-//! [dispatch](dispatch) (weighted balancing, retries, failover), the [proxy API](proxy), the
+//! [model table](registry) with its deployments, their [circuit breakers](circuit) and
+//! [in-flight limits](capacity), [dispatch](dispatch) (weighted balancing, retries,
+//! failover, waiting for a slot), the [proxy API](proxy), the
 //! streaming [relay](relay), [outcome](outcome) recording, [metrics](metrics), and
 //! [starting and stopping](server) it all. Decisions come from `router-core`, wire formats
 //! from `router-providers`, persistence from `router-store`.
 
 pub mod app;
 mod busy_poll;
+pub mod capacity;
 pub mod circuit;
 pub mod config;
 pub mod dashboard;

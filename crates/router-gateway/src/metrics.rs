@@ -181,6 +181,11 @@ impl Metrics {
             ("llm_router_store_records_total", "Records written to the store."),
             ("llm_router_store_queue_depth", "Records waiting for the store writer."),
             ("llm_router_circuit_open", "1 when a deployment's circuit is open."),
+            ("llm_router_in_flight", "Calls a deployment is answering now, streams included."),
+            (
+                "llm_router_queue_wait_seconds",
+                "Time requests waited for a deployment at its in-flight limit.",
+            ),
         ] {
             m.describe(name, help);
         }

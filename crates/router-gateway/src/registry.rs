@@ -13,6 +13,7 @@ use router_core::{Availability, Candidate};
 use router_providers::upstream::Upstream;
 use serde::Serialize;
 
+use crate::capacity::Capacity;
 use crate::circuit::{Admission, Circuit, CircuitState};
 use crate::config::{Config, ModelConfig, Provider};
 
@@ -64,6 +65,7 @@ pub struct Deployment {
     pub upstream_model: String,
     pub upstream: Upstream,
     pub circuit: Circuit,
+    pub capacity: Capacity,
     pub counters: CallCounters,
     weight: AtomicF64,
     enabled: AtomicBool,
@@ -144,10 +146,13 @@ impl Model {
 
     /// Picks a deployment for the next attempt. A deployment whose cooldown is over gets its
     /// single probe first (otherwise it could never recover while its siblings are healthy);
-    /// then the choice is weighted among deployments with a closed circuit. `skip` holds
-    /// deployments already tried for this request; `draw` is uniform in [0, 1).
+    /// then the choice is weighted among deployments with a closed circuit. Deployments at
+    /// their in-flight limit are passed over (see [`Model::full`]). `skip` holds deployments
+    /// already tried for this request; `draw` is uniform in [0, 1).
     pub fn pick(&self, skip: &[usize], now: Instant, draw: f64) -> Option<(usize, Admission)> {
-        let eligible = |i: usize, d: &Deployment| !skip.contains(&i) && d.usable_weight() > 0.0;
+        let eligible = |i: usize, d: &Deployment| {
+            !skip.contains(&i) && d.usable_weight() > 0.0 && d.capacity.has_room()
+        };
         for (i, d) in self.deployments.iter().enumerate() {
             if eligible(i, d)
                 && d.circuit.state(now) == CircuitState::HalfOpen
@@ -165,6 +170,18 @@ impl Model {
             .collect();
         // Closed circuits admit without a state change.
         weighted_index(&closed, draw).map(|i| (i, Admission::Allowed))
+    }
+
+    /// Deployments that [`pick`](Model::pick) passed over only because they are at their
+    /// in-flight limit: healthy, enabled, not yet tried, and worth waiting for.
+    pub fn full<'a>(&'a self, skip: &'a [usize], now: Instant) -> impl Iterator<Item = usize> + 'a {
+        self.deployments.iter().enumerate().filter_map(move |(i, d)| {
+            let waitable = !skip.contains(&i)
+                && d.usable_weight() > 0.0
+                && !d.capacity.has_room()
+                && d.circuit.state(now) == CircuitState::Closed;
+            waitable.then_some(i)
+        })
     }
 }
 
@@ -219,6 +236,7 @@ impl Registry {
                     upstream_model: d.upstream_model.clone(),
                     upstream: upstream(d)?,
                     circuit: Circuit::new(config.circuit.clone()),
+                    capacity: Capacity::new(d.max_in_flight),
                     counters: CallCounters::default(),
                     weight: AtomicF64::new(d.weight),
                     enabled: AtomicBool::new(d.enabled),
@@ -299,6 +317,8 @@ impl Registry {
                         recent_error_ratio: d.circuit.recent_error_ratio(),
                         latency_ms: d.counters.latency_ms.load(),
                         circuit_opened: d.circuit.times_opened(),
+                        in_flight: d.capacity.in_flight(),
+                        max_in_flight: d.capacity.max(),
                     })
                     .collect(),
             })
@@ -335,6 +355,10 @@ pub struct DeploymentStatus {
     pub recent_error_ratio: f64,
     pub latency_ms: f64,
     pub circuit_opened: u64,
+    /// Calls holding a slot now (streams until their last event).
+    pub in_flight: u32,
+    /// The deployment's limit, `null` for none.
+    pub max_in_flight: Option<u32>,
 }
 
 #[cfg(test)]

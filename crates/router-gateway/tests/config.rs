@@ -67,6 +67,30 @@ fn busy_polling_is_off_by_default_and_needs_serving_threads() {
 }
 
 #[test]
+fn in_flight_limits_are_per_deployment_and_at_least_one() {
+    let entry =
+        |extra: &str| format!("[[models]]\nname = \"local\"\nprovider = \"ollama\"\n{extra}\n");
+    let c =
+        parse(&format!("{}{}", entry("max_in_flight = 4"), entry("deployment = \"b\"")), &env(&[]))
+            .unwrap();
+    assert_eq!(c.models[0].deployments[0].max_in_flight.map(|n| n.get()), Some(4));
+    assert_eq!(c.models[0].deployments[1].max_in_flight, None, "no limit unless set");
+    assert_eq!(c.dispatch.queue_timeout, Duration::from_secs(10));
+    let c =
+        parse(&format!("[dispatch]\nqueue_timeout_ms = 250\n{}", entry("")), &env(&[])).unwrap();
+    assert_eq!(c.dispatch.queue_timeout, Duration::from_millis(250));
+
+    let e = parse(&entry("max_in_flight = 0"), &env(&[])).unwrap_err();
+    assert_eq!(e.problems[0].key.as_deref(), Some("models[0].max_in_flight"), "{e}");
+    assert_eq!(e.problems[0].line, Some(4), "{e}");
+    assert!(e.to_string().contains("must be at least 1 (leave it out for no limit)"), "{e}");
+    assert!(parse(&entry("max_in_flight = -1"), &env(&[])).is_err());
+    let e =
+        parse(&format!("[dispatch]\nqueue_timeout_ms = 0\n{}", entry("")), &env(&[])).unwrap_err();
+    assert_eq!(e.problems[0].key.as_deref(), Some("dispatch.queue_timeout_ms"), "{e}");
+}
+
+#[test]
 fn the_example_file_is_valid() {
     let text = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../llm-router.example.toml"),

@@ -65,6 +65,8 @@ pub struct Counts {
     pub rejected: u64,
     /// Requests being answered right now.
     pub in_flight: u64,
+    /// The most requests ever answered at once. Added up, the highest of the parts.
+    pub peak_in_flight: u64,
 }
 
 impl std::ops::Add for Counts {
@@ -78,6 +80,7 @@ impl std::ops::Add for Counts {
             injected: self.injected + o.injected,
             rejected: self.rejected + o.rejected,
             in_flight: self.in_flight + o.in_flight,
+            peak_in_flight: self.peak_in_flight.max(o.peak_in_flight),
         }
     }
 }
@@ -117,9 +120,16 @@ pub(crate) struct Counters {
     injected: AtomicU64,
     rejected: AtomicU64,
     in_flight: AtomicU64,
+    peak_in_flight: AtomicU64,
 }
 
 impl Counters {
+    fn enter(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak_in_flight.fetch_max(now, Ordering::Relaxed);
+    }
+
     pub(crate) fn snapshot(&self) -> Counts {
         Counts {
             requests: self.requests.load(Ordering::Relaxed),
@@ -128,6 +138,7 @@ impl Counters {
             injected: self.injected.load(Ordering::Relaxed),
             rejected: self.rejected.load(Ordering::Relaxed),
             in_flight: self.in_flight.load(Ordering::Relaxed),
+            peak_in_flight: self.peak_in_flight.load(Ordering::Relaxed),
         }
     }
 }
@@ -158,16 +169,13 @@ pub(crate) struct Tracker {
 
 impl Tracker {
     pub(crate) fn new(shared: Arc<crate::server::Shared>, endpoint: Endpoint) -> Self {
-        let counters = shared.endpoints.get(endpoint);
-        counters.requests.fetch_add(1, Ordering::Relaxed);
-        counters.in_flight.fetch_add(1, Ordering::Relaxed);
+        shared.endpoints.get(endpoint).enter();
         Self { shared, endpoint, model: None, decided: false }
     }
 
     /// Attributes the request to a hosted model as well.
     pub(crate) fn attach(&mut self, model: Arc<crate::server::ModelSlot>) {
-        model.counters.requests.fetch_add(1, Ordering::Relaxed);
-        model.counters.in_flight.fetch_add(1, Ordering::Relaxed);
+        model.counters.enter();
         self.model = Some(model);
     }
 

@@ -67,11 +67,9 @@ pub async fn metrics(State(gateway): State<Gateway>) -> Response {
     for m in gateway.registry.models() {
         for d in &m.deployments {
             let open = if d.circuit.state(now) == CircuitState::Open { 1.0 } else { 0.0 };
-            gateway.metrics.set(
-                "llm_router_circuit_open",
-                &[("model", m.name()), ("deployment", &d.id)],
-                open,
-            );
+            let labels = [("model", m.name()), ("deployment", d.id.as_str())];
+            gateway.metrics.set("llm_router_circuit_open", &labels, open);
+            gateway.metrics.set("llm_router_in_flight", &labels, f64::from(d.capacity.in_flight()));
         }
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], gateway.metrics.render())

@@ -260,10 +260,18 @@ pub async fn serve_chat<D: Dialect>(
                     e.retry_after = *retry_after;
                     e
                 }
+                Failure::AtCapacity { .. } => {
+                    let mut e = ApiError::new(ApiErrorKind::Overloaded, failure.error.to_string());
+                    e.code = Some("deployments_at_capacity".into());
+                    // Slots free as answers finish; a second is a fair guess.
+                    e.retry_after = Some(Duration::from_secs(1));
+                    e
+                }
             };
             let kind = match &failure.error {
                 Failure::Upstream(e) => e.kind(),
                 Failure::NothingAvailable { .. } => "nothing_available",
+                Failure::AtCapacity { .. } => "at_capacity",
             };
             let ending = Ending::Failed { kind: kind.into(), message: failure.error.to_string() };
             let mut response = D::error_response(&error);
@@ -280,6 +288,13 @@ pub async fn serve_chat<D: Dialect>(
         }
     };
 
+    if !dispatched.queued.is_zero() {
+        gateway.metrics.observe(
+            "llm_router_queue_wait_seconds",
+            &[],
+            dispatched.queued.as_secs_f64(),
+        );
+    }
     let model = gateway.registry.model(dispatched.model);
     let deployment = &model.deployments[dispatched.deployment];
     let served = Served {
