@@ -82,6 +82,7 @@ impl ApiError {
             UpstreamError::Server { .. } => (ApiErrorKind::Upstream, "upstream_error"),
             UpstreamError::Timeout { .. } => (ApiErrorKind::Timeout, "upstream_timeout"),
             UpstreamError::Connect { .. } => (ApiErrorKind::Upstream, "upstream_unreachable"),
+            UpstreamError::NoDescriptors { .. } => (ApiErrorKind::Overloaded, "gateway_overloaded"),
             UpstreamError::Protocol { .. } => (ApiErrorKind::Upstream, "upstream_protocol_error"),
             UpstreamError::StreamBroken { .. } => {
                 (ApiErrorKind::Upstream, "upstream_stream_broken")

@@ -209,8 +209,14 @@ fn proxy_configured(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> bool {
 }
 
 /// Types a failure to get a response head: nothing usable was received.
-fn send_error(connect: bool, timeout: bool, error: &dyn std::error::Error) -> UpstreamError {
-    if connect && timeout {
+fn send_error(
+    connect: bool,
+    timeout: bool,
+    error: &(dyn std::error::Error + 'static),
+) -> UpstreamError {
+    if out_of_descriptors(error) {
+        UpstreamError::NoDescriptors { message: describe(error) }
+    } else if connect && timeout {
         UpstreamError::Timeout { phase: TimeoutPhase::Connect }
     } else if timeout {
         UpstreamError::Timeout { phase: TimeoutPhase::FirstByte }
@@ -221,12 +227,22 @@ fn send_error(connect: bool, timeout: bool, error: &dyn std::error::Error) -> Up
 }
 
 fn caused_by_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    caused_by_io(error, |e| e.kind() == std::io::ErrorKind::TimedOut)
+}
+
+/// The socket could not be created: `EMFILE` (the process's limit) or `ENFILE` (the
+/// system's), 24 and 23 on Linux and the BSDs alike.
+fn out_of_descriptors(error: &(dyn std::error::Error + 'static)) -> bool {
+    caused_by_io(error, |e| matches!(e.raw_os_error(), Some(23 | 24)))
+}
+
+fn caused_by_io(
+    error: &(dyn std::error::Error + 'static),
+    is: impl Fn(&std::io::Error) -> bool,
+) -> bool {
     let mut source = Some(error);
     while let Some(cause) = source {
-        if cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
-        {
+        if cause.downcast_ref::<std::io::Error>().is_some_and(&is) {
             return true;
         }
         source = cause.source();
@@ -328,6 +344,41 @@ fn build(connect_timeout: Duration) -> reqwest::Result<Clients> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An error that wraps another, as the HTTP clients' errors wrap the socket's.
+    #[derive(Debug)]
+    struct Wrapped(std::io::Error);
+
+    impl std::fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("client error (Connect)")
+        }
+    }
+
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_gateway_out_of_sockets_is_told_apart_from_an_unreachable_upstream() {
+        for errno in [23, 24] {
+            let error = Wrapped(std::io::Error::from_raw_os_error(errno));
+            let typed = send_error(true, false, &error);
+            assert!(matches!(typed, UpstreamError::NoDescriptors { .. }), "{typed:?}");
+            assert!(!typed.counts_against_deployment());
+        }
+        let refused = Wrapped(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        let typed = send_error(true, false, &refused);
+        assert!(matches!(typed, UpstreamError::Connect { .. }), "{typed:?}");
+        assert!(typed.counts_against_deployment());
+        let slow = Wrapped(std::io::Error::from(std::io::ErrorKind::TimedOut));
+        assert!(matches!(
+            send_error(true, caused_by_timeout(&slow), &slow),
+            UpstreamError::Timeout { phase: TimeoutPhase::Connect }
+        ));
+    }
 
     fn entries() -> usize {
         LOCAL.with(|local| local.borrow().len())

@@ -41,6 +41,10 @@ pub enum UpstreamError {
     /// Nothing listens, DNS failed, TLS failed, the connection was reset before a response.
     #[error("could not connect to upstream: {message}")]
     Connect { message: String },
+    /// The gateway itself could not open a connection: the process or the system is out of
+    /// file descriptors. Nothing reached the upstream, so it says nothing about it.
+    #[error("the gateway has no connection to spare for the upstream: {message}")]
+    NoDescriptors { message: String },
     /// The upstream answered something that is not its format.
     #[error("upstream sent an invalid response: {message}")]
     Protocol { message: String },
@@ -78,17 +82,21 @@ impl UpstreamError {
                 UpstreamError::Auth { .. }
                     | UpstreamError::ContextTooLong { .. }
                     | UpstreamError::Unsupported { .. }
+                    // A deployment with an idle pooled connection can still be called.
+                    | UpstreamError::NoDescriptors { .. }
             )
     }
 
     /// Counts against the deployment's health (a bad request is the client's fault, and an
-    /// untranslatable one never reached the deployment).
+    /// untranslatable one never reached the deployment, nor did a call the gateway had no
+    /// socket for).
     pub fn counts_against_deployment(&self) -> bool {
         !matches!(
             self,
             UpstreamError::BadRequest { .. }
                 | UpstreamError::ContextTooLong { .. }
                 | UpstreamError::Unsupported { .. }
+                | UpstreamError::NoDescriptors { .. }
         )
     }
 
@@ -112,6 +120,7 @@ impl UpstreamError {
             UpstreamError::Server { .. } => "server_error",
             UpstreamError::Timeout { .. } => "timeout",
             UpstreamError::Connect { .. } => "connect",
+            UpstreamError::NoDescriptors { .. } => "no_descriptors",
             UpstreamError::Protocol { .. } => "protocol",
             UpstreamError::StreamBroken { .. } => "stream_broken",
             UpstreamError::Unsupported { .. } => "unsupported",
@@ -210,5 +219,8 @@ mod tests {
         assert!(!unsupported.counts_against_deployment());
         let idle = UpstreamError::Timeout { phase: TimeoutPhase::Idle };
         assert!(idle.is_retryable() && idle.counts_against_deployment());
+        let local = UpstreamError::NoDescriptors { message: String::new() };
+        assert!(local.is_failover() && !local.is_retryable());
+        assert!(!local.counts_against_deployment());
     }
 }

@@ -28,6 +28,26 @@ pub fn run(path: &Path, args: Args) -> anyhow::Result<ExitCode> {
     if let Some(store) = args.store {
         config.store.url = store;
     }
+    // Each connection, the clients' and the upstreams', is a file descriptor.
+    match crate::open_files::raise() {
+        Ok(limit) => {
+            if limit.now > limit.before {
+                tracing::info!(
+                    before = limit.before,
+                    now = limit.now,
+                    "raised the open-file limit"
+                );
+            }
+            if limit.now < 4096 {
+                tracing::warn!(
+                    limit = limit.now,
+                    "the open-file limit allows only about {} requests in flight (a client and an upstream connection each); raise the hard limit (`ulimit -Hn`, or LimitNOFILE= under systemd)",
+                    limit.now / 2
+                );
+            }
+        }
+        Err(error) => tracing::warn!(%error, "could not raise the open-file limit"),
+    }
     // With serving threads of their own (the default), the proxy API does not run on this
     // runtime: only the store's writer, health checks, the dashboard and timers do. One
     // worker does that; a second is only woken to look for work it does not find.
