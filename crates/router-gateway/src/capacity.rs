@@ -5,95 +5,161 @@
 //! them into 429s. A deployment with `max_in_flight` set holds that many [`Slot`]s. A call
 //! takes one before it starts and gives it back when its answer has been read to the end (a
 //! stream: its last event, or the client leaving), so the limit counts what the upstream is
-//! actually working on. Waiters are served first come, first served.
+//! actually working on. Waiters are served first come, first served. An operator can
+//! change the limit while the gateway runs; calls already in flight are never cut short.
 //!
 //! Without a limit a slot only counts: the dashboard shows every deployment's calls in
 //! flight either way.
 
+use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use futures_util::Stream;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::oneshot;
 
-/// One deployment's limit and count of calls in flight.
+/// One deployment's limit and its calls in flight. The limit can change while the gateway
+/// runs (an operator's change from the dashboard).
 #[derive(Debug)]
 pub struct Capacity {
-    limit: Option<Limit>,
-    in_flight: Arc<AtomicU32>,
+    shared: Arc<Mutex<State>>,
 }
 
-#[derive(Debug)]
-struct Limit {
-    max: NonZeroU32,
-    slots: Arc<Semaphore>,
+#[derive(Debug, Default)]
+struct State {
+    max: Option<NonZeroU32>,
+    in_flight: u32,
+    /// Requests waiting for a slot, oldest first. A waiter is sent `()` once a slot has
+    /// been counted for it. Whenever the state changes, freed room goes to the queue first,
+    /// so room and waiters never coexist (a waiter that gave up stays queued, harmlessly,
+    /// until its turn comes and is skipped).
+    waiting: VecDeque<oneshot::Sender<()>>,
 }
 
-/// The right to one call in flight. Dropping it frees the slot.
+impl State {
+    fn has_room(&self) -> bool {
+        self.max.is_none_or(|max| self.in_flight < max.get())
+    }
+
+    fn serve_waiters(&mut self) {
+        while self.has_room() {
+            let Some(waiter) = self.waiting.pop_front() else { break };
+            self.in_flight += 1;
+            if waiter.send(()).is_err() {
+                // It stopped waiting.
+                self.in_flight -= 1;
+            }
+        }
+    }
+
+    fn release(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.serve_waiters();
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    // The state is a counter and a queue, consistent after every statement that holds the
+    // lock: a panic elsewhere cannot leave it half-changed.
+    state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The right to one call in flight. Dropping it frees the slot for the next waiter.
 #[derive(Debug)]
 pub struct Slot {
-    _permit: Option<OwnedSemaphorePermit>,
-    in_flight: Arc<AtomicU32>,
+    shared: Arc<Mutex<State>>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        lock(&self.shared).release();
+    }
+}
+
+/// A place in the queue; leaving it before the slot is used gives the slot back.
+struct Waiting {
+    turn: oneshot::Receiver<()>,
+    shared: Arc<Mutex<State>>,
+    served: bool,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if self.served {
+            return;
+        }
+        self.turn.close();
+        if self.turn.try_recv().is_ok() {
+            // A slot was counted for this waiter after it stopped waiting.
+            lock(&self.shared).release();
+        }
     }
 }
 
 impl Capacity {
     /// `None` for no limit.
     pub fn new(max: Option<NonZeroU32>) -> Self {
-        Capacity {
-            limit: max
-                .map(|max| Limit { max, slots: Arc::new(Semaphore::new(max.get() as usize)) }),
-            in_flight: Arc::default(),
-        }
+        Capacity { shared: Arc::new(Mutex::new(State { max, ..State::default() })) }
     }
 
-    /// The configured limit, if any.
+    /// The limit, if any.
     pub fn max(&self) -> Option<u32> {
-        self.limit.as_ref().map(|l| l.max.get())
+        lock(&self.shared).max.map(NonZeroU32::get)
+    }
+
+    /// Changes the limit. More room goes to the waiters at once; less takes effect as calls
+    /// in flight finish (none is cut short).
+    pub fn set_max(&self, max: Option<NonZeroU32>) {
+        let mut state = lock(&self.shared);
+        state.max = max;
+        state.serve_waiters();
     }
 
     /// Calls holding a slot now.
     pub fn in_flight(&self) -> u32 {
-        self.in_flight.load(Ordering::Relaxed)
+        lock(&self.shared).in_flight
     }
 
-    /// True when a call could start now without waiting. Released slots go to waiters
-    /// before anyone else, so a deployment with a queue never looks as if it had room.
+    /// True when a call could start now without waiting (there is then no queue either).
     pub fn has_room(&self) -> bool {
-        self.limit.as_ref().is_none_or(|l| l.slots.available_permits() > 0)
+        lock(&self.shared).has_room()
     }
 
     /// A slot if one is free now.
     pub fn try_take(&self) -> Option<Slot> {
-        let permit = match &self.limit {
-            Some(l) => Some(Arc::clone(&l.slots).try_acquire_owned().ok()?),
-            None => None,
-        };
-        Some(self.slot(permit))
+        let mut state = lock(&self.shared);
+        if !state.has_room() {
+            return None;
+        }
+        state.in_flight += 1;
+        Some(self.slot())
     }
 
     /// Waits for a slot, behind every call that started waiting earlier. Cancel-safe:
     /// dropping the future leaves the queue.
     pub async fn take(&self) -> Slot {
-        let permit = match &self.limit {
-            // The semaphore is never closed, so acquiring only ever waits.
-            Some(l) => Arc::clone(&l.slots).acquire_owned().await.ok(),
-            None => None,
+        let turn = {
+            let mut state = lock(&self.shared);
+            if state.has_room() {
+                state.in_flight += 1;
+                return self.slot();
+            }
+            let (tx, rx) = oneshot::channel();
+            state.waiting.push_back(tx);
+            rx
         };
-        self.slot(permit)
+        let mut waiting = Waiting { turn, shared: Arc::clone(&self.shared), served: false };
+        // The sender is only dropped unsent by `serve_waiters`, which sends first, or with
+        // the whole capacity, which outlives every request.
+        let _ = (&mut waiting.turn).await;
+        waiting.served = true;
+        self.slot()
     }
 
-    fn slot(&self, permit: Option<OwnedSemaphorePermit>) -> Slot {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        Slot { _permit: permit, in_flight: Arc::clone(&self.in_flight) }
+    fn slot(&self) -> Slot {
+        Slot { shared: Arc::clone(&self.shared) }
     }
 }
 
@@ -198,6 +264,90 @@ mod tests {
         assert!(gave_up.is_err());
         drop(held);
         assert!(capacity.has_room(), "the abandoned wait must not keep the slot");
+    }
+
+    #[tokio::test]
+    async fn a_changed_limit_takes_effect_without_cutting_calls_short() {
+        let capacity = Arc::new(limited(1));
+        let first = capacity.try_take().expect("the only slot");
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let capacity = Arc::clone(&capacity);
+                tokio::spawn(async move { capacity.take().await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(capacity.in_flight(), 1);
+
+        // More room goes to the queue at once.
+        capacity.set_max(NonZeroU32::new(3));
+        assert_eq!(capacity.in_flight(), 3);
+        let mut slots = Vec::new();
+        for w in waiters.into_iter().take(2) {
+            slots.push(w.await.expect("served"));
+        }
+
+        // Less room: nothing is cut, and nothing new starts until the count is under it.
+        capacity.set_max(NonZeroU32::new(1));
+        assert_eq!(capacity.in_flight(), 3);
+        assert!(capacity.try_take().is_none());
+        drop(first);
+        drop(slots.pop());
+        assert!(capacity.try_take().is_none(), "one call is still in flight");
+        drop(slots);
+        // Under the new limit at last: the third waiter, still queued, got that slot.
+        assert_eq!(capacity.in_flight(), 1);
+
+        // No limit at all: every waiter goes, and slots only count.
+        capacity.set_max(None);
+        let all: Vec<Slot> = (0..50).map(|_| capacity.try_take().expect("no limit")).collect();
+        assert_eq!(capacity.in_flight(), 51);
+        drop(all);
+        assert_eq!(capacity.max(), None);
+    }
+
+    #[tokio::test]
+    async fn lifting_the_limit_frees_every_waiter() {
+        let capacity = Arc::new(limited(1));
+        let _held = capacity.try_take().expect("the only slot");
+        let waiters: Vec<_> = (0..5)
+            .map(|_| {
+                let capacity = Arc::clone(&capacity);
+                tokio::spawn(async move { drop(capacity.take().await) })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        capacity.set_max(None);
+        for w in waiters {
+            tokio::time::timeout(Duration::from_secs(1), w)
+                .await
+                .expect("a waiter was left waiting")
+                .expect("finished");
+        }
+        assert_eq!(capacity.in_flight(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_waiter_served_as_it_gives_up_hands_the_slot_on() {
+        let capacity = Arc::new(limited(1));
+        let held = capacity.try_take().expect("the only slot");
+        let mut first = Box::pin(capacity.take());
+        // Queue it, then give the slot to it without letting it run.
+        assert!(futures_util::poll!(&mut first).is_pending());
+        let second = {
+            let capacity = Arc::clone(&capacity);
+            tokio::spawn(async move { capacity.take().await })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        drop(held);
+        drop(first);
+        let slot = tokio::time::timeout(Duration::from_secs(1), second)
+            .await
+            .expect("the slot went on to the next waiter")
+            .expect("finished");
+        assert_eq!(capacity.in_flight(), 1);
+        drop(slot);
+        assert_eq!(capacity.in_flight(), 0);
     }
 
     #[tokio::test]

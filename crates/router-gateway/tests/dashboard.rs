@@ -374,6 +374,61 @@ async fn weights_steer_traffic_at_once_and_are_audited() {
 }
 
 #[tokio::test]
+async fn an_operator_sets_and_lifts_a_deployments_in_flight_limit() {
+    let fx = fixture().await;
+    let session = fx.login().await;
+    let r =
+        fx.change("/deployments/m-a/max_in_flight", &session, json!({"max_in_flight": 3})).await;
+    assert_eq!(r["changed"], true, "{r}");
+    assert_eq!(r["now"]["max_in_flight"], 3, "{r}");
+    let capacity = &fx.running().gateway.registry.deployment("m-a").unwrap().1.capacity;
+    assert_eq!(capacity.max(), Some(3));
+    let models: Value =
+        fx.client.get(format!("{}/models", fx.proxy)).send().await.unwrap().json().await.unwrap();
+    let m = models["models"].as_array().unwrap().iter().find(|m| m["name"] == "m").unwrap();
+    let a = m["deployments"].as_array().unwrap().iter().find(|d| d["id"] == "m-a").unwrap();
+    assert_eq!(a["max_in_flight"], 3, "{models}");
+
+    let same =
+        fx.change("/deployments/m-a/max_in_flight", &session, json!({"max_in_flight": 3})).await;
+    assert_eq!(same["changed"], false);
+    let lifted =
+        fx.change("/deployments/m-a/max_in_flight", &session, json!({"max_in_flight": null})).await;
+    assert_eq!(lifted["changed"], true);
+    assert_eq!(lifted["now"]["max_in_flight"], Value::Null);
+    assert_eq!(capacity.max(), None);
+
+    let audit = fx.api("/audit", &session).await;
+    let newest = &audit["audit"][0];
+    assert_eq!(newest["action"], "set_max_in_flight");
+    assert_eq!(newest["target"], "m-a");
+    let detail: Value = serde_json::from_str(newest["detail"].as_str().unwrap()).unwrap();
+    assert_eq!(detail, json!({"model": "m", "from": 3, "to": null}));
+
+    for (body, what) in [
+        (json!({"max_in_flight": 0}), "zero"),
+        (json!({"max_in_flight": -2}), "negative"),
+        (json!({"max_in_flight": 2.5}), "not whole"),
+        (json!({"max_in_flight": 1_000_000}), "huge"),
+        (json!({}), "missing: must not lift the limit by accident"),
+        (json!({"max": 4}), "unknown field"),
+    ] {
+        let r = fx
+            .post(
+                "/dashboard/api/deployments/m-a/max_in_flight",
+                &session,
+                Some(&session.csrf),
+                body,
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{what}");
+        let error: Value = r.json().await.unwrap();
+        assert!(error.to_string().contains("max_in_flight"), "{what}: {error}");
+    }
+    fx.stop().await;
+}
+
+#[tokio::test]
 async fn a_disabled_model_gets_no_more_traffic() {
     let fx = fixture().await;
     let session = fx.login().await;

@@ -175,6 +175,17 @@ async fn dashboard_in_a_real_browser() {
     set_weight(&browser, "m-b", "0").await;
     assert!(fx.deployments_answering("m", 20).await.iter().all(|d| d == "m-a"));
     assert_eq!(fx.running().gateway.registry.deployment("m-b").unwrap().1.weight(), 0.0);
+    // So does an in-flight limit, shown on the deployment's row once saved.
+    browser.type_into("input.limit[data-deployment=\"m-a\"]", "4").await;
+    browser.click("button[data-action=\"save-limit\"][data-deployment=\"m-a\"]").await;
+    browser
+        .wait_until(
+            "the limit of m-a to be saved",
+            "const row = document.querySelector('tr.deployment[data-deployment=\"m-a\"]'); return !!row && row.innerText.includes('0 of 4 in flight');",
+        )
+        .await;
+    let capacity = &fx.running().gateway.registry.deployment("m-a").unwrap().1.capacity;
+    assert_eq!(capacity.max(), Some(4));
     shots.take(&browser, "models-changed").await;
 
     // Routing quality: the heat maps.

@@ -265,6 +265,21 @@
             delete state.dirty[key];
             change(`/deployments/${encodeURIComponent(id)}/weight`, { weight }, t('models.weight_toast', { id, weight: fmtNum(weight, 3) }));
           };
+          const limitKey = `l:${id}`;
+          const limitInput = el('input', {
+            type: 'number', min: 1, step: 1, class: 'limit', 'data-deployment': id, 'aria-label': t('models.limit'),
+            placeholder: t('models.no_limit'),
+            value: limitKey in state.dirty ? state.dirty[limitKey] : (dep.max_in_flight == null ? '' : String(dep.max_in_flight)),
+            oninput: e => { state.dirty[limitKey] = e.target.value; },
+            onkeydown: e => { if (e.key === 'Enter') saveLimit(); },
+          });
+          const saveLimit = () => {
+            const text = limitInput.value.trim();
+            const limit = text === '' ? null : Number(text);
+            delete state.dirty[limitKey];
+            change(`/deployments/${encodeURIComponent(id)}/max_in_flight`, { max_in_flight: limit },
+              limit == null ? t('models.limit_lifted_toast', { id }) : t('models.limit_toast', { id, n: fmtInt(limit) }));
+          };
           rows.push(el('tr', { class: 'sub deployment', 'data-deployment': id },
             el('td', {}, el('span', { class: 'mono', text: id }), ' ', el('span', { class: 'muted', text: `${dep.provider} · ${dep.upstream_model}` })),
             el('td', {}, badge(dep.healthy ? t('models.healthy') : t('models.unhealthy'), dep.healthy ? 'ok' : 'bad'), ' ', circuitBadge(dep.circuit), dep.enabled ? null : [' ', badge(t('models.disabled'), 'bad')],
@@ -272,7 +287,8 @@
             el('td', { class: 'num' }, input, ' ', el('button', { type: 'button', 'data-action': 'save-weight', 'data-deployment': id, text: t('models.save'), onclick: save })),
             el('td', { class: 'num', text: `${fmtMs(dep.latency_ms || null)}` }),
             el('td', { class: 'num' }, `${fmtInt(dep.calls)} / ${fmtInt(dep.failures)}`, ' ',
-              el('span', { class: 'muted in-flight', text: dep.max_in_flight == null ? t('models.in_flight', { n: dep.in_flight }) : t('models.in_flight_of', { n: dep.in_flight, max: dep.max_in_flight }) })),
+              el('span', { class: 'muted in-flight', text: dep.max_in_flight == null ? t('models.in_flight', { n: dep.in_flight }) : t('models.in_flight_of', { n: dep.in_flight, max: dep.max_in_flight }) }),
+              ' ', limitInput, ' ', el('button', { type: 'button', 'data-action': 'save-limit', 'data-deployment': id, text: t('models.save'), onclick: saveLimit })),
             el('td', { class: 'num', text: fmtPct(dep.recent_error_ratio) }),
             el('td', { class: 'num muted', text: t('models.opened', { n: dep.circuit_opened }) }),
             el('td', {}, el('div', { class: 'row-actions' },

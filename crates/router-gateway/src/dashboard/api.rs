@@ -29,6 +29,7 @@ pub fn router() -> Router<DashboardState> {
         .route("/models", get(models))
         .route("/models/{name}/enabled", post(control::model_enabled))
         .route("/deployments/{id}/weight", post(control::deployment_weight))
+        .route("/deployments/{id}/max_in_flight", post(control::deployment_max_in_flight))
         .route("/deployments/{id}/enabled", post(control::deployment_enabled))
         .route("/deployments/{id}/reset-circuit", post(control::reset_circuit))
         .route("/quality", get(quality))

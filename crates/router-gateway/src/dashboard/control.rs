@@ -1,10 +1,11 @@
-//! Operator changes: deployment weights, switching models and deployments off and on, and
-//! closing a circuit by hand.
+//! Operator changes: deployment weights and in-flight limits, switching models and
+//! deployments off and on, and closing a circuit by hand.
 //!
 //! Each change is written to the audit log (who, when, what: from → to) before it is made,
 //! so nothing changes unrecorded; then it goes into the live registry, which the very next
 //! request reads. A change to what already is (a weight set to its value) is not recorded.
 
+use std::num::NonZeroU32;
 use std::time::Instant;
 
 use axum::Extension;
@@ -25,6 +26,9 @@ use crate::registry::{Deployment, Model};
 /// The largest weight accepted; weights are relative, so this is only a sanity bound.
 pub const MAX_WEIGHT: f64 = 1_000_000.0;
 
+/// The largest in-flight limit accepted; more than a deployment can use, a sanity bound.
+pub const MAX_IN_FLIGHT: u32 = 100_000;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Enabled {
@@ -35,6 +39,19 @@ struct Enabled {
 #[serde(deny_unknown_fields)]
 struct Weight {
     weight: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InFlightLimit {
+    /// `null` lifts the limit. Required, so that a misspelt body cannot lift it by accident.
+    #[serde(deserialize_with = "present")]
+    max_in_flight: Option<u32>,
+}
+
+/// Reads an `Option` whose key must be there, `null` or not.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    Option::deserialize(d)
 }
 
 fn body<T: DeserializeOwned>(bytes: &Bytes, example: &str) -> Result<T, Failure> {
@@ -110,6 +127,8 @@ fn deployment_now(model: &Model, d: &Deployment) -> serde_json::Value {
         "enabled": d.is_enabled(),
         "circuit": d.circuit.state(Instant::now()),
         "model_weight": model.weight(),
+        "in_flight": d.capacity.in_flight(),
+        "max_in_flight": d.capacity.max(),
     })
 }
 
@@ -156,6 +175,38 @@ pub async fn deployment_weight(
         let detail = json!({"model": model.name(), "from": was, "to": weight});
         record(&state, &session, "set_weight", &deployment.id, detail).await?;
         deployment.set_weight(weight);
+    }
+    done(changed, deployment_now(model, deployment))
+}
+
+/// `POST /deployments/{id}/max_in_flight` with `{"max_in_flight": 8}`, or `null` for no
+/// limit: how many calls the deployment may have at once. Calls in flight are not cut.
+pub async fn deployment_max_in_flight(
+    State(state): State<DashboardState>,
+    Extension(session): Extension<Session>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Answer {
+    let example = r#"{"max_in_flight": 8} (or null for no limit)"#;
+    let InFlightLimit { max_in_flight } = body(&bytes, example)?;
+    let limit = match max_in_flight {
+        None => None,
+        Some(n) => match NonZeroU32::new(n).filter(|n| n.get() <= MAX_IN_FLIGHT) {
+            Some(n) => Some(n),
+            None => {
+                return Err(Failure::bad_request(format!(
+                    "`max_in_flight` must be a whole number from 1 to {MAX_IN_FLIGHT}, or null for no limit."
+                )));
+            }
+        },
+    };
+    let (model, deployment) = find_deployment(&state, &id)?;
+    let was = deployment.capacity.max();
+    let changed = was != max_in_flight;
+    if changed {
+        let detail = json!({"model": model.name(), "from": was, "to": max_in_flight});
+        record(&state, &session, "set_max_in_flight", &deployment.id, detail).await?;
+        deployment.capacity.set_max(limit);
     }
     done(changed, deployment_now(model, deployment))
 }
