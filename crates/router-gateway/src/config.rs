@@ -186,8 +186,19 @@ pub struct JudgeConfig {
     pub keep_alive: String,
     /// Answers cached (by normalised prompt), at most.
     pub cache_size: usize,
+    /// Calls to the judge at once, at most. A request that finds them all out is decided
+    /// by the policy at once instead of queueing behind them: a local model answers a few
+    /// questions at a time (Ollama's `OLLAMA_NUM_PARALLEL`), and every question queued
+    /// past those would spend the request's whole budget waiting.
+    pub max_in_flight: NonZeroU32,
     /// Key for an OpenAI-compatible judge server, if it needs one.
     pub api_key: Option<SecretString>,
+}
+
+impl JudgeConfig {
+    /// The default of [`max_in_flight`](Self::max_in_flight): Ollama's default parallelism
+    /// where memory allows.
+    pub const DEFAULT_MAX_IN_FLIGHT: NonZeroU32 = NonZeroU32::new(4).unwrap();
 }
 
 #[derive(Debug, Clone)]
@@ -392,6 +403,7 @@ struct RawJudge {
     timeout_ms: Option<Spanned<u64>>,
     keep_alive: Option<String>,
     cache_size: Option<usize>,
+    max_in_flight: Option<Spanned<u32>>,
     api_key_env: Option<Spanned<String>>,
 }
 
@@ -869,6 +881,16 @@ impl Validator<'_> {
             timeout: self.positive_ms(raw.timeout_ms, "judge.timeout_ms", 1_500),
             keep_alive: raw.keep_alive.unwrap_or_else(|| "30m".to_string()),
             cache_size: raw.cache_size.unwrap_or(10_000),
+            max_in_flight: self
+                .checked(
+                    raw.max_in_flight,
+                    "judge.max_in_flight",
+                    JudgeConfig::DEFAULT_MAX_IN_FLIGHT.get(),
+                    |n| n > 0,
+                    "must be at least 1",
+                )
+                .try_into()
+                .unwrap_or(JudgeConfig::DEFAULT_MAX_IN_FLIGHT),
             api_key,
         }
     }

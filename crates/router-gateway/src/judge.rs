@@ -7,7 +7,9 @@
 //! on the policy: it is asked per [`JudgeMode`] (in `hybrid` mode only when the policy is
 //! unsure), its answers are cached, every call is bounded by the configured timeout, and
 //! after a few consecutive failures it is left alone for a while so that a dead judge does
-//! not cost every request its full budget. The prompt, schema and answer validation are
+//! not cost every request its full budget. At most `max_in_flight` calls are out at once: a
+//! request that finds them all out is decided by the policy straight away, since a question
+//! queued behind a local model's few concurrent answers would only spend its budget waiting. The prompt, schema and answer validation are
 //! `router_core::judge`'s; this module only moves them over the wire and keeps count.
 
 use std::collections::{BTreeMap, HashMap};
@@ -59,6 +61,8 @@ pub enum JudgeError {
     Invalid(#[from] InvalidAnswer),
     #[error("paused for {} s after {failures} failures in a row (last: {last})", .remaining.as_secs().max(1))]
     Paused { remaining: Duration, failures: u32, last: String },
+    #[error("busy: {0} calls already out (judge.max_in_flight)")]
+    Busy(u32),
 }
 
 /// The outcome of [`Judge::probe`].
@@ -96,6 +100,12 @@ pub struct JudgeStatus {
     /// answers, and requests turned away while paused.
     pub failures: u64,
     pub timeouts: u64,
+    /// Consultations the policy decided alone because `max_in_flight` calls were out (not
+    /// failures: they do not pause the judge).
+    pub busy: u64,
+    /// Calls out now, and the most allowed at once.
+    pub in_flight: u32,
+    pub max_in_flight: u32,
     pub invalid_answers: u64,
     /// Verdicts that picked another model than the policy.
     pub overrides: u64,
@@ -125,6 +135,8 @@ pub struct Judge {
     client: HttpClient,
     failures_before_pause: u32,
     pause: Duration,
+    max_in_flight: u32,
+    in_flight: AtomicU32,
     cache: Mutex<VerdictCache>,
     counts: Counts,
     health: Mutex<Health>,
@@ -137,6 +149,7 @@ struct Counts {
     calls: AtomicU64,
     failures: AtomicU64,
     timeouts: AtomicU64,
+    busy: AtomicU64,
     invalid: AtomicU64,
     overrides: AtomicU64,
     cache_hits: AtomicU64,
@@ -173,6 +186,8 @@ impl Judge {
             client,
             failures_before_pause: FAILURES_BEFORE_PAUSE,
             pause: PAUSE,
+            max_in_flight: config.max_in_flight.get(),
+            in_flight: AtomicU32::new(0),
             cache: Mutex::new(VerdictCache::new(config.cache_size)),
             counts: Counts::default(),
             health: Mutex::new(Health::default()),
@@ -219,9 +234,13 @@ impl Judge {
         }
         self.counts.cache_misses.fetch_add(1, Ordering::Relaxed);
 
-        let verdict = match self.paused() {
-            Some(paused) => Err(paused),
-            None => self.ask_judge(query, &decision, candidates).await,
+        let verdict = if let Some(paused) = self.paused() {
+            Err(paused)
+        } else if let Some(_slot) = self.take_slot() {
+            self.ask_judge(query, &decision, candidates).await
+        } else {
+            self.counts.busy.fetch_add(1, Ordering::Relaxed);
+            Err(JudgeError::Busy(self.max_in_flight))
         };
         match verdict {
             Ok(verdict) => {
@@ -229,7 +248,9 @@ impl Judge {
                 self.apply(decision, &verdict)
             }
             Err(error) => {
-                self.counts.failures.fetch_add(1, Ordering::Relaxed);
+                if !matches!(error, JudgeError::Busy(_)) {
+                    self.counts.failures.fetch_add(1, Ordering::Relaxed);
+                }
                 tracing::debug!(judge = %self.model, %error, "judge unavailable; policy decides");
                 let mut decision = decision;
                 decision.reason =
@@ -237,6 +258,15 @@ impl Judge {
                 decision
             }
         }
+    }
+
+    /// One of the `max_in_flight` calls, held until the guard drops (the call answered, timed
+    /// out, or the request went away).
+    fn take_slot(&self) -> Option<Slot<'_>> {
+        let taken = self.in_flight.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < self.max_in_flight).then_some(n + 1)
+        });
+        taken.is_ok().then(|| Slot(&self.in_flight))
     }
 
     fn apply(&self, decision: Decision, verdict: &Verdict) -> Decision {
@@ -533,6 +563,9 @@ impl Judge {
             calls,
             failures: load(&c.failures),
             timeouts: load(&c.timeouts),
+            busy: load(&c.busy),
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+            max_in_flight: self.max_in_flight,
             invalid_answers: load(&c.invalid),
             overrides: load(&c.overrides),
             cache_hits: hits,
@@ -544,6 +577,15 @@ impl Judge {
             last_error: health.last_error.clone(),
             paused: health.paused_until.is_some_and(|until| Instant::now() < until),
         }
+    }
+}
+
+/// A call to the judge in flight; gives its place back when dropped.
+struct Slot<'a>(&'a AtomicU32);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

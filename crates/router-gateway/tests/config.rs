@@ -91,6 +91,20 @@ fn in_flight_limits_are_per_deployment_and_at_least_one() {
 }
 
 #[test]
+fn the_judge_takes_a_few_calls_at_once_unless_told_otherwise() {
+    let model = "[[models]]\nname = \"local\"\nprovider = \"ollama\"\n";
+    let with =
+        |judge: &str| parse(&format!("[judge]\nmode = \"always\"\n{judge}\n{model}"), &env(&[]));
+    assert_eq!(with("").unwrap().judge.max_in_flight.get(), 4);
+    assert_eq!(with("max_in_flight = 16").unwrap().judge.max_in_flight.get(), 16);
+    let e = with("max_in_flight = 0").unwrap_err();
+    assert_eq!(e.problems[0].key.as_deref(), Some("judge.max_in_flight"), "{e}");
+    assert_eq!(e.problems[0].line, Some(3), "{e}");
+    assert!(e.to_string().contains("must be at least 1"), "{e}");
+    assert!(with("max_in_flight = -2").is_err());
+}
+
+#[test]
 fn the_example_file_is_valid() {
     let text = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../llm-router.example.toml"),

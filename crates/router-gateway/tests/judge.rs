@@ -43,6 +43,7 @@ fn config(url: String, mode: JudgeMode, timeout_ms: u64) -> JudgeConfig {
         timeout: Duration::from_millis(timeout_ms),
         keep_alive: "30m".into(),
         cache_size: 100,
+        max_in_flight: JudgeConfig::DEFAULT_MAX_IN_FLIGHT,
         api_key: None,
     }
 }
@@ -453,6 +454,83 @@ async fn a_failing_judge_is_paused_then_asked_again() {
     let d = judge.decide("q4", certain(), &[]).await;
     assert_eq!((d.model.as_str(), d.source), ("cheap", Source::Judge));
     assert!(!judge.status().paused);
+}
+
+#[tokio::test]
+async fn calls_past_max_in_flight_are_decided_by_the_policy_at_once() {
+    let sim = sim("llama3").await;
+    sim.set_judge(fixed("cheap", "math").delayed(Duration::from_millis(400)));
+    let limit = std::num::NonZeroU32::new(2).unwrap();
+    let judge = Arc::new(judge(&JudgeConfig {
+        max_in_flight: limit,
+        ..config(sim.base_url(), JudgeMode::Always, 5_000)
+    }));
+
+    // Two questions take the two places...
+    let asked: Vec<_> = (0..2)
+        .map(|i| {
+            let judge = Arc::clone(&judge);
+            tokio::spawn(
+                async move { judge.decide(&format!("question {i}"), certain(), &[]).await },
+            )
+        })
+        .collect();
+    assert!(
+        sim.wait_for(Duration::from_secs(2), |s| s.endpoint(Endpoint::OllamaJudge).in_flight == 2)
+            .await
+    );
+    assert_eq!(judge.status().in_flight, 2);
+
+    // ...and four more, while those are out, do not wait for them.
+    for i in 2..6 {
+        let d = judge.decide(&format!("question {i}"), certain(), &[]).await;
+        assert_eq!((d.model.as_str(), d.source), ("strong", Source::Policy), "{}", d.reason);
+        assert!(
+            d.reason.contains("judge unavailable: busy: 2 calls already out (judge.max_in_flight)"),
+            "{}",
+            d.reason
+        );
+    }
+    let status = judge.status();
+    assert_eq!(
+        (status.in_flight, status.busy, status.failures, status.paused),
+        (2, 4, 0, false),
+        "being busy is not failing: {status:?}"
+    );
+
+    for call in asked {
+        let d = call.await.unwrap();
+        assert_eq!((d.model.as_str(), d.source), ("cheap", Source::Judge), "{}", d.reason);
+    }
+    let status = judge.status();
+    assert_eq!((status.in_flight, status.max_in_flight, status.calls), (0, 2, 2));
+    assert_eq!(sim.stats().endpoint(Endpoint::OllamaJudge).peak_in_flight, 2);
+
+    // With its places back, the judge is asked again.
+    let d = judge.decide("question 6", certain(), &[]).await;
+    assert_eq!(d.source, Source::Judge, "{}", d.reason);
+}
+
+#[tokio::test]
+async fn a_request_that_goes_away_gives_its_place_with_the_judge_back() {
+    let sim = sim("llama3").await;
+    sim.set_judge(JudgeBehavior::reply(JudgeReply::Hang));
+    let judge = judge(&JudgeConfig {
+        max_in_flight: std::num::NonZeroU32::MIN,
+        ..config(sim.base_url(), JudgeMode::Always, 5_000)
+    });
+    let gone = tokio::time::timeout(
+        Duration::from_millis(200),
+        judge.decide("a client that hangs up", certain(), &[]),
+    )
+    .await;
+    assert!(gone.is_err(), "the call was still out when the client left");
+    assert_eq!(judge.status().in_flight, 0);
+
+    sim.set_judge(fixed("cheap", "math"));
+    let d = judge.decide(QUERY, certain(), &[]).await;
+    assert_eq!((d.model.as_str(), d.source), ("cheap", Source::Judge), "{}", d.reason);
+    assert_eq!(judge.status().busy, 0);
 }
 
 #[tokio::test]

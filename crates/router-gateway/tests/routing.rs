@@ -234,13 +234,11 @@ async fn analyze_validates_its_input_and_calls_no_model() {
 async fn the_judge_decides_auto_requests_and_the_policy_takes_over_when_it_fails() {
     use router_sim::{JudgeBehavior, JudgeConfig, JudgeReply};
     let upstream = SimServer::start(
-        SimConfig::new()
-            .model(SimModel::new("coder"))
-            .model(SimModel::new("writer"))
-            .judge(JudgeConfig {
-                model: "llama3".into(),
-                behavior: JudgeBehavior::reply(JudgeReply::Fixed(json!({"model": "writer", "domain": "code", "reason": "writer explains code well"}))),
-            }),
+        SimConfig::new().model(SimModel::new("coder")).model(SimModel::new("writer")).judge(
+            JudgeConfig::new("llama3").behavior(JudgeBehavior::reply(JudgeReply::Fixed(
+                json!({"model": "writer", "domain": "code", "reason": "writer explains code well"}),
+            ))),
+        ),
     )
     .await
     .unwrap();

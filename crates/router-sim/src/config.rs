@@ -1,6 +1,7 @@
 //! What a simulated server hosts and how each of its models behaves.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -317,12 +318,29 @@ pub struct JudgeConfig {
     pub model: String,
     /// How it answers.
     pub behavior: JudgeBehavior,
+    /// Calls answered at once, at most; later ones wait their turn, as Ollama queues what
+    /// exceeds `OLLAMA_NUM_PARALLEL`. `None` answers every call at once.
+    pub parallel: Option<NonZeroUsize>,
 }
 
 impl JudgeConfig {
     /// A judge named `model` that answers from the schema.
     pub fn new(model: impl Into<String>) -> Self {
-        Self { model: model.into(), behavior: JudgeBehavior::default() }
+        Self { model: model.into(), behavior: JudgeBehavior::default(), parallel: None }
+    }
+
+    /// Answers `n` calls at a time and queues the rest.
+    #[must_use]
+    pub fn parallel(mut self, n: NonZeroUsize) -> Self {
+        self.parallel = Some(n);
+        self
+    }
+
+    /// Answers as `behavior` says.
+    #[must_use]
+    pub fn behavior(mut self, behavior: JudgeBehavior) -> Self {
+        self.behavior = behavior;
+        self
     }
 }
 

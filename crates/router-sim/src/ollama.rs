@@ -288,6 +288,13 @@ async fn judge(shared: Arc<Shared>, request: Incoming, body: &Value) -> Response
         return Ollama::error(&ApiError::UnknownModel(call.model.to_owned()));
     };
     tracker.attach(slot);
+    // Waiting for a turn is part of the call's latency, as in Ollama's queue; a client that
+    // gives up leaves the queue.
+    let _turn = match &shared.judge_turns {
+        // The semaphore is never closed.
+        Some(turns) => turns.acquire().await.ok(),
+        None => None,
+    };
     let behavior = shared.judge_behavior();
     if !behavior.delay.is_zero() {
         tokio::time::sleep(behavior.delay).await;

@@ -376,6 +376,8 @@ pub(crate) struct Shared {
     order: Vec<String>,
     pub(crate) judge_model: Option<String>,
     judge: RwLock<Arc<JudgeBehavior>>,
+    /// Turns to answer as the judge, when it answers only so many calls at once.
+    pub(crate) judge_turns: Option<tokio::sync::Semaphore>,
     pub(crate) recorder: record::Recorder,
     pub(crate) require_anthropic_version: bool,
     ids: AtomicU64,
@@ -404,6 +406,11 @@ impl Shared {
             judge: RwLock::new(Arc::new(
                 config.judge.as_ref().map(|j| j.behavior.clone()).unwrap_or_default(),
             )),
+            judge_turns: config
+                .judge
+                .as_ref()
+                .and_then(|j| j.parallel)
+                .map(|n| tokio::sync::Semaphore::new(n.get())),
             recorder: record::Recorder::new(config.record_limit),
             require_anthropic_version: config.require_anthropic_version,
             // Ids from different servers differ in their high bits.

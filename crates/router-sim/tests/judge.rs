@@ -3,10 +3,11 @@
 
 mod common;
 
+use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 use common::{judge_body, post_json, sim};
-use router_sim::{Endpoint, JudgeBehavior, JudgeReply};
+use router_sim::{Endpoint, JudgeBehavior, JudgeConfig, JudgeReply, SimConfig, SimServer};
 use serde_json::{Value, json};
 
 /// A change that makes a valid judge call invalid.
@@ -145,4 +146,27 @@ async fn hanging_judge_is_cancelled_by_the_callers_budget() {
     sim.set_judge(JudgeBehavior::default());
     let (status, _) = post_json(&sim, "/api/chat", &judge_body()).await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_judge_with_limited_parallelism_queues_the_calls_past_it() {
+    let think = Duration::from_millis(150);
+    let sim = SimServer::start(
+        SimConfig::new().judge(
+            JudgeConfig::new("llama3.1:8b")
+                .behavior(JudgeBehavior::default().delayed(think))
+                .parallel(NonZeroUsize::MIN),
+        ),
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let body = judge_body();
+    let calls = (0..3).map(|_| post_json(&sim, "/api/chat", &body));
+    let answers = futures_util::future::join_all(calls).await;
+    assert!(answers.iter().all(|(status, _)| *status == 200));
+    // One at a time: the last waited for the two before it.
+    assert!(started.elapsed() >= think * 3, "{:?}", started.elapsed());
+    let counts = sim.stats().endpoint(Endpoint::OllamaJudge);
+    assert_eq!((counts.completed, counts.peak_in_flight), (3, 3), "queued calls are in flight");
 }

@@ -296,6 +296,7 @@ impl OllamaJudge {
             timeout: Duration::from_millis(args.judge_timeout_ms),
             keep_alive: "30m".into(),
             cache_size: 0,
+            max_in_flight: JudgeConfig::DEFAULT_MAX_IN_FLIGHT,
             api_key: None,
         };
         let client = router_providers::HttpClient::new(Duration::from_secs(2))?;

@@ -10,11 +10,12 @@
 //! ```
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use router_sim::{JudgeConfig, Latency, SimConfig, SimModel, SimServer, Style};
+use router_sim::{JudgeBehavior, JudgeConfig, Latency, SimConfig, SimModel, SimServer, Style};
 
 /// Serve simulated OpenAI, Anthropic and Ollama models over HTTP.
 #[derive(Debug, Parser)]
@@ -39,6 +40,13 @@ struct Args {
     /// Also act as a fake Ollama judge under this model name (`/api/chat` with `format`).
     #[arg(long)]
     judge: Option<String>,
+    /// The judge thinks this long before it answers.
+    #[arg(long, default_value_t = 0)]
+    judge_ms: u64,
+    /// The judge answers this many calls at a time and queues the rest, as Ollama does with
+    /// `OLLAMA_NUM_PARALLEL` (default: all at once).
+    #[arg(long)]
+    judge_parallel: Option<NonZeroUsize>,
     /// How many recent requests to keep in memory; 0 (the default) keeps none, which is
     /// what a load test wants.
     #[arg(long, default_value_t = 0)]
@@ -96,7 +104,12 @@ async fn serve(args: Args) -> ExitCode {
         config = config.model(SimModel::new(name).style(args.style.into()).latency(latency));
     }
     if let Some(judge) = args.judge {
-        config = config.judge(JudgeConfig::new(judge));
+        let mut judge = JudgeConfig::new(judge)
+            .behavior(JudgeBehavior::default().delayed(Duration::from_millis(args.judge_ms)));
+        if let Some(n) = args.judge_parallel {
+            judge = judge.parallel(n);
+        }
+        config = config.judge(judge);
     }
     let names: Vec<String> = config.models.iter().map(|m| m.name.clone()).collect();
     let sim = match SimServer::start(config).await {
