@@ -186,6 +186,16 @@ impl Metrics {
                 "llm_router_queue_wait_seconds",
                 "Time requests waited for a deployment at its in-flight limit.",
             ),
+            ("llm_router_judge_in_flight", "Questions out to the judge now."),
+            ("llm_router_judge_calls_total", "Questions sent to the judge."),
+            (
+                "llm_router_judge_busy_total",
+                "Consultations the policy decided alone because judge.max_in_flight questions were out.",
+            ),
+            (
+                "llm_router_judge_failures_total",
+                "Consultations that got no verdict: timeouts, errors, invalid answers, a paused judge.",
+            ),
         ] {
             m.describe(name, help);
         }

@@ -13,7 +13,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use dashboard_support::webdriver::{Browser, Driver, Tools};
-use dashboard_support::{Fixture, PASSWORD, USER, fixture};
+use dashboard_support::{Fixture, PASSWORD, USER, credentials, fixture_with};
 use serde_json::json;
 
 /// `target/artifacts/dashboard`, emptied of earlier screenshots.
@@ -84,7 +84,13 @@ async fn dashboard_in_a_real_browser() {
         }
     };
     let mut shots = Shots { dir: artifacts(), n: 0 };
-    let fx = fixture().await;
+    // A judge that is configured but not running: the overview shows its panel, and every
+    // decision is the policy's, as without one.
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let judge = format!(
+        "[judge]\nmode = \"hybrid\"\nurl = \"http://{nobody}\"\nmodel = \"llama3\"\ntimeout_ms = 300\nmax_in_flight = 3\n"
+    );
+    let fx = fixture_with(Some(credentials()), &judge).await;
     let driver = Driver::start(&tools).await;
     let profile = tempfile::tempdir().unwrap();
     let browser = driver.browser(&tools, profile.path()).await;
@@ -133,8 +139,13 @@ async fn dashboard_in_a_real_browser() {
             && overview.contains("How decisions were made"),
         "{overview}"
     );
-    assert!(overview.contains("Judge off"), "{overview}");
+    assert!(overview.contains("Judge (local LLM)"), "{overview}");
+    let calls_out = browser.text(&browser.wait_for("#judge-in-flight").await).await;
+    assert!(calls_out.starts_with("0 of 3 at once"), "{calls_out}");
     shots.take(&browser, "overview").await;
+    browser.script("document.getElementById('judge').scrollIntoView(); return true").await;
+    shots.take(&browser, "overview-judge").await;
+    browser.script("window.scrollTo(0, 0); return true").await;
 
     // New traffic shows up by itself, without a reload (the marker would not survive one).
     let requests = "return document.querySelector('#kpi-requests .value').innerText";

@@ -272,6 +272,22 @@ async fn the_judge_decides_auto_requests_and_the_policy_takes_over_when_it_fails
     );
     assert_eq!(d["source"], "policy", "{d}");
     assert!(d["reason"].as_str().unwrap().contains("judge"), "{d}");
+
+    // Operators see the judge in the metrics.
+    let metrics =
+        gw.client.get(format!("{}/metrics", gw.url)).send().await.unwrap().text().await.unwrap();
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{name} missing from:\n{metrics}"))
+    };
+    // Two questions answered and one given up on; the cache hit and the start-up warm-up
+    // are not questions.
+    assert_eq!(value("llm_router_judge_calls_total"), 3.0);
+    assert_eq!(value("llm_router_judge_failures_total"), 1.0);
+    assert_eq!(value("llm_router_judge_busy_total"), 0.0);
+    assert_eq!(value("llm_router_judge_in_flight"), 0.0, "the hanging call was given up");
 }
 
 /// A gateway on an existing store (to run replicas side by side, or to restart).

@@ -72,6 +72,13 @@ pub async fn metrics(State(gateway): State<Gateway>) -> Response {
             gateway.metrics.set("llm_router_in_flight", &labels, f64::from(d.capacity.in_flight()));
         }
     }
+    if let Some(judge) = gateway.judge() {
+        let status = judge.status();
+        gateway.metrics.set("llm_router_judge_in_flight", &[], f64::from(status.in_flight));
+        gateway.metrics.set("llm_router_judge_calls_total", &[], status.calls as f64);
+        gateway.metrics.set("llm_router_judge_busy_total", &[], status.busy as f64);
+        gateway.metrics.set("llm_router_judge_failures_total", &[], status.failures as f64);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], gateway.metrics.render())
         .into_response()
 }
