@@ -7,10 +7,14 @@
 //! on the policy: it is asked per [`JudgeMode`] (in `hybrid` mode only when the policy is
 //! unsure), its answers are cached, every call is bounded by the configured timeout, and
 //! after a few consecutive failures it is left alone for a while so that a dead judge does
-//! not cost every request its full budget. At most `max_in_flight` calls are out at once: a
-//! request that finds them all out is decided by the policy straight away, since a question
-//! queued behind a local model's few concurrent answers would only spend its budget waiting. The prompt, schema and answer validation are
-//! `router_core::judge`'s; this module only moves them over the wire and keeps count.
+//! not cost every request its full budget. At most `max_in_flight` calls are out at once, and
+//! fewer while the judge's answers show it cannot keep up ([`limit`]): a request that finds
+//! them all out is decided by the policy straight away, since a question queued behind a
+//! local model's few concurrent answers would only spend its budget waiting. The prompt,
+//! schema and answer validation are `router_core::judge`'s; this module only moves them over
+//! the wire and keeps count.
+
+mod limit;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -103,8 +107,10 @@ pub struct JudgeStatus {
     /// Consultations the policy decided alone because `max_in_flight` calls were out (not
     /// failures: they do not pause the judge).
     pub busy: u64,
-    /// Calls out now, and the most allowed at once.
+    /// Calls out now; how many may be out at once now (fewer than the maximum while the
+    /// judge's answers are timing out); the configured maximum.
     pub in_flight: u32,
+    pub allowed_in_flight: u32,
     pub max_in_flight: u32,
     pub invalid_answers: u64,
     /// Verdicts that picked another model than the policy.
@@ -135,8 +141,7 @@ pub struct Judge {
     client: HttpClient,
     failures_before_pause: u32,
     pause: Duration,
-    max_in_flight: u32,
-    in_flight: AtomicU32,
+    limit: limit::Limit,
     cache: Mutex<VerdictCache>,
     counts: Counts,
     health: Mutex<Health>,
@@ -186,8 +191,7 @@ impl Judge {
             client,
             failures_before_pause: FAILURES_BEFORE_PAUSE,
             pause: PAUSE,
-            max_in_flight: config.max_in_flight.get(),
-            in_flight: AtomicU32::new(0),
+            limit: limit::Limit::new(config.max_in_flight, config.timeout),
             cache: Mutex::new(VerdictCache::new(config.cache_size)),
             counts: Counts::default(),
             health: Mutex::new(Health::default()),
@@ -236,11 +240,11 @@ impl Judge {
 
         let verdict = if let Some(paused) = self.paused() {
             Err(paused)
-        } else if let Some(_slot) = self.take_slot() {
-            self.ask_judge(query, &decision, candidates).await
+        } else if let Some(slot) = self.limit.try_take() {
+            self.ask_judge(query, &decision, candidates, slot).await
         } else {
             self.counts.busy.fetch_add(1, Ordering::Relaxed);
-            Err(JudgeError::Busy(self.max_in_flight))
+            Err(JudgeError::Busy(self.limit.allowed()))
         };
         match verdict {
             Ok(verdict) => {
@@ -260,15 +264,6 @@ impl Judge {
         }
     }
 
-    /// One of the `max_in_flight` calls, held until the guard drops (the call answered, timed
-    /// out, or the request went away).
-    fn take_slot(&self) -> Option<Slot<'_>> {
-        let taken = self.in_flight.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-            (n < self.max_in_flight).then_some(n + 1)
-        });
-        taken.is_ok().then(|| Slot(&self.in_flight))
-    }
-
     fn apply(&self, decision: Decision, verdict: &Verdict) -> Decision {
         if decision.model != verdict.model {
             self.counts.overrides.fetch_add(1, Ordering::Relaxed);
@@ -282,6 +277,7 @@ impl Judge {
         query: &str,
         decision: &Decision,
         candidates: &[JudgeCandidateInfo<'_>],
+        slot: limit::Slot<'_>,
     ) -> Result<Verdict, JudgeError> {
         let options = judge::options(decision);
         let prompt = judge::prompt(query, decision, candidates);
@@ -289,24 +285,34 @@ impl Judge {
         self.counts.calls.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let answer = tokio::time::timeout(self.timeout, self.call(&prompt, schema)).await;
-        self.record_latency(started.elapsed());
+        let elapsed = started.elapsed();
+        self.record_latency(elapsed);
+        // Only the judge's pace moves the limit: an error says nothing about how many
+        // questions it can take. A question that timed out behind others says the judge was
+        // sent too many, which the limit answers; only one that had the judge to itself
+        // counts towards pausing it as failed.
+        let mut failed = true;
         let result = match answer {
             Err(_elapsed) => {
+                failed = slot.timed_out();
                 self.counts.timeouts.fetch_add(1, Ordering::Relaxed);
                 Err(JudgeError::Timeout(self.timeout))
             }
             Ok(Err(error)) => Err(error),
-            Ok(Ok(content)) => judge::parse_answer(&content, &options).map_err(|e| {
-                self.counts.invalid.fetch_add(1, Ordering::Relaxed);
-                JudgeError::Invalid(e)
-            }),
+            Ok(Ok(content)) => {
+                slot.answered(elapsed);
+                judge::parse_answer(&content, &options).map_err(|e| {
+                    self.counts.invalid.fetch_add(1, Ordering::Relaxed);
+                    JudgeError::Invalid(e)
+                })
+            }
         };
         match &result {
             Ok(_) => {
                 self.counts.consecutive_failures.store(0, Ordering::Relaxed);
                 lock(&self.health).reachable = Some(true);
             }
-            Err(error) => self.note_failure(error),
+            Err(error) => self.note_failure(error, failed),
         }
         result
     }
@@ -406,10 +412,15 @@ impl Judge {
         self.counts.latency_total_us.fetch_add(us, Ordering::Relaxed);
     }
 
-    fn note_failure(&self, error: &JudgeError) {
-        let failures = self.counts.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+    /// Records a call that produced no verdict; `toward_pause` when it says the judge is
+    /// failing rather than overloaded.
+    fn note_failure(&self, error: &JudgeError, toward_pause: bool) {
         let mut health = lock(&self.health);
         health.last_error = Some(error.to_string());
+        if !toward_pause {
+            return;
+        }
+        let failures = self.counts.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
         if matches!(error, JudgeError::Connect(_)) {
             health.reachable = Some(false);
         }
@@ -564,8 +575,9 @@ impl Judge {
             failures: load(&c.failures),
             timeouts: load(&c.timeouts),
             busy: load(&c.busy),
-            in_flight: self.in_flight.load(Ordering::Relaxed),
-            max_in_flight: self.max_in_flight,
+            in_flight: self.limit.in_flight(),
+            allowed_in_flight: self.limit.allowed(),
+            max_in_flight: self.limit.max(),
             invalid_answers: load(&c.invalid),
             overrides: load(&c.overrides),
             cache_hits: hits,
@@ -577,15 +589,6 @@ impl Judge {
             last_error: health.last_error.clone(),
             paused: health.paused_until.is_some_and(|until| Instant::now() < until),
         }
-    }
-}
-
-/// A call to the judge in flight; gives its place back when dropped.
-struct Slot<'a>(&'a AtomicU32);
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

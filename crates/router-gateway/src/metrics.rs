@@ -187,6 +187,10 @@ impl Metrics {
                 "Time requests waited for a deployment at its in-flight limit.",
             ),
             ("llm_router_judge_in_flight", "Questions out to the judge now."),
+            (
+                "llm_router_judge_allowed_in_flight",
+                "Questions the judge may be sent at once now: judge.max_in_flight, halved while its answers time out.",
+            ),
             ("llm_router_judge_calls_total", "Questions sent to the judge."),
             (
                 "llm_router_judge_busy_total",

@@ -512,6 +512,66 @@ async fn calls_past_max_in_flight_are_decided_by_the_policy_at_once() {
 }
 
 #[tokio::test]
+async fn a_judge_that_cannot_keep_up_is_sent_fewer_questions_until_it_can() {
+    // A judge that answers one question at a time, 300 ms each, against a budget of 1 s: the
+    // fourth question of four sent at once would be answered after 1.2 s.
+    let sim = SimServer::start(
+        SimConfig::new().judge(
+            SimJudge::new("llama3")
+                .behavior(fixed("cheap", "math").delayed(Duration::from_millis(300)))
+                .parallel(std::num::NonZeroUsize::MIN),
+        ),
+    )
+    .await
+    .unwrap();
+    let judge = Arc::new(judge(&JudgeConfig {
+        max_in_flight: std::num::NonZeroU32::new(4).unwrap(),
+        ..config(sim.base_url(), JudgeMode::Always, 1_000)
+    }));
+    let burst: Vec<_> = (0..4)
+        .map(|i| {
+            let judge = Arc::clone(&judge);
+            tokio::spawn(async move { judge.decide(&format!("burst {i}"), certain(), &[]).await })
+        })
+        .collect();
+    let mut sources = Vec::new();
+    for call in burst {
+        sources.push(call.await.unwrap().source);
+    }
+    assert!(sources.contains(&Source::Judge), "the first answers came in time: {sources:?}");
+    // The fourth at least timed out (the third too, on a slow machine), and each timeout
+    // halved the allowance.
+    let status = judge.status();
+    assert!((1..=2).contains(&status.timeouts), "{status:?}");
+    assert_eq!(status.allowed_in_flight, 4 >> status.timeouts, "{status:?}");
+    assert_eq!(status.max_in_flight, 4);
+    assert!(!status.paused, "a judge sent too much is not a failing judge: {status:?}");
+
+    // Questions one at a time come back quickly (300 ms, within half the budget): each
+    // window of them raises the allowance by one, back to the maximum.
+    for i in 0..6 {
+        let d = judge.decide(&format!("alone {i}"), certain(), &[]).await;
+        assert_eq!(d.source, Source::Judge, "{}", d.reason);
+    }
+    assert_eq!(judge.status().allowed_in_flight, 4);
+}
+
+#[tokio::test]
+async fn a_judge_that_times_out_on_questions_of_its_own_is_paused() {
+    let sim = sim("llama3").await;
+    sim.set_judge(JudgeBehavior::reply(JudgeReply::Hang));
+    let judge = judge(&config(sim.base_url(), JudgeMode::Always, 150))
+        .with_pause(3, Duration::from_secs(30));
+    for i in 0..3 {
+        let d = judge.decide(&format!("alone {i}"), certain(), &[]).await;
+        assert!(d.reason.contains("timeout after 150 ms"), "{}", d.reason);
+    }
+    let status = judge.status();
+    assert!(status.paused, "{status:?}");
+    assert_eq!((status.timeouts, status.allowed_in_flight), (3, 1));
+}
+
+#[tokio::test]
 async fn a_request_that_goes_away_gives_its_place_with_the_judge_back() {
     let sim = sim("llama3").await;
     sim.set_judge(JudgeBehavior::reply(JudgeReply::Hang));

@@ -198,7 +198,7 @@
             el('dt', { text: t('judge.latency') }), el('dd', { text: `${fmtMs(j.mean_latency_ms)} (${t('judge.last')} ${fmtMs(j.last_latency_ms)}; ${t('judge.budget')} ${fmtMs(j.timeout_ms)})` }),
             el('dt', { text: t('judge.cache') }), el('dd', { text: `${fmtPct(j.cache_hit_rate)} · ${fmtInt(j.cache_entries)} ${t('judge.entries')}` }),
             el('dt', { text: t('judge.calls') }), el('dd', { text: t('judge.calls_note', { consulted: fmtInt(j.consulted), failures: fmtInt(j.failures), timeouts: fmtInt(j.timeouts), overrides: fmtInt(j.overrides) }) }),
-            el('dt', { text: t('judge.in_flight') }), el('dd', { id: 'judge-in-flight', text: t('judge.in_flight_note', { in_flight: fmtInt(j.in_flight), max: fmtInt(j.max_in_flight), busy: fmtInt(j.busy) }) }),
+            el('dt', { text: t('judge.in_flight') }), el('dd', { id: 'judge-in-flight', text: t('judge.in_flight_note', { in_flight: fmtInt(j.in_flight), allowed: fmtInt(j.allowed_in_flight), max: fmtInt(j.max_in_flight), busy: fmtInt(j.busy) }) }),
             j.paused ? [el('dt', { text: t('judge.paused') }), el('dd', {}, badge(t('yes'), 'warn'))] : null,
             j.last_error ? [el('dt', { text: t('judge.last_error') }), el('dd', { class: 'mono', text: j.last_error })] : null,
           ));

@@ -75,6 +75,11 @@ pub async fn metrics(State(gateway): State<Gateway>) -> Response {
     if let Some(judge) = gateway.judge() {
         let status = judge.status();
         gateway.metrics.set("llm_router_judge_in_flight", &[], f64::from(status.in_flight));
+        gateway.metrics.set(
+            "llm_router_judge_allowed_in_flight",
+            &[],
+            f64::from(status.allowed_in_flight),
+        );
         gateway.metrics.set("llm_router_judge_calls_total", &[], status.calls as f64);
         gateway.metrics.set("llm_router_judge_busy_total", &[], status.busy as f64);
         gateway.metrics.set("llm_router_judge_failures_total", &[], status.failures as f64);
