@@ -10,7 +10,9 @@
 //! not cost every request its full budget. At most `max_in_flight` calls are out at once, and
 //! fewer while the judge's answers show it cannot keep up ([`limit`]): a request that finds
 //! them all out is decided by the policy straight away, since a question queued behind a
-//! local model's few concurrent answers would only spend its budget waiting. The prompt,
+//! local model's few concurrent answers would only spend its budget waiting. A question
+//! already out for an identical request is not asked twice: the later request waits for that
+//! answer. The prompt,
 //! schema and answer validation are `router_core::judge`'s; this module only moves them over
 //! the wire and keeps count.
 
@@ -27,6 +29,7 @@ use router_providers::HttpClient;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use tokio::sync::watch;
 
 use crate::config::{JudgeApi, JudgeConfig, JudgeMode};
 
@@ -104,9 +107,11 @@ pub struct JudgeStatus {
     /// answers, and requests turned away while paused.
     pub failures: u64,
     pub timeouts: u64,
-    /// Consultations the policy decided alone because `max_in_flight` calls were out (not
-    /// failures: they do not pause the judge).
+    /// Consultations the policy decided alone because as many calls as allowed were out
+    /// (not failures: they do not pause the judge).
     pub busy: u64,
+    /// Consultations answered by the question an identical request had already asked.
+    pub shared: u64,
     /// Calls out now; how many may be out at once now (fewer than the maximum while the
     /// judge's answers are timing out); the configured maximum.
     pub in_flight: u32,
@@ -142,6 +147,8 @@ pub struct Judge {
     failures_before_pause: u32,
     pause: Duration,
     limit: limit::Limit,
+    /// Questions out now, by cache key, for identical requests to wait on.
+    asking: Mutex<HashMap<CacheKey, watch::Receiver<Option<Outcome>>>>,
     cache: Mutex<VerdictCache>,
     counts: Counts,
     health: Mutex<Health>,
@@ -155,6 +162,7 @@ struct Counts {
     failures: AtomicU64,
     timeouts: AtomicU64,
     busy: AtomicU64,
+    shared: AtomicU64,
     invalid: AtomicU64,
     overrides: AtomicU64,
     cache_hits: AtomicU64,
@@ -192,6 +200,7 @@ impl Judge {
             failures_before_pause: FAILURES_BEFORE_PAUSE,
             pause: PAUSE,
             limit: limit::Limit::new(config.max_in_flight, config.timeout),
+            asking: Mutex::new(HashMap::new()),
             cache: Mutex::new(VerdictCache::new(config.cache_size)),
             counts: Counts::default(),
             health: Mutex::new(Health::default()),
@@ -240,27 +249,68 @@ impl Judge {
 
         let verdict = if let Some(paused) = self.paused() {
             Err(paused)
-        } else if let Some(slot) = self.limit.try_take() {
-            self.ask_judge(query, &decision, candidates, slot).await
         } else {
-            self.counts.busy.fetch_add(1, Ordering::Relaxed);
-            Err(JudgeError::Busy(self.limit.allowed()))
+            match self.turn(key) {
+                Turn::Wait(answer) => {
+                    self.counts.shared.fetch_add(1, Ordering::Relaxed);
+                    self.wait_for(answer).await.map(|verdict| (verdict, " (shared)"))
+                }
+                Turn::Ask(asking) => {
+                    let outcome = match self.limit.try_take() {
+                        Some(slot) => self.ask_judge(query, &decision, candidates, slot).await,
+                        None => Err(JudgeError::Busy(self.limit.allowed())),
+                    };
+                    if let Ok(verdict) = &outcome {
+                        lock(&self.cache).insert(key, verdict.clone());
+                    }
+                    asking.answer(&outcome);
+                    outcome.map(|verdict| (verdict, ""))
+                }
+            }
         };
         match verdict {
-            Ok(verdict) => {
-                lock(&self.cache).insert(key, verdict.clone());
-                self.apply(decision, &verdict)
+            Ok((verdict, note)) => {
+                let mut decision = self.apply(decision, &verdict);
+                decision.reason.push_str(note);
+                decision
             }
             Err(error) => {
-                if !matches!(error, JudgeError::Busy(_)) {
-                    self.counts.failures.fetch_add(1, Ordering::Relaxed);
-                }
+                let count = match error {
+                    JudgeError::Busy(_) => &self.counts.busy,
+                    _ => &self.counts.failures,
+                };
+                count.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(judge = %self.model, %error, "judge unavailable; policy decides");
                 let mut decision = decision;
                 decision.reason =
                     format!("{}; judge unavailable: {error}; policy decided", decision.reason);
                 decision
             }
+        }
+    }
+
+    /// Whether to ask the judge about `key`, or to wait for the answer to an identical
+    /// question already out.
+    fn turn(&self, key: CacheKey) -> Turn<'_> {
+        let mut asking = lock(&self.asking);
+        if let Some(answer) = asking.get(&key) {
+            return Turn::Wait(answer.clone());
+        }
+        let (tx, rx) = watch::channel(None);
+        asking.insert(key, rx);
+        Turn::Ask(Asking { judge: self, key, tx })
+    }
+
+    /// The answer to the identical question another request asked. That question ends
+    /// within the budget, so this does too.
+    async fn wait_for(&self, mut answer: watch::Receiver<Option<Outcome>>) -> Outcome {
+        let answered = tokio::time::timeout(self.timeout, answer.wait_for(Option::is_some)).await;
+        match answered {
+            Ok(Ok(outcome)) => outcome.clone().unwrap_or(Err(JudgeError::Timeout(self.timeout))),
+            Ok(Err(_asker_gone)) => Err(JudgeError::Request(
+                "the identical request that asked went away before the answer".into(),
+            )),
+            Err(_elapsed) => Err(JudgeError::Timeout(self.timeout)),
         }
     }
 
@@ -575,6 +625,7 @@ impl Judge {
             failures: load(&c.failures),
             timeouts: load(&c.timeouts),
             busy: load(&c.busy),
+            shared: load(&c.shared),
             in_flight: self.limit.in_flight(),
             allowed_in_flight: self.limit.allowed(),
             max_in_flight: self.limit.max(),
@@ -589,6 +640,37 @@ impl Judge {
             last_error: health.last_error.clone(),
             paused: health.paused_until.is_some_and(|until| Instant::now() < until),
         }
+    }
+}
+
+/// What one question to the judge came to.
+type Outcome = Result<Verdict, JudgeError>;
+
+enum Turn<'a> {
+    /// An identical question is out: wait for its answer.
+    Wait(watch::Receiver<Option<Outcome>>),
+    /// Ask, and let identical requests wait on this.
+    Ask(Asking<'a>),
+}
+
+/// A question out, known to identical requests until it is answered or abandoned.
+struct Asking<'a> {
+    judge: &'a Judge,
+    key: CacheKey,
+    tx: watch::Sender<Option<Outcome>>,
+}
+
+impl Asking<'_> {
+    fn answer(self, outcome: &Outcome) {
+        self.tx.send_replace(Some(outcome.clone()));
+    }
+}
+
+impl Drop for Asking<'_> {
+    /// Answered or not (the request went away), the question is no longer out; waiters on an
+    /// abandoned one see the sender gone.
+    fn drop(&mut self) {
+        lock(&self.judge.asking).remove(&self.key);
     }
 }
 

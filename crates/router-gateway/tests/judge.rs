@@ -572,6 +572,66 @@ async fn a_judge_that_times_out_on_questions_of_its_own_is_paused() {
 }
 
 #[tokio::test]
+async fn identical_questions_at_once_are_asked_once() {
+    let sim = sim("llama3").await;
+    sim.set_judge(fixed("cheap", "math").delayed(Duration::from_millis(300)));
+    let judge = Arc::new(judge(&config(sim.base_url(), JudgeMode::Always, 2_000)));
+    let asked: Vec<_> = (0..5)
+        .map(|_| {
+            let judge = Arc::clone(&judge);
+            tokio::spawn(async move { judge.decide(QUERY, certain(), &[]).await })
+        })
+        .collect();
+    let mut shared = 0;
+    for call in asked {
+        let d = call.await.unwrap();
+        assert_eq!((d.model.as_str(), d.source), ("cheap", Source::Judge), "{}", d.reason);
+        shared += usize::from(d.reason.ends_with(" (shared)"));
+    }
+    assert_eq!(shared, 4);
+    assert_eq!(sim.judge_requests().len(), 1, "one question for five identical requests");
+    let status = judge.status();
+    assert_eq!((status.calls, status.shared, status.cache_misses), (1, 4, 5));
+    assert_eq!((status.busy, status.failures), (0, 0));
+
+    // Answered, the question is no longer out: the next identical request hits the cache.
+    let d = judge.decide(QUERY, certain(), &[]).await;
+    assert!(d.reason.ends_with("(cached)"), "{}", d.reason);
+}
+
+#[tokio::test]
+async fn waiting_on_a_question_whose_asker_went_away_leaves_it_to_the_policy() {
+    let sim = sim("llama3").await;
+    sim.set_judge(JudgeBehavior::reply(JudgeReply::Hang));
+    let judge = Arc::new(judge(&config(sim.base_url(), JudgeMode::Always, 5_000)));
+    let asker = {
+        let judge = Arc::clone(&judge);
+        tokio::spawn(async move { judge.decide(QUERY, certain(), &[]).await })
+    };
+    assert!(
+        sim.wait_for(Duration::from_secs(2), |s| s.endpoint(Endpoint::OllamaJudge).in_flight == 1)
+            .await
+    );
+    let waiter = {
+        let judge = Arc::clone(&judge);
+        tokio::spawn(async move { judge.decide(QUERY, certain(), &[]).await })
+    };
+    while judge.status().shared == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    asker.abort();
+    let d = waiter.await.unwrap();
+    assert_eq!(d.source, Source::Policy);
+    assert!(d.reason.contains("went away before the answer"), "{}", d.reason);
+
+    // The abandoned question is not out any more: the same question is asked afresh.
+    sim.set_judge(fixed("cheap", "math"));
+    let d = judge.decide(QUERY, certain(), &[]).await;
+    assert_eq!((d.model.as_str(), d.source), ("cheap", Source::Judge), "{}", d.reason);
+    assert_eq!(judge.status().in_flight, 0);
+}
+
+#[tokio::test]
 async fn a_request_that_goes_away_gives_its_place_with_the_judge_back() {
     let sim = sim("llama3").await;
     sim.set_judge(JudgeBehavior::reply(JudgeReply::Hang));
