@@ -459,7 +459,8 @@ async fn a_failing_judge_is_paused_then_asked_again() {
 #[tokio::test]
 async fn calls_past_max_in_flight_are_decided_by_the_policy_at_once() {
     let sim = sim("llama3").await;
-    sim.set_judge(fixed("cheap", "math").delayed(Duration::from_millis(400)));
+    // Slow enough that the two questions are still out while four more are decided.
+    sim.set_judge(fixed("cheap", "math").delayed(Duration::from_millis(1_500)));
     let limit = std::num::NonZeroU32::new(2).unwrap();
     let judge = Arc::new(judge(&JudgeConfig {
         max_in_flight: limit,
@@ -513,12 +514,12 @@ async fn calls_past_max_in_flight_are_decided_by_the_policy_at_once() {
 
 #[tokio::test]
 async fn a_judge_that_cannot_keep_up_is_sent_fewer_questions_until_it_can() {
-    // A judge that answers one question at a time, 300 ms each, against a budget of 1 s: the
-    // fourth question of four sent at once would be answered after 1.2 s.
+    // A judge that answers one question at a time, 400 ms each, against a budget of 1.5 s:
+    // the fourth question of four sent at once would be answered after 1.6 s.
     let sim = SimServer::start(
         SimConfig::new().judge(
             SimJudge::new("llama3")
-                .behavior(fixed("cheap", "math").delayed(Duration::from_millis(300)))
+                .behavior(fixed("cheap", "math").delayed(Duration::from_millis(400)))
                 .parallel(std::num::NonZeroUsize::MIN),
         ),
     )
@@ -526,7 +527,7 @@ async fn a_judge_that_cannot_keep_up_is_sent_fewer_questions_until_it_can() {
     .unwrap();
     let judge = Arc::new(judge(&JudgeConfig {
         max_in_flight: std::num::NonZeroU32::new(4).unwrap(),
-        ..config(sim.base_url(), JudgeMode::Always, 1_000)
+        ..config(sim.base_url(), JudgeMode::Always, 1_500)
     }));
     let burst: Vec<_> = (0..4)
         .map(|i| {
@@ -547,7 +548,7 @@ async fn a_judge_that_cannot_keep_up_is_sent_fewer_questions_until_it_can() {
     assert_eq!(status.max_in_flight, 4);
     assert!(!status.paused, "a judge sent too much is not a failing judge: {status:?}");
 
-    // Questions one at a time come back quickly (300 ms, within half the budget): each
+    // Questions one at a time come back quickly (400 ms, within half the budget): each
     // window of them raises the allowance by one, back to the maximum.
     for i in 0..6 {
         let d = judge.decide(&format!("alone {i}"), certain(), &[]).await;
@@ -574,8 +575,8 @@ async fn a_judge_that_times_out_on_questions_of_its_own_is_paused() {
 #[tokio::test]
 async fn identical_questions_at_once_are_asked_once() {
     let sim = sim("llama3").await;
-    sim.set_judge(fixed("cheap", "math").delayed(Duration::from_millis(300)));
-    let judge = Arc::new(judge(&config(sim.base_url(), JudgeMode::Always, 2_000)));
+    sim.set_judge(fixed("cheap", "math").delayed(Duration::from_millis(1_000)));
+    let judge = Arc::new(judge(&config(sim.base_url(), JudgeMode::Always, 3_000)));
     let asked: Vec<_> = (0..5)
         .map(|_| {
             let judge = Arc::clone(&judge);
