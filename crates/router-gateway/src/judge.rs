@@ -110,7 +110,8 @@ pub struct JudgeStatus {
     /// Consultations the policy decided alone because as many calls as allowed were out
     /// (not failures: they do not pause the judge).
     pub busy: u64,
-    /// Consultations answered by the question an identical request had already asked.
+    /// Consultations that waited on the question an identical request had already asked,
+    /// instead of asking it again.
     pub shared: u64,
     /// Calls out now; how many may be out at once now (fewer than the maximum while the
     /// judge's answers are timing out); the configured maximum.
