@@ -65,13 +65,13 @@ macro_rules! bind_outcome {
 /// connection of driver `$db`; `$text` as in [`bind_request`].
 macro_rules! insert_all {
     ($db:ty, $conn:expr, $backend:expr, $requests:expr, $outcomes:expr, $text:expr) => {
-        for chunk in chunks($requests, request_size) {
+        for chunk in chunks($backend, $requests, request_size) {
             insert_rows::<$db, _>($conn, $backend, REQUESTS, chunk, |query, r| {
                 Ok(bind_request!(query, r, $text))
             })
             .await?;
         }
-        for chunk in chunks($outcomes, outcome_size) {
+        for chunk in chunks($backend, $outcomes, outcome_size) {
             insert_rows::<$db, _>($conn, $backend, OUTCOMES, chunk, |query, o| {
                 Ok(bind_outcome!(query, o, $text))
             })
@@ -331,33 +331,48 @@ fn state_from_row(row: &sqlx::any::AnyRow) -> Result<StateEntry, StoreError> {
     })
 }
 
-/// Rows per multi-row INSERT, largest first. Each size is one statement shape, prepared
-/// once per connection and then reused; chunks of arbitrary sizes would prepare a new
-/// statement for most batches, which costs more than it saves.
+/// Rows per multi-row INSERT on PostgreSQL, largest first. Each size is one statement
+/// shape, prepared once per connection and then reused; chunks of arbitrary sizes would
+/// prepare a new statement for most batches, which costs more than it saves.
 const ROWS_PER_INSERT: [usize; 6] = [32, 16, 8, 4, 2, 1];
 
-/// Bytes of bound values per INSERT, at most, unless a single row is larger. sqlx 0.9.0
-/// does not set TCP_NODELAY, and a PostgreSQL message of more than about 16 KiB then stalls
-/// for ~40 ms on Nagle's algorithm and the server's delayed ACK (sqlx issue #4335; measured
-/// here: 44 ms per statement over TCP, none over a Unix socket). Below this, a chunk costs
-/// one round trip.
+/// The same on SQLite, with larger shapes and no byte budget: every statement is a round
+/// trip between the writer and sqlx's SQLite worker thread, each side waking the other.
+/// Capped at [`BYTES_PER_INSERT`], a batch of 500 records took about 40 statements (a
+/// request's row is about 1 KB), some 7,000 wake-ups a second on each side at 23,000
+/// requests a second. 128 rows of 18 columns bind 2,304 values, far under SQLite's limit
+/// of 32,766.
+const SQLITE_ROWS_PER_INSERT: [usize; 8] = [128, 64, 32, 16, 8, 4, 2, 1];
+
+/// Bytes of bound values per INSERT on PostgreSQL, at most, unless a single row is larger.
+/// sqlx 0.9.0 does not set TCP_NODELAY, and a PostgreSQL message of more than about 16 KiB
+/// then stalls for ~40 ms on Nagle's algorithm and the server's delayed ACK (sqlx issue
+/// #4335; measured here: 44 ms per statement over TCP, none over a Unix socket). Below
+/// this, a chunk costs one round trip. SQLite has no socket to stall.
 const BYTES_PER_INSERT: usize = 12 * 1024;
 
 /// What one bound value adds to a PostgreSQL Bind message besides its bytes: its length
 /// and its format code.
 const BIND_OVERHEAD: usize = 6;
 
-/// Splits `rows` greedily into chunks of the sizes in [`ROWS_PER_INSERT`], the largest that
-/// fits [`BYTES_PER_INSERT`] by `size`.
-fn chunks<T>(rows: &[T], size: impl Fn(&T) -> usize) -> Vec<&[T]> {
+/// Splits `rows` greedily into chunks of the backend's statement shapes, the largest that
+/// fits its byte budget by `size` ([`ROWS_PER_INSERT`] and [`BYTES_PER_INSERT`] on
+/// PostgreSQL, [`SQLITE_ROWS_PER_INSERT`] and no budget on SQLite).
+fn chunks<T>(backend: Backend, rows: &[T], size: impl Fn(&T) -> usize) -> Vec<&[T]> {
+    let (shapes, budget): (&[usize], Option<usize>) = match backend {
+        Backend::Sqlite => (&SQLITE_ROWS_PER_INSERT, None),
+        Backend::Postgres => (&ROWS_PER_INSERT, Some(BYTES_PER_INSERT)),
+    };
     let mut chunks = Vec::new();
     let mut rest = rows;
     while !rest.is_empty() {
-        let take = ROWS_PER_INSERT
-            .into_iter()
+        let take = shapes
+            .iter()
+            .copied()
             .find(|&n| {
-                rest.get(..n)
-                    .is_some_and(|chunk| chunk.iter().map(&size).sum::<usize>() <= BYTES_PER_INSERT)
+                rest.get(..n).is_some_and(|chunk| {
+                    budget.is_none_or(|budget| chunk.iter().map(&size).sum::<usize>() <= budget)
+                })
             })
             .unwrap_or(1);
         let (chunk, tail) = rest.split_at(take);
@@ -572,7 +587,7 @@ mod tests {
     #[test]
     fn batches_split_into_few_statement_shapes() {
         let sizes = |rows: &[usize]| {
-            let chunks = chunks(rows, |&n| n);
+            let chunks = chunks(Backend::Postgres, rows, |&n| n);
             assert_eq!(chunks.concat(), rows);
             chunks.iter().map(|c| c.len()).collect::<Vec<_>>()
         };
@@ -581,6 +596,15 @@ mod tests {
         assert_eq!(sizes(&[BYTES_PER_INSERT / 4; 9]), [4, 4, 1]);
         // A row over the budget goes alone.
         assert_eq!(sizes(&[2_000, 2_000, 50_000, 10, 10]), [2, 1, 2]);
+    }
+
+    #[test]
+    fn sqlite_batches_take_larger_statements_whatever_their_bytes() {
+        let rows = [BYTES_PER_INSERT; 250];
+        let chunks = chunks(Backend::Sqlite, &rows, |&n| n);
+        assert_eq!(chunks.concat(), rows);
+        let sizes: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [128, 64, 32, 16, 8, 2]);
     }
 
     #[test]

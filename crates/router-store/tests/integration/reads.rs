@@ -20,6 +20,7 @@ on_every_backend!(
     rewriting_a_batch_is_harmless,
     recent_feedback_carries_context,
     a_routed_request_is_stored_as_its_record,
+    a_large_batch_is_stored_whole,
 );
 
 /// A request, outcome and feedback with every optional field set, and unusual values.
@@ -277,6 +278,28 @@ async fn a_bad_record_fails_the_whole_batch(db: &TestDb) {
 
     // Nothing of either batch was kept.
     assert_eq!(db.store.counts().await.unwrap(), router_store::Counts::default());
+}
+
+/// A batch as large as the writer makes (500 records), of rows of about 1 KB: SQLite takes
+/// it in statements of up to 128 rows, PostgreSQL in statements of at most 12 KB.
+async fn a_large_batch_is_stored_whole(db: &TestDb) {
+    let mut batch: Vec<Record> = Vec::new();
+    for i in 0..250 {
+        let id = format!("big-{i:03}");
+        let mut r = request(&id, i, "alpha");
+        r.reason = format!("row {i}: {}", "x".repeat(900));
+        batch.push(r.into());
+        batch.push(outcome(&id, "alpha", 10 + i as u64).into());
+    }
+    db.store.write_batch(&batch).await.unwrap();
+    let counts = db.store.counts().await.unwrap();
+    assert_eq!((counts.requests, counts.outcomes), (250, 250));
+    // Values land in their own row and column, first, middle and last alike.
+    for i in [0, 127, 128, 249] {
+        let view = db.store.decision(&format!("big-{i:03}")).await.unwrap().unwrap();
+        assert!(view.request.reason.starts_with(&format!("row {i}: ")), "{i}");
+        assert_eq!(view.outcome.unwrap().latency_ms, 10 + i as u64, "{i}");
+    }
 }
 
 async fn rewriting_a_batch_is_harmless(db: &TestDb) {
