@@ -1099,6 +1099,29 @@ struct WireChunk {
     error: Option<WireErrorObject>,
 }
 
+/// A chunk after the first: the fields of [`WireChunk`] but its id and model, which are
+/// read from the first chunk only. Left out here, serde skips them without copying them,
+/// two allocations saved on every chunk of a stream.
+#[derive(Deserialize)]
+struct WireLaterChunk {
+    #[serde(default, deserialize_with = "null_as_default")]
+    choices: Vec<WireChunkChoice>,
+    usage: Option<WireUsage>,
+    error: Option<WireErrorObject>,
+}
+
+impl From<WireLaterChunk> for WireChunk {
+    fn from(chunk: WireLaterChunk) -> Self {
+        WireChunk {
+            id: String::new(),
+            model: String::new(),
+            choices: chunk.choices,
+            usage: chunk.usage,
+            error: chunk.error,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct WireChunkChoice {
     #[serde(default, deserialize_with = "null_as_default")]
@@ -1169,8 +1192,13 @@ impl SseFormat for OpenAiEvents {
         if data.is_empty() {
             return Ok(());
         }
-        let chunk: WireChunk = serde_json::from_str(data).map_err(|error| {
-            UpstreamError::Protocol { message: format!("not an OpenAI stream chunk: {error}") }
+        let chunk = if self.started {
+            serde_json::from_str::<WireLaterChunk>(data).map(WireChunk::from)
+        } else {
+            serde_json::from_str::<WireChunk>(data)
+        };
+        let chunk = chunk.map_err(|error| UpstreamError::Protocol {
+            message: format!("not an OpenAI stream chunk: {error}"),
         })?;
         if let Some(error) = chunk.error {
             let code = error.code.as_ref().and_then(Value::as_str);
@@ -1179,7 +1207,7 @@ impl SseFormat for OpenAiEvents {
         }
         if !self.started {
             self.started = true;
-            out.push(StreamEvent::Start { id: chunk.id.clone(), model: chunk.model.clone() });
+            out.push(StreamEvent::Start { id: chunk.id, model: chunk.model });
         }
         // Only the first choice is ever asked for (n is never above 1 upstream).
         for choice in chunk.choices.into_iter().filter(|choice| choice.index == 0) {
