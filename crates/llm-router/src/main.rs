@@ -3,6 +3,7 @@
 //! Each subcommand lives in its own module under `commands/`; this file only parses the
 //! command line, sets up logging and the environment, and hands over.
 
+mod allocator;
 mod commands;
 mod logging;
 mod open_files;
@@ -69,6 +70,7 @@ fn main() -> ExitCode {
     // `.env` first, so config validation sees the same environment `serve` will. The real
     // environment wins over the file.
     let _ = dotenvy::dotenv();
+    allocator::install();
     let cli = Cli::parse();
     logging::init(cli.log_format);
     let result = match cli.command {

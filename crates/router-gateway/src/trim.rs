@@ -7,11 +7,15 @@
 //! (`malloc_trim`); what stays is what is live (pooled upstream connections, the recent-answer
 //! cache, SQLite's page cache). The next burst pays a few page faults to take memory again.
 //!
+//! A program that installs its own global allocator says how that allocator gives memory
+//! back with [`set_release`]; otherwise glibc's `malloc_trim` is called.
+//!
 //! The pooled connections a burst opened close only once they have been idle for
 //! [`POOL_IDLE`], and the pool looks for such connections once every [`POOL_IDLE`]: what
 //! they held is freed up to twice that after the burst, long after the first trim. So a
 //! gateway that stays idle that long trims once more.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use router_providers::POOL_IDLE;
@@ -21,6 +25,22 @@ use crate::app::Gateway;
 
 /// How long the gateway must have answered nothing before memory is given back.
 pub const IDLE: Duration = Duration::from_secs(1);
+
+/// The program's own way of giving free memory back, when it set one.
+static RELEASE: OnceLock<fn() -> bool> = OnceLock::new();
+
+/// Sets how free memory is given back to the system, for a program whose global allocator
+/// is not glibc's: the call must return the allocator's free pages and say whether it
+/// released anything. The allocator is the process's, so this is too: the first call wins,
+/// and a later one returns false.
+pub fn set_release(release: fn() -> bool) -> bool {
+    RELEASE.set(release).is_ok()
+}
+
+/// Gives the allocator's free pages back, by the program's call or glibc's.
+fn release() -> bool {
+    RELEASE.get().map_or_else(release_free_memory, |release| release())
+}
 
 /// Starts the task that trims the heap whenever traffic stops; a no-op task where the
 /// allocator has no such call.
@@ -35,7 +55,7 @@ pub fn spawn(gateway: Gateway) -> JoinHandle<()> {
             tick.tick().await;
             if schedule.tick(gateway.writer.metrics().accepted) {
                 // The call walks every arena under its lock: off the runtime's threads.
-                let _ = tokio::task::spawn_blocking(release_free_memory).await;
+                let _ = tokio::task::spawn_blocking(release).await;
             }
         }
     })
@@ -80,7 +100,7 @@ impl Schedule {
     }
 }
 
-/// Returns the allocator's free pages to the system. True when it released something.
+/// Returns glibc's free heap pages to the system. True when it released something.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub fn release_free_memory() -> bool {
     unsafe extern "C" {
