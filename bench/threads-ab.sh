@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Compares the gateway's serving modes back to back: a serving thread per CPU (the default)
 # and one shared work-stealing runtime (`server.threads = 0`), alternating, on the `auto`
-# path with the store on. Prints, per run: RPS, the gateway's CPU time and context switches
-# per request (from /proc) and oha's p50/p99.
+# path with the store on. Prints, per run: RPS, the gateway's CPU time (user and system) and
+# voluntary context switches per request (from /proc) and oha's p50/p99.
 #
 #   bench/threads-ab.sh                 # 2,000 RPS and 16 clients, two pairs each
 #   bench/threads-ab.sh -q 1000         # any oha load options instead
+#
+# With --builds it compares two gateway binaries instead, in the default serving mode, in
+# three alternating pairs (CPU time per request is the steadier figure; RPS moves with
+# whatever else the machine does):
+#
+#   bench/threads-ab.sh --builds /tmp/llm-router.before target/release/llm-router -c 16
 #
 # Needs the release build and oha (bench/run.sh installs and builds both).
 set -euo pipefail
@@ -22,11 +28,17 @@ port_up=39101
     >"$work/sim.log" 2>&1 &
 sleep 0.5
 
+builds=()
+if [ "${1:-}" = --builds ]; then
+    builds=("$2" "$3")
+    shift 3
+fi
+
 body='{"model":"auto","messages":[{"role":"user","content":"Explain hash maps briefly, with an example in Python."}]}'
 ticks_per_s="$(getconf CLK_TCK)"
 
-run() { # run <threads|default> <oha options...>
-    local threads="$1"; shift
+run() { # run <llm-router binary> <threads|default> <oha options...>
+    local gateway="$1" threads="$2"; shift 2
     local conf="$work/gateway-$threads.toml"
     rm -f "$work"/gateway-"$threads".db*
     {
@@ -48,36 +60,41 @@ run() { # run <threads|default> <oha options...>
             echo "output_price = $output"
         done
     } >"$conf"
-    "$bin/llm-router" --config "$conf" serve >"$work/gateway-$threads.log" 2>&1 &
+    "$gateway" --config "$conf" serve >"$work/gateway-$threads.log" 2>&1 &
     local pid=$!
     sleep 1.5
     local load=("$oha" --no-tui -m POST -H content-type:application/json -d "$body"
         "http://127.0.0.1:$port_gw/v1/chat/completions")
     "${load[@]}" -z 2s "$@" >/dev/null
-    local cpu0 cs0 cpu1 cs1 out
-    cpu0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-    cs0=$(cat /proc/"$pid"/task/*/status | awk '/ctxt_switches/ {s += $2} END {print s}')
+    local user0 sys0 cs0 user1 sys1 cs1 out
+    read -r user0 sys0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
+    cs0=$(cat /proc/"$pid"/task/*/status | awk '/^voluntary_ctxt_switches/ {s += $2} END {print s}')
     out=$("${load[@]}" -z 10s "$@")
-    cpu1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-    cs1=$(cat /proc/"$pid"/task/*/status | awk '/ctxt_switches/ {s += $2} END {print s}')
+    read -r user1 sys1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
+    cs1=$(cat /proc/"$pid"/task/*/status | awk '/^voluntary_ctxt_switches/ {s += $2} END {print s}')
     local n rps p50 p99
     n=$(echo "$out" | grep -o '\[200\] [0-9]*' | awk '{print $2}')
     rps=$(echo "$out" | awk '/Requests\/sec/ {printf "%.0f", $2}')
     p50=$(echo "$out" | awk '/ 50.00% in/ {printf "%.3f", $3}')
     p99=$(echo "$out" | awk '/ 99.00% in/ {printf "%.3f", $3}')
-    awk -v t="$threads" -v o="$*" -v r="$rps" -v n="$n" -v c=$((cpu1 - cpu0)) -v hz="$ticks_per_s" \
-        -v s=$((cs1 - cs0)) -v a="$p50" -v b="$p99" 'BEGIN {
-        printf "threads=%-8s %-10s RPS %6s  CPU/request %4.0f µs  switches/request %.2f  p50 %s ms  p99 %s ms\n",
-            t, o, r, c / hz * 1e6 / n, s / n, a, b }'
+    local label="threads=$threads"
+    [ ${#builds[@]} -eq 0 ] || label="$gateway"
+    awk -v t="$label" -v o="$*" -v r="$rps" -v n="$n" -v u=$((user1 - user0)) \
+        -v k=$((sys1 - sys0)) -v hz="$ticks_per_s" -v s=$((cs1 - cs0)) -v a="$p50" -v b="$p99" 'BEGIN {
+        printf "%-16s %-10s RPS %6s  CPU/request %4.1f µs (user %4.1f, system %4.1f)  switches/request %.2f  p50 %s ms  p99 %s ms\n",
+            t, o, r, (u + k) / hz * 1e6 / n, u / hz * 1e6 / n, k / hz * 1e6 / n, s / n, a, b }'
     kill "$pid"
     wait "$pid" 2>/dev/null || true
 }
 
-if [ $# -gt 0 ]; then
-    for _ in 1 2; do run default "$@"; run 0 "$@"; done
+if [ ${#builds[@]} -gt 0 ]; then
+    [ $# -gt 0 ] || set -- -c 16
+    for _ in 1 2 3; do run "${builds[0]}" default "$@"; run "${builds[1]}" default "$@"; done
+elif [ $# -gt 0 ]; then
+    for _ in 1 2; do run "$bin/llm-router" default "$@"; run "$bin/llm-router" 0 "$@"; done
 else
     for load in "-q 2000" "-c 16"; do
         # shellcheck disable=SC2086
-        for _ in 1 2; do run default $load; run 0 $load; done
+        for _ in 1 2; do run "$bin/llm-router" default $load; run "$bin/llm-router" 0 $load; done
     done
 fi
