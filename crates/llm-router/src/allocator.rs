@@ -4,7 +4,7 @@
 //! Every request allocates and frees small buffers on the serving threads and hands records
 //! to the store's threads, which free them. Under load glibc's malloc took about an eighth
 //! of the gateway's CPU samples (`_int_malloc`, `_int_free`, `malloc_consolidate`); with
-//! jemalloc's per-thread caches the gateway spends about 15 % less CPU a request
+//! jemalloc's per-thread caches the gateway spends about a tenth less CPU a request
 //! (BENCHMARKS.md, "jemalloc"). The gateway's idle trim then purges jemalloc's arenas
 //! instead of calling glibc's `malloc_trim`, which would find nothing to release.
 
