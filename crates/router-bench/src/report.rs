@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::latency::{Ms, Overhead, Percentiles};
 use crate::load::{Load, thousands};
 use crate::process::mib;
-use crate::results::{DECISION_LOAD, Results, Route, Subject};
+use crate::results::{DECISION_LOAD, DECISION_PAUSE, Results, Route, Subject};
 use crate::stream::StreamReport;
 
 /// The markers around the generated section in BENCHMARKS.md.
@@ -186,6 +186,23 @@ fn bar(out: &mut String, r: &Results) {
             Some(p.p99 <= MAX_DECISION_P99),
         ),
         None => row("decision ≤ 50 µs p99, 2,000-token prompt", "-".into(), None),
+    }
+    if let Some(paced) = &r.decision_paced
+        && let Some(p) = paced.percentiles
+    {
+        row(
+            &format!(
+                "the same with a {} ms pause before each request (caches cold after the idle spell)",
+                DECISION_PAUSE.as_millis()
+            ),
+            format!(
+                "p50 {} µs, p99 {} µs over {} requests",
+                p.p50.as_micros(),
+                p.p99.as_micros(),
+                thousands(paced.samples as u64)
+            ),
+            Some(p.p99 <= MAX_DECISION_P99),
+        );
     }
     if let Some(busy) = &r.decision_under_load
         && let Some(p) = busy.percentiles
@@ -655,7 +672,7 @@ mod tests {
     }
 
     #[test]
-    fn the_decision_is_judged_idle_and_shown_under_load() {
+    fn the_decision_is_judged_idle_paced_and_under_load() {
         let mut r = sample();
         let time = |p50, p99| DecisionTime {
             prompt_tokens: 1950,
@@ -669,10 +686,16 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("while serving"), "{text}");
+        assert!(!text.contains("pause before each request"), "{text}");
+        r.decision_paced = Some(time(80, 150));
         r.decision_under_load = Some(time(25, 48));
         let text = markdown(&r);
         assert!(
             text.contains("| the same while serving 2,000 RPS of `auto` requests | p50 25 µs, p99 48 µs over 2,000 requests | yes |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| the same with a 10 ms pause before each request (caches cold after the idle spell) | p50 80 µs, p99 150 µs over 2,000 requests | **no** |"),
             "{text}"
         );
     }

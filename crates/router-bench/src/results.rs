@@ -70,6 +70,9 @@ pub struct StreamRow {
 /// The load under which the decision time is measured a second time.
 pub const DECISION_LOAD: Load = Load::Rate(2000);
 
+/// The pause before each request of the paced decision measurement.
+pub const DECISION_PAUSE: Duration = Duration::from_millis(10);
+
 /// The decision time the gateway reports (`decision_us` of `/api/routing/analyze`) for a
 /// long prompt, in the release binary.
 #[derive(Debug, Clone, Default)]
@@ -141,9 +144,12 @@ pub struct Results {
     pub serving: Serving,
     pub unary: Vec<UnaryRow>,
     pub streaming: Vec<StreamRow>,
-    /// Measured with the gateway idle between requests: every decision starts with cold
-    /// caches.
+    /// Measured with the gateway otherwise idle, one request right after another: the
+    /// decision's code and tables stay in the core's caches from one request to the next.
     pub decision: DecisionTime,
+    /// The same with [`DECISION_PAUSE`] between requests: every decision starts after an
+    /// idle spell, as an occasional long prompt does on a gateway with light traffic.
+    pub decision_paced: Option<DecisionTime>,
     /// The same while the gateway also serves [`DECISION_LOAD`] of `auto` requests: warmer
     /// caches, but cores shared with the load.
     pub decision_under_load: Option<DecisionTime>,

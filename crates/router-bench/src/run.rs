@@ -17,8 +17,8 @@ use crate::load::Load;
 use crate::oha::{OhaRun, Summary};
 use crate::process::{Machine, Memory, Watch};
 use crate::results::{
-    DECISION_LOAD, DecisionTime, GatewayView, Ledger, Pacing, Results, Route, StreamRow, Subject,
-    UnaryRow,
+    DECISION_LOAD, DECISION_PAUSE, DecisionTime, GatewayView, Ledger, Pacing, Results, Route,
+    StreamRow, Subject, UnaryRow,
 };
 use crate::scrape;
 use crate::services::{JudgeSetup, Service, Serving, free_port, gateway_config, nginx_config};
@@ -124,7 +124,9 @@ pub async fn run(options: &Options) -> anyhow::Result<Results> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     results.memory.idle_start = Memory::of(gateway.pid())?;
     eprintln!("gateway idle after start: {} KiB resident", results.memory.idle_start.rss_kib);
-    results.decision = decision_time(&client, &gateway.url).await?;
+    results.decision = decision_time(&client, &gateway.url, Sampling::BackToBack).await?;
+    results.decision_paced =
+        Some(decision_time(&client, &gateway.url, Sampling::Paced(DECISION_PAUSE)).await?);
 
     let bench = Bench { options, client: client.clone() };
     for &load in &options.loads {
@@ -177,7 +179,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Results> {
     };
     let sampled = async {
         tokio::time::sleep(options.warmup).await;
-        decision_time(&client, &gateway.url).await
+        decision_time(&client, &gateway.url, Sampling::BackToBack).await
     };
     let (busy, sampled) = tokio::join!(busy.run(), sampled);
     gateway.answered += busy?.responses;
@@ -511,19 +513,36 @@ fn report_unary(load: Load, subject: Subject, s: &Summary, view: Option<&Gateway
     }
 }
 
+/// How [`decision_time`] spaces its requests.
+#[derive(Debug, Clone, Copy)]
+enum Sampling {
+    /// Each request as soon as the previous one is answered.
+    BackToBack,
+    /// This long a pause before each request.
+    Paced(Duration),
+}
+
 /// The gateway's decision time for a prompt of about 2,000 tokens, from `/api/routing/analyze`
 /// (features and policy, nothing sent upstream, nothing recorded), one request at a time.
 async fn decision_time(
     client: &reqwest::Client,
     gateway_url: &str,
+    sampling: Sampling,
 ) -> anyhow::Result<DecisionTime> {
-    const SAMPLES: usize = 2000;
+    // Paced samples take a pause each: fewer of them keep the run short.
+    let (samples, warmup) = match sampling {
+        Sampling::BackToBack => (2000, 200),
+        Sampling::Paced(_) => (1000, 20),
+    };
     let body = json!({ "query": long_prompt(9_600) }).to_string();
     let url = format!("{gateway_url}/api/routing/analyze");
-    let mut times = Vec::with_capacity(SAMPLES);
+    let mut times = Vec::with_capacity(samples + warmup);
     let mut prompt_tokens = 0;
     let started = Instant::now();
-    for _ in 0..SAMPLES + 200 {
+    for _ in 0..samples + warmup {
+        if let Sampling::Paced(pause) = sampling {
+            tokio::time::sleep(pause).await;
+        }
         let response = client
             .post(&url)
             .header("content-type", "application/json")
@@ -540,10 +559,10 @@ async fn decision_time(
         times.push(Duration::from_micros(us));
     }
     // The first requests warm caches and the allocator; they are not the steady state.
-    let mut steady = times.split_off(200);
+    let mut steady = times.split_off(warmup);
     let percentiles = Percentiles::of(&mut steady);
     eprintln!(
-        "decision for a {prompt_tokens}-token prompt: p50 {} ms, p99 {} ms ({} samples in {:.1} s)",
+        "decision for a {prompt_tokens}-token prompt ({sampling:?}): p50 {} ms, p99 {} ms ({} samples in {:.1} s)",
         percentiles.map_or("-".into(), |p| Ms(p.p50).to_string()),
         percentiles.map_or("-".into(), |p| Ms(p.p99).to_string()),
         steady.len(),
