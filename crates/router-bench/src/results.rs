@@ -80,7 +80,11 @@ pub struct DecisionTime {
     /// The gateway's token estimate of the prompt.
     pub prompt_tokens: u64,
     pub samples: usize,
+    /// Of the wall time (`decision_us`).
     pub percentiles: Option<Percentiles>,
+    /// Of the serving thread's CPU time over the same decisions (`decision_cpu_us`), where the
+    /// gateway reports it: what the wall time spends beyond it, the thread waited for a CPU.
+    pub cpu: Option<Percentiles>,
 }
 
 /// Chunks through a paced upstream, direct and through the gateway.

@@ -537,6 +537,7 @@ async fn decision_time(
     let body = json!({ "query": long_prompt(9_600) }).to_string();
     let url = format!("{gateway_url}/api/routing/analyze");
     let mut times = Vec::with_capacity(samples + warmup);
+    let mut cpu_times = Vec::with_capacity(samples + warmup);
     let mut prompt_tokens = 0;
     let started = Instant::now();
     for _ in 0..samples + warmup {
@@ -557,18 +558,29 @@ async fn decision_time(
             .and_then(Value::as_u64)
             .context("no decision_us in the analysis")?;
         times.push(Duration::from_micros(us));
+        if let Some(cpu) = v.get("decision_cpu_us").and_then(Value::as_u64) {
+            cpu_times.push(Duration::from_micros(cpu));
+        }
     }
     // The first requests warm caches and the allocator; they are not the steady state.
     let mut steady = times.split_off(warmup);
     let percentiles = Percentiles::of(&mut steady);
+    // A gateway that reports no CPU time (another platform, an older build) reports it for
+    // none of the samples.
+    let cpu = if cpu_times.len() == samples + warmup {
+        Percentiles::of(&mut cpu_times.split_off(warmup))
+    } else {
+        None
+    };
     eprintln!(
-        "decision for a {prompt_tokens}-token prompt ({sampling:?}): p50 {} ms, p99 {} ms ({} samples in {:.1} s)",
+        "decision for a {prompt_tokens}-token prompt ({sampling:?}): p50 {} ms, p99 {} ms, CPU p99 {} ms ({} samples in {:.1} s)",
         percentiles.map_or("-".into(), |p| Ms(p.p50).to_string()),
         percentiles.map_or("-".into(), |p| Ms(p.p99).to_string()),
+        cpu.map_or("-".into(), |p| Ms(p.p99).to_string()),
         steady.len(),
         started.elapsed().as_secs_f64()
     );
-    Ok(DecisionTime { prompt_tokens, samples: steady.len(), percentiles })
+    Ok(DecisionTime { prompt_tokens, samples: steady.len(), percentiles, cpu })
 }
 
 /// English technical prose of about `chars` characters (four characters a token, roughly).

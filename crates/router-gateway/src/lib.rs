@@ -13,6 +13,7 @@ mod busy_poll;
 pub mod capacity;
 pub mod circuit;
 pub mod config;
+pub mod cpu_time;
 pub mod dashboard;
 pub mod dispatch;
 pub mod judge;

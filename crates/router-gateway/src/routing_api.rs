@@ -20,6 +20,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::app::{Answered, Gateway, epoch_ms};
+use crate::cpu_time;
 use crate::proxy::{read_json, read_request};
 
 /// The routing API's routes (`/api/routing/*`), bound to a gateway.
@@ -108,7 +109,10 @@ async fn analyze(State(gateway): State<Gateway>, request: Request) -> Response {
         Ok((request, _)) => request,
         Err(e) => return error(&e),
     };
-    // Timed from here, once the body is parsed: `decision_us` is the decision alone.
+    // Timed from here, once the body is parsed: `decision_us` is the decision alone, and
+    // `decision_cpu_us` the serving thread's CPU time over it (without the time it spent
+    // switched out; with other requests' turns if it waited for the judge).
+    let cpu_before = cpu_time::thread_cpu_time();
     match gateway.route(&request, Instant::now()).await {
         Ok(routed) => axum::Json(json!({
             "decision_id": routed.id,
@@ -117,6 +121,9 @@ async fn analyze(State(gateway): State<Gateway>, request: Request) -> Response {
             "profile": routed.decision.profile,
             "reason": routed.decision.reason,
             "decision_us": routed.decision.decision_us,
+            "decision_cpu_us": cpu_before
+                .zip(cpu_time::thread_cpu_time())
+                .map(|(before, after)| after.saturating_sub(before).as_micros() as u64),
             "features": routed.decision.features,
             "ranking": routed.decision.ranking,
             "excluded": routed.decision.excluded,
