@@ -220,10 +220,12 @@ async fn analyze_validates_its_input_and_calls_no_model() {
     assert_eq!(d["features"]["language"]["primary"], "zh", "{d}");
     assert_eq!(d["ranking"].as_array().unwrap().len(), 2);
     // The decision's work, without the time its thread may have spent switched out, is at
-    // most its wall time (plus the clocks' reading in between).
+    // most its wall time, give or take the few steps between the two clocks' readings (and a
+    // virtual machine's host may stall the thread in those): a thread's whole CPU time, or a
+    // figure in the wrong unit, would be far larger.
     let wall = d["decision_us"].as_u64().unwrap();
     let cpu = d["decision_cpu_us"].as_u64().expect("a thread CPU clock on this platform");
-    assert!(cpu <= wall + 50, "CPU {cpu} µs against wall {wall} µs: {d}");
+    assert!(cpu <= wall + 1_000, "CPU {cpu} µs against wall {wall} µs: {d}");
     for bad in [
         json!({}),
         json!({"query": ""}),
