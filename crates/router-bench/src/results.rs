@@ -84,6 +84,7 @@ pub struct DecisionTime {
     pub percentiles: Option<Percentiles>,
     /// Of the serving thread's CPU time over the same decisions (`decision_cpu_us`), where the
     /// gateway reports it: what the wall time spends beyond it, the thread waited for a CPU.
+    /// (On a virtual machine, time the host took the vCPU away counts as CPU time.)
     pub cpu: Option<Percentiles>,
 }
 
