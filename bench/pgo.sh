@@ -9,9 +9,9 @@
 #     bench/pgo.sh                       # → target/pgo/llm-router (about 15 minutes)
 #     target/release/router-bench run --bin-dir target/pgo   # measure it
 #
-# Needs rustc's llvm-profdata (`rustup component add llvm-tools`, offered below), oha and
-# the release router-sim and router-bench (bench/run.sh installs and builds them). The
-# profile is made here, from this source; nothing of it is committed.
+# Needs rustc's llvm-profdata (`rustup component add llvm-tools`) and oha; it installs
+# both when they are missing. The profile is made here, from this source; nothing of it is
+# committed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +24,10 @@ if [ ! -x "$profdata" ]; then
     rustup component add llvm-tools
 fi
 
+if [ ! -x bench/.tools/bin/oha ] && ! command -v oha >/dev/null; then
+    log "installing oha (the load generator of the training run) into bench/.tools"
+    cargo install oha --locked --root bench/.tools
+fi
 cargo build --release -p router-sim -p router-bench
 
 work="$PWD/target/pgo-work"
