@@ -34,7 +34,11 @@ if [ "${1:-}" = --builds ]; then
     shift 3
 fi
 
-body='{"model":"auto","messages":[{"role":"user","content":"Explain hash maps briefly, with an example in Python."}]}'
+# The request: `auto` over OpenAI's chat API, unless AB_PATH and AB_BODY name another, e.g.
+# AB_PATH=/v1/messages AB_BODY="$(cat request.json)" for Anthropic's Messages API.
+default_body='{"model":"auto","messages":[{"role":"user","content":"Explain hash maps briefly, with an example in Python."}]}'
+body="${AB_BODY:-$default_body}"
+path="${AB_PATH:-/v1/chat/completions}"
 ticks_per_s="$(getconf CLK_TCK)"
 
 run() { # run <llm-router binary> <threads|default> <oha options...>
@@ -63,8 +67,8 @@ run() { # run <llm-router binary> <threads|default> <oha options...>
     "$gateway" --config "$conf" serve >"$work/gateway-$threads.log" 2>&1 &
     local pid=$!
     sleep 1.5
-    local load=("$oha" --no-tui -m POST -H content-type:application/json -d "$body"
-        "http://127.0.0.1:$port_gw/v1/chat/completions")
+    local load=("$oha" --no-tui -m POST -H content-type:application/json
+        -H anthropic-version:2023-06-01 -d "$body" "http://127.0.0.1:$port_gw$path")
     "${load[@]}" -z 2s "$@" >/dev/null
     local user0 sys0 cs0 user1 sys1 cs1 out
     read -r user0 sys0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
