@@ -7,7 +7,8 @@
 # at light load does after every idle spell.
 #
 #     bench/pgo.sh                       # → target/pgo/llm-router (about 15 minutes)
-#     target/release/router-bench run --bin-dir target/pgo   # measure it
+#     target/release/router-bench run --bin-dir target/pgo \
+#         --build 'profile-guided build (`bench/pgo.sh`)'     # measure it
 #
 # Needs rustc's llvm-profdata (`rustup component add llvm-tools`) and oha; it installs
 # both when they are missing. The profile is made here, from this source; nothing of it is

@@ -65,6 +65,10 @@ struct RunArgs {
     /// program).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
+    /// How the gateway in `--bin-dir` was built, as the results should name it (default:
+    /// "release build"), e.g. "profile-guided build (`bench/pgo.sh`)".
+    #[arg(long)]
+    build: Option<String>,
     /// The oha binary (default: bench/.tools/bin/oha, then the PATH).
     #[arg(long)]
     oha: Option<PathBuf>,
@@ -167,6 +171,7 @@ async fn run_matrix(args: RunArgs) -> anyhow::Result<()> {
     };
     let options = run::Options {
         bin_dir,
+        build: args.build,
         oha: oha::locate(args.oha.as_deref(), &repo)?,
         nginx,
         duration: seconds(args.duration)?,

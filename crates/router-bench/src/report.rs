@@ -70,13 +70,14 @@ fn intro(out: &mut String, r: &Results) {
             " busy-polling for {us} µs after each read or write (`server.busy_poll_us = {us}`)"
         ));
     }
+    let build = r.build.as_deref().unwrap_or("release build");
     let _ = writeln!(out, "## Gateway overhead under load\n");
     let _ = writeln!(
         out,
         "Measured by `bench/run.sh` on {} — {machine}; 1-minute load average {} when it \
          started. Everything ran on that one machine: the fake upstream (`router-sim`, answers \
          at once), nginx as a plain reverse-proxy hop (keep-alive pool, no buffering), the \
-         gateway (release build, {threads}, SQLite store on, judge off unless stated) and the load \
+         gateway ({build}, {threads}, SQLite store on, judge off unless stated) and the load \
          generators (oha for whole responses; `router-bench`'s own client for streams, since \
          oha cannot time the first token). Each scenario ran {} after a {} warm-up at the same \
          load.",
@@ -738,6 +739,14 @@ mod tests {
                  write (`server.busy_poll_us = 200`), SQLite"
             ),
             "{text}"
+        );
+        r.build = Some("profile-guided build (`bench/pgo.sh`)".to_string());
+        assert!(
+            markdown(&r).contains(
+                "the gateway (profile-guided build (`bench/pgo.sh`), `server.threads = 2`"
+            ),
+            "{}",
+            markdown(&r)
         );
     }
 

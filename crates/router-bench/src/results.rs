@@ -147,6 +147,8 @@ pub struct Results {
     pub load_average: String,
     /// How the gateway served (its `server.threads` and `server.busy_poll_us`).
     pub serving: Serving,
+    /// How the gateway was built, when it is not the plain release build.
+    pub build: Option<String>,
     pub unary: Vec<UnaryRow>,
     pub streaming: Vec<StreamRow>,
     /// Measured with the gateway otherwise idle, one request right after another: the

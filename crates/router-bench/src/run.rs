@@ -29,6 +29,8 @@ use crate::stream::{self, StreamLoad, StreamReport};
 pub struct Options {
     /// Where `llm-router` and `router-sim` are (the release build).
     pub bin_dir: PathBuf,
+    /// How that gateway was built, for the report; `None`: the plain release build.
+    pub build: Option<String>,
     pub oha: PathBuf,
     /// nginx, for the reference hop; without it those rows are left out.
     pub nginx: Option<PathBuf>,
@@ -81,6 +83,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Results> {
             .and_then(|l| l.split_whitespace().next().map(str::to_string))
             .unwrap_or_default(),
         serving: options.serving,
+        build: options.build.clone(),
         ..Results::default()
     };
     let bodies = Bodies::write(dir)?;
