@@ -885,7 +885,7 @@ fn parse_stop_reason(reason: Option<&str>) -> FinishReason {
 
 /// Reads an upstream `message` body.
 pub fn parse_response(body: &[u8]) -> Result<ChatResponse, UpstreamError> {
-    let wire: WireMessage = serde_json::from_slice(body).map_err(|error| {
+    let wire: WireMessage = crate::json::from_body(body).map_err(|error| {
         UpstreamError::Protocol { message: format!("not an Anthropic message: {error}") }
     })?;
     let content = wire

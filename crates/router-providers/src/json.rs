@@ -17,6 +17,18 @@ pub(crate) fn to_vec_sized<T: Serialize + ?Sized>(
     Ok(out)
 }
 
+/// Reads `body` as JSON. Valid UTF-8 (nearly every body) is checked once, in one fast
+/// pass, and then parsed as text: `serde_json::from_slice` checks every string it meets
+/// again, one call per string, which cost more than the whole pass on an ordinary chat body.
+/// A body that is not UTF-8 goes to `from_slice`, for the same error (with line and column)
+/// it has always given.
+pub(crate) fn from_body<'de, T: Deserialize<'de>>(body: &'de [u8]) -> serde_json::Result<T> {
+    match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(body),
+    }
+}
+
 /// The bytes of text in `parts` (texts, tool calls' names and arguments): most of what
 /// writing them as JSON takes.
 pub(crate) fn text_bytes(parts: &[ContentPart]) -> usize {
@@ -61,6 +73,19 @@ mod tests {
         assert_eq!(f32_json(1.0).to_string(), "1.0");
         assert_eq!(f32_json(0.7).to_string(), "0.7");
         assert_eq!(f32_json(f32::NAN), Value::Null);
+    }
+
+    #[test]
+    fn bodies_parse_alike_whether_utf8_or_not() {
+        let value: Value = from_body("{\"a\":\"caf\u{e9} \\u00e9\"}".as_bytes()).unwrap();
+        assert_eq!(value["a"], "caf\u{e9} \u{e9}");
+        // Not UTF-8: the same error `from_slice` gives, with where it is.
+        let bad = b"{\"a\":\"\xff\"}";
+        let error = from_body::<Value>(bad).unwrap_err().to_string();
+        assert_eq!(error, serde_json::from_slice::<Value>(bad).unwrap_err().to_string());
+        assert!(error.contains("line 1 column"), "{error}");
+        let error = from_body::<Value>(b"{\"a\":").unwrap_err().to_string();
+        assert!(error.contains("EOF"), "{error}");
     }
 
     #[test]

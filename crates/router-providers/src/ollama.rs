@@ -260,7 +260,7 @@ fn tool_call(response_id: &str, index: u32, call: WireToolCall) -> ToolCall {
 }
 
 fn parse_chunk(line: &[u8]) -> Result<WireChunk, UpstreamError> {
-    serde_json::from_slice(line).map_err(|error| UpstreamError::Protocol {
+    crate::json::from_body(line).map_err(|error| UpstreamError::Protocol {
         message: format!("not an Ollama chat response: {error}"),
     })
 }

@@ -1055,7 +1055,7 @@ fn parse_finish_reason(reason: Option<&str>, made_tool_calls: bool) -> FinishRea
 
 /// Reads an upstream `chat.completion` body.
 pub fn parse_response(body: &[u8]) -> Result<ChatResponse, UpstreamError> {
-    let wire: WireResponse = serde_json::from_slice(body).map_err(|error| {
+    let wire: WireResponse = crate::json::from_body(body).map_err(|error| {
         UpstreamError::Protocol { message: format!("not an OpenAI chat completion: {error}") }
     })?;
     let Some(choice) = wire.choices.into_iter().next() else {

@@ -32,7 +32,7 @@ pub(crate) struct Obj<'a> {
 
 /// Parses a request body as JSON, with the error a client of `dialect` expects when it is not.
 pub(crate) fn parse_body(body: &[u8], dialect: Dialect) -> Result<Value, RequestError> {
-    serde_json::from_slice(body).map_err(|error| {
+    crate::json::from_body(body).map_err(|error| {
         let message = match dialect {
             Dialect::OpenAi => format!(
                 "We could not parse the JSON body of your request ({error}). The body must be \

@@ -204,17 +204,39 @@ impl RequestRecord {
             stream: context.stream,
             prompt: context.prompt,
             message_count: context.message_count,
-            features_json: serde_json::to_string(features)?,
+            features_json: json_text(features, FEATURES_JSON_BYTES)?,
             language: Some(features.language.primary.code().to_owned()),
             domain: Some(features.domain.domain.as_str().to_owned()),
             complexity: Some(features.complexity.band.as_str().to_owned()),
             chosen_model: decision.model.clone(),
             source: decision.source.into(),
             reason: decision.reason.clone(),
-            ranking_json: serde_json::to_string(&decision.ranking)?,
+            ranking_json: json_text(
+                &decision.ranking,
+                RANKING_JSON_BYTES * decision.ranking.len().max(1),
+            )?,
             decision_us: decision.decision_us,
         })
     }
+}
+
+/// About what a request's features take as JSON (330 bytes for an English prompt), and each
+/// candidate in its ranking (170): room enough that the text is written without growing.
+const FEATURES_JSON_BYTES: usize = 448;
+const RANKING_JSON_BYTES: usize = 224;
+
+/// `value` as JSON text, written into a buffer of `capacity` bytes. `serde_json::to_string`
+/// starts small and grows by copying, three or four times for a request's features and as
+/// many for its ranking: most of what writing them cost, on the writer's thread.
+pub(crate) fn json_text<T: Serialize + ?Sized>(
+    value: &T,
+    capacity: usize,
+) -> Result<String, StoreError> {
+    let mut out = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut out, value)?;
+    // serde_json writes nothing but UTF-8, so this only moves the buffer.
+    String::from_utf8(out)
+        .map_err(|error| StoreError::InvalidRecord(format!("JSON that is not UTF-8: {error}")))
 }
 
 /// A routed request as the gateway hands it to the writer: what the decision does not know,
@@ -449,6 +471,23 @@ pub struct Counts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_text_is_what_serde_json_writes_whatever_the_room() {
+        let attempts = vec![
+            Attempt {
+                model: "m\u{e9}\"1".into(),
+                deployment: "m#1".into(),
+                error_kind: Some("timeout".into()),
+                duration_ms: 5,
+            };
+            3
+        ];
+        let expected = serde_json::to_string(&attempts).unwrap();
+        for capacity in [0, 1, expected.len(), 4096] {
+            assert_eq!(json_text(&attempts, capacity).unwrap(), expected);
+        }
+    }
 
     #[test]
     fn words_round_trip() {

@@ -10,6 +10,7 @@ use crate::error::StoreError;
 use crate::migrate::migrator;
 use crate::record::{
     AuditRecord, Counts, FeedbackRecord, OutcomeRecord, Record, RequestRecord, StateEntry,
+    json_text,
 };
 use crate::sql::{from_db, get_i64, get_string, now_ms, to_db};
 
@@ -57,7 +58,7 @@ macro_rules! bind_outcome {
             .bind(valid_cost($o)?)
             .bind($o.error_kind.as_deref().map($text))
             .bind($o.error_message.as_deref().map($text))
-            .bind(serde_json::to_string(&$o.attempts)?)
+            .bind(json_text(&$o.attempts, ATTEMPT_JSON_BYTES * $o.attempts.len().max(1))?)
     };
 }
 
@@ -381,6 +382,10 @@ fn chunks<T>(backend: Backend, rows: &[T], size: impl Fn(&T) -> usize) -> Vec<&[
     }
     chunks
 }
+
+/// Room for one upstream try written as JSON (its names and about 60 bytes), so that an
+/// outcome's attempts are written without the buffer growing.
+const ATTEMPT_JSON_BYTES: usize = 128;
 
 fn text_size(text: &str) -> usize {
     text.len() + BIND_OVERHEAD
