@@ -457,6 +457,24 @@ fn encodes_a_response() {
 }
 
 #[test]
+fn a_plain_answer_is_written_byte_for_byte_in_openais_key_order() {
+    let answer = ChatResponse {
+        content: vec![ContentPart::Text { text: "Say \"hi\"\n\tthen \u{e9}\u{1}".into() }],
+        finish_reason: FinishReason::Length,
+        ..sample_response()
+    };
+    let body = openai::encode_response(&answer, &meta());
+    assert_eq!(
+        std::str::from_utf8(&body).unwrap(),
+        "{\"id\":\"resp-1\",\"object\":\"chat.completion\",\"created\":1700000000,\
+         \"model\":\"client-model\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\
+         \"content\":\"Say \\\"hi\\\"\\n\\tthen \u{e9}\\u0001\",\"refusal\":null},\"logprobs\":null,\
+         \"finish_reason\":\"length\"}],\
+         \"usage\":{\"prompt_tokens\":12,\"completion_tokens\":30,\"total_tokens\":42}}"
+    );
+}
+
+#[test]
 fn encodes_error_bodies() {
     let mut error = ApiError::new(ApiErrorKind::InvalidRequest, "Invalid value: 'bot'.");
     error.param = Some("messages[0].role".into());
