@@ -442,12 +442,7 @@ pub fn encode_response(response: &ChatResponse, meta: &ResponseMeta) -> Bytes {
     // The envelope (ids, usage, field names) takes about 300 bytes around the text.
     let capacity = text_bytes(&response.content) + meta.id.len() + meta.model.len() + 320;
     let mut out = Vec::with_capacity(capacity);
-    out.extend_from_slice(b"{\"id\":");
-    put_json(&mut out, &meta.id);
-    out.extend_from_slice(b",\"object\":\"chat.completion\",\"created\":");
-    out.extend_from_slice(itoa::Buffer::new().format(meta.created).as_bytes());
-    out.extend_from_slice(b",\"model\":");
-    put_json(&mut out, &meta.model);
+    put_head(&mut out, meta, "chat.completion");
     out.extend_from_slice(
         b",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":",
     );
@@ -468,6 +463,19 @@ pub fn encode_response(response: &ChatResponse, meta: &ResponseMeta) -> Bytes {
     put_usage(&mut out, &response.usage);
     out.push(b'}');
     Bytes::from(out)
+}
+
+/// The start of a completion or a chunk, open for the fields that follow:
+/// `{"id":…,"object":"<object>","created":…,"model":…`.
+fn put_head(out: &mut Vec<u8>, meta: &ResponseMeta, object: &str) {
+    out.extend_from_slice(b"{\"id\":");
+    put_json(out, &meta.id);
+    out.extend_from_slice(b",\"object\":\"");
+    out.extend_from_slice(object.as_bytes());
+    out.extend_from_slice(b"\",\"created\":");
+    out.extend_from_slice(itoa::Buffer::new().format(meta.created).as_bytes());
+    out.extend_from_slice(b",\"model\":");
+    put_json(out, &meta.model);
 }
 
 /// OpenAI's `usage` object.
@@ -533,12 +541,7 @@ pub struct StreamEncoder {
 impl StreamEncoder {
     pub fn new(meta: ResponseMeta, include_usage: bool) -> Self {
         let mut head = Vec::with_capacity(meta.id.len() + meta.model.len() + 96);
-        head.extend_from_slice(b"{\"id\":");
-        put_json(&mut head, &meta.id);
-        head.extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
-        head.extend_from_slice(itoa::Buffer::new().format(meta.created).as_bytes());
-        head.extend_from_slice(b",\"model\":");
-        put_json(&mut head, &meta.model);
+        put_head(&mut head, &meta, "chat.completion.chunk");
         head.extend_from_slice(b",\"choices\":[");
         StreamEncoder { head, include_usage, started: false, usage: None, closed: false }
     }
