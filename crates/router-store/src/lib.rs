@@ -27,6 +27,7 @@
 //! ```
 
 mod connect;
+mod decision_json;
 mod error;
 mod migrate;
 mod read;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use router_core::{Decision, Source};
 use serde::{Deserialize, Serialize};
 
+use crate::decision_json;
 use crate::error::StoreError;
 
 /// Declares a closed set of words stored in a TEXT column, with its spelling in one place.
@@ -204,30 +205,21 @@ impl RequestRecord {
             stream: context.stream,
             prompt: context.prompt,
             message_count: context.message_count,
-            features_json: json_text(features, FEATURES_JSON_BYTES)?,
+            features_json: decision_json::features(features)?,
             language: Some(features.language.primary.code().to_owned()),
             domain: Some(features.domain.domain.as_str().to_owned()),
             complexity: Some(features.complexity.band.as_str().to_owned()),
             chosen_model: decision.model.clone(),
             source: decision.source.into(),
             reason: decision.reason.clone(),
-            ranking_json: json_text(
-                &decision.ranking,
-                RANKING_JSON_BYTES * decision.ranking.len().max(1),
-            )?,
+            ranking_json: decision_json::ranking(&decision.ranking)?,
             decision_us: decision.decision_us,
         })
     }
 }
 
-/// About what a request's features take as JSON (330 bytes for an English prompt), and each
-/// candidate in its ranking (170): room enough that the text is written without growing.
-const FEATURES_JSON_BYTES: usize = 448;
-const RANKING_JSON_BYTES: usize = 224;
-
 /// `value` as JSON text, written into a buffer of `capacity` bytes. `serde_json::to_string`
-/// starts small and grows by copying, three or four times for a request's features and as
-/// many for its ranking: most of what writing them cost, on the writer's thread.
+/// starts small and grows by copying, three or four times for an ordinary text.
 pub(crate) fn json_text<T: Serialize + ?Sized>(
     value: &T,
     capacity: usize,
