@@ -27,8 +27,8 @@
 //! ```
 
 mod connect;
-mod decision_json;
 mod error;
+mod json;
 mod migrate;
 mod read;
 mod record;

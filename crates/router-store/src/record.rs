@@ -11,8 +11,8 @@ use std::sync::Arc;
 use router_core::{Decision, Source};
 use serde::{Deserialize, Serialize};
 
-use crate::decision_json;
 use crate::error::StoreError;
+use crate::json;
 
 /// Declares a closed set of words stored in a TEXT column, with its spelling in one place.
 macro_rules! text_enum {
@@ -205,30 +205,17 @@ impl RequestRecord {
             stream: context.stream,
             prompt: context.prompt,
             message_count: context.message_count,
-            features_json: decision_json::features(features)?,
+            features_json: json::features(features)?,
             language: Some(features.language.primary.code().to_owned()),
             domain: Some(features.domain.domain.as_str().to_owned()),
             complexity: Some(features.complexity.band.as_str().to_owned()),
             chosen_model: decision.model.clone(),
             source: decision.source.into(),
             reason: decision.reason.clone(),
-            ranking_json: decision_json::ranking(&decision.ranking)?,
+            ranking_json: json::ranking(&decision.ranking)?,
             decision_us: decision.decision_us,
         })
     }
-}
-
-/// `value` as JSON text, written into a buffer of `capacity` bytes. `serde_json::to_string`
-/// starts small and grows by copying, three or four times for an ordinary text.
-pub(crate) fn json_text<T: Serialize + ?Sized>(
-    value: &T,
-    capacity: usize,
-) -> Result<String, StoreError> {
-    let mut out = Vec::with_capacity(capacity);
-    serde_json::to_writer(&mut out, value)?;
-    // serde_json writes nothing but UTF-8, so this only moves the buffer.
-    String::from_utf8(out)
-        .map_err(|error| StoreError::InvalidRecord(format!("JSON that is not UTF-8: {error}")))
 }
 
 /// A routed request as the gateway hands it to the writer: what the decision does not know,
@@ -463,23 +450,6 @@ pub struct Counts {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn json_text_is_what_serde_json_writes_whatever_the_room() {
-        let attempts = vec![
-            Attempt {
-                model: "m\u{e9}\"1".into(),
-                deployment: "m#1".into(),
-                error_kind: Some("timeout".into()),
-                duration_ms: 5,
-            };
-            3
-        ];
-        let expected = serde_json::to_string(&attempts).unwrap();
-        for capacity in [0, 1, expected.len(), 4096] {
-            assert_eq!(json_text(&attempts, capacity).unwrap(), expected);
-        }
-    }
 
     #[test]
     fn words_round_trip() {

@@ -7,10 +7,10 @@ use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Postgres, Row, Sqlite};
 
 use crate::connect::{Backend, Bulk, StoreOptions, Target};
 use crate::error::StoreError;
+use crate::json;
 use crate::migrate::migrator;
 use crate::record::{
     AuditRecord, Counts, FeedbackRecord, OutcomeRecord, Record, RequestRecord, StateEntry,
-    json_text,
 };
 use crate::sql::{from_db, get_i64, get_string, now_ms, to_db};
 
@@ -58,7 +58,7 @@ macro_rules! bind_outcome {
             .bind(valid_cost($o)?)
             .bind($o.error_kind.as_deref().map($text))
             .bind($o.error_message.as_deref().map($text))
-            .bind(json_text(&$o.attempts, ATTEMPT_JSON_BYTES * $o.attempts.len().max(1))?)
+            .bind(json::text_of(&$o.attempts, ATTEMPT_JSON_BYTES * $o.attempts.len().max(1))?)
     };
 }
 

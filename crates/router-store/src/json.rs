@@ -1,12 +1,14 @@
-//! A decision's features and ranking as the JSON text the `requests` table keeps.
+//! JSON text for the store's TEXT columns, written with less work than `serde_json::to_string`.
 //!
-//! The text is what `serde_json::to_string` makes of [`Features`] and of the ranking, byte
+//! A decision's features and ranking: the text is what `serde_json::to_string` makes of [`Features`] and of the ranking, byte
 //! for byte (the tests hold the two equal), but the keys and punctuation are written as they
 //! are. serde_json sends every key of a derived struct through its escaping loop with three
 //! calls into the buffer; for the two dozen keys of a request's features and ranking that
 //! was about a quarter of what the writer's thread spent on a request. Values (numbers,
 //! enums, model names) still go through serde_json, so they are spelt exactly as the derive
-//! spells them.
+//! spells them. Anything else (an outcome's attempts) goes through serde_json whole, into a
+//! buffer sized for it: `to_string` starts small and grows by copying, three or four times
+//! for an ordinary text.
 
 use router_core::{Features, RankedCandidate};
 use serde::Serialize;
@@ -21,36 +23,22 @@ const CANDIDATE_BYTES: usize = 224;
 pub(crate) fn features(f: &Features) -> Result<String, StoreError> {
     let mut out = Vec::with_capacity(FEATURES_BYTES);
     let language = &f.language;
-    out.extend_from_slice(b"{\"language\":{\"primary\":");
-    value(&mut out, &language.primary)?;
-    out.extend_from_slice(b",\"secondary\":");
-    value(&mut out, &language.secondary)?;
-    out.extend_from_slice(b",\"confidence\":");
-    value(&mut out, &language.confidence)?;
+    field(&mut out, b"{\"language\":{\"primary\":", &language.primary)?;
+    field(&mut out, b",\"secondary\":", &language.secondary)?;
+    field(&mut out, b",\"confidence\":", &language.confidence)?;
     let domain = &f.domain;
-    out.extend_from_slice(b"},\"domain\":{\"domain\":");
-    value(&mut out, &domain.domain)?;
-    out.extend_from_slice(b",\"confidence\":");
-    value(&mut out, &domain.confidence)?;
-    out.extend_from_slice(b",\"runner_up\":");
-    value(&mut out, &domain.runner_up)?;
-    out.extend_from_slice(b"},\"complexity\":{\"score\":");
-    value(&mut out, &f.complexity.score)?;
-    out.extend_from_slice(b",\"band\":");
-    value(&mut out, &f.complexity.band)?;
-    out.extend_from_slice(b"},\"prompt_tokens\":");
-    value(&mut out, &f.prompt_tokens)?;
-    out.extend_from_slice(b",\"expected_output_tokens\":");
-    value(&mut out, &f.expected_output_tokens)?;
+    field(&mut out, b"},\"domain\":{\"domain\":", &domain.domain)?;
+    field(&mut out, b",\"confidence\":", &domain.confidence)?;
+    field(&mut out, b",\"runner_up\":", &domain.runner_up)?;
+    field(&mut out, b"},\"complexity\":{\"score\":", &f.complexity.score)?;
+    field(&mut out, b",\"band\":", &f.complexity.band)?;
+    field(&mut out, b"},\"prompt_tokens\":", &f.prompt_tokens)?;
+    field(&mut out, b",\"expected_output_tokens\":", &f.expected_output_tokens)?;
     let needs = &f.needs;
-    out.extend_from_slice(b",\"needs\":{\"vision\":");
-    value(&mut out, &needs.vision)?;
-    out.extend_from_slice(b",\"tools\":");
-    value(&mut out, &needs.tools)?;
-    out.extend_from_slice(b",\"json\":");
-    value(&mut out, &needs.json)?;
-    out.extend_from_slice(b",\"context_tokens\":");
-    value(&mut out, &needs.context_tokens)?;
+    field(&mut out, b",\"needs\":{\"vision\":", &needs.vision)?;
+    field(&mut out, b",\"tools\":", &needs.tools)?;
+    field(&mut out, b",\"json\":", &needs.json)?;
+    field(&mut out, b",\"context_tokens\":", &needs.context_tokens)?;
     out.extend_from_slice(b"}}");
     text(out)
 }
@@ -63,30 +51,37 @@ pub(crate) fn ranking(ranking: &[RankedCandidate]) -> Result<String, StoreError>
             out.push(b',');
         }
         let estimate = &candidate.estimate;
-        out.extend_from_slice(b"{\"model\":");
-        value(&mut out, &candidate.model)?;
-        out.extend_from_slice(b",\"estimate\":{\"quality\":");
-        value(&mut out, &estimate.quality)?;
-        out.extend_from_slice(b",\"cost_usd\":");
-        value(&mut out, &estimate.cost_usd)?;
-        out.extend_from_slice(b",\"latency_ms\":");
-        value(&mut out, &estimate.latency_ms)?;
-        out.extend_from_slice(b",\"evidence\":");
-        value(&mut out, &estimate.evidence)?;
-        out.extend_from_slice(b"},\"utility\":");
-        value(&mut out, &candidate.utility)?;
+        field(&mut out, b"{\"model\":", &candidate.model)?;
+        field(&mut out, b",\"estimate\":{\"quality\":", &estimate.quality)?;
+        field(&mut out, b",\"cost_usd\":", &estimate.cost_usd)?;
+        field(&mut out, b",\"latency_ms\":", &estimate.latency_ms)?;
+        field(&mut out, b",\"evidence\":", &estimate.evidence)?;
+        field(&mut out, b"},\"utility\":", &candidate.utility)?;
         out.push(b'}');
     }
     out.push(b']');
     text(out)
 }
 
-fn value(out: &mut Vec<u8>, value: &impl Serialize) -> Result<(), StoreError> {
+/// `value` as JSON text, written into a buffer of `capacity` bytes.
+pub(crate) fn text_of<T: Serialize + ?Sized>(
+    value: &T,
+    capacity: usize,
+) -> Result<String, StoreError> {
+    let mut out = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut out, value)?;
+    text(out)
+}
+
+/// Writes `key` (with the punctuation before it) as it is, then `value` as serde_json does.
+fn field(out: &mut Vec<u8>, key: &[u8], value: &impl Serialize) -> Result<(), StoreError> {
+    out.extend_from_slice(key);
     Ok(serde_json::to_writer(out, value)?)
 }
 
 fn text(json: Vec<u8>) -> Result<String, StoreError> {
-    // Keys are ASCII and serde_json writes nothing but UTF-8, so this only moves the buffer.
+    // serde_json writes nothing but UTF-8, and the keys here are ASCII, so this only moves
+    // the buffer.
     String::from_utf8(json)
         .map_err(|error| StoreError::InvalidRecord(format!("JSON that is not UTF-8: {error}")))
 }
@@ -98,6 +93,24 @@ mod tests {
     };
 
     use super::*;
+    use crate::record::Attempt;
+
+    #[test]
+    fn text_of_is_what_serde_json_writes_whatever_the_room() {
+        let attempts = vec![
+            Attempt {
+                model: "m\u{e9}\"1".into(),
+                deployment: "m#1".into(),
+                error_kind: Some("timeout".into()),
+                duration_ms: 5,
+            };
+            3
+        ];
+        let expected = serde_json::to_string(&attempts).unwrap();
+        for capacity in [0, 1, expected.len(), 4096] {
+            assert_eq!(text_of(&attempts, capacity).unwrap(), expected);
+        }
+    }
 
     fn sample(secondary: Option<Language>, runner_up: Option<(Domain, f32)>) -> Features {
         Features {
