@@ -3,6 +3,8 @@
 //! format has is either mapped to its nearest equivalent or refused with a clear error by
 //! the translation, never silently dropped.
 
+use std::borrow::Cow;
+
 use router_core::{Prompt, PromptMessage, Role};
 use serde::{Deserialize, Serialize};
 
@@ -208,14 +210,19 @@ pub struct ChatResponse {
 }
 
 impl ChatResponse {
-    pub fn text(&self) -> String {
-        let mut out = String::new();
-        for part in &self.content {
-            if let ContentPart::Text { text } = part {
-                out.push_str(text);
-            }
-        }
-        out
+    /// The answer's text parts, one after another: borrowed when there is one part (nearly
+    /// every answer), so reading it copies nothing.
+    pub fn text(&self) -> Cow<'_, str> {
+        let mut texts = self.content.iter().filter_map(|part| match part {
+            ContentPart::Text { text } => Some(text.as_str()),
+            _ => None,
+        });
+        let Some(first) = texts.next() else { return Cow::Borrowed("") };
+        let Some(second) = texts.next() else { return Cow::Borrowed(first) };
+        let mut out = String::from(first);
+        out.push_str(second);
+        texts.for_each(|text| out.push_str(text));
+        Cow::Owned(out)
     }
 
     pub fn tool_calls(&self) -> impl Iterator<Item = &ToolCall> {
@@ -252,4 +259,33 @@ pub enum StreamEvent {
     Finish { reason: FinishReason, stop_sequence: Option<String> },
     /// Token counts (may come after `Finish`; formats that report usage send it once).
     Usage(Usage),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answers_text_is_its_text_parts_in_order_borrowed_when_one() {
+        let text = |text: &str| ContentPart::Text { text: text.into() };
+        let call = ContentPart::ToolCall(ToolCall {
+            id: "c".into(),
+            name: "f".into(),
+            arguments: "{}".into(),
+        });
+        let answer = |content: Vec<ContentPart>| ChatResponse {
+            id: "r".into(),
+            model: "m".into(),
+            content,
+            finish_reason: FinishReason::Stop,
+            stop_sequence: None,
+            usage: Usage::default(),
+        };
+        assert_eq!(answer(vec![]).text(), "");
+        assert_eq!(answer(vec![call.clone()]).text(), "");
+        let one = answer(vec![call.clone(), text("Hello")]);
+        assert!(matches!(one.text(), Cow::Borrowed("Hello")));
+        let three = answer(vec![text("a"), call, text("b"), text("c")]);
+        assert_eq!(three.text(), "abc");
+    }
 }

@@ -153,7 +153,7 @@ fn parses_a_response_with_derived_ids() {
 
     let text = json!({"model": "m", "created_at": "t", "message": {"role": "assistant", "content": "Hi"}, "done": true, "done_reason": "length", "prompt_eval_count": 3, "eval_count": 64});
     let parsed = ollama::parse_response(text.to_string().as_bytes()).unwrap();
-    assert_eq!((parsed.text().as_str(), parsed.finish_reason), ("Hi", FinishReason::Length));
+    assert_eq!((&*parsed.text(), parsed.finish_reason), ("Hi", FinishReason::Length));
 
     let error = ollama::parse_response(br#"{"error":"model 'x' not found"}"#).unwrap_err();
     assert!(error.to_string().contains("model 'x' not found"));
