@@ -75,13 +75,7 @@ impl Message {
 
     /// All text parts joined, for formats and places that take plain text.
     pub fn joined_text(&self) -> String {
-        let mut out = String::new();
-        for part in &self.content {
-            if let ContentPart::Text { text } = part {
-                out.push_str(text);
-            }
-        }
-        out
+        join_texts(&self.content, "").into_owned()
     }
 }
 
@@ -210,19 +204,9 @@ pub struct ChatResponse {
 }
 
 impl ChatResponse {
-    /// The answer's text parts, one after another: borrowed when there is one part (nearly
-    /// every answer), so reading it copies nothing.
+    /// The answer's text parts, one after another (borrowed when there is one).
     pub fn text(&self) -> Cow<'_, str> {
-        let mut texts = self.content.iter().filter_map(|part| match part {
-            ContentPart::Text { text } => Some(text.as_str()),
-            _ => None,
-        });
-        let Some(first) = texts.next() else { return Cow::Borrowed("") };
-        let Some(second) = texts.next() else { return Cow::Borrowed(first) };
-        let mut out = String::from(first);
-        out.push_str(second);
-        texts.for_each(|text| out.push_str(text));
-        Cow::Owned(out)
+        join_texts(&self.content, "")
     }
 
     pub fn tool_calls(&self) -> impl Iterator<Item = &ToolCall> {
@@ -261,6 +245,23 @@ pub enum StreamEvent {
     Usage(Usage),
 }
 
+/// The text parts of `parts`, `separator` between them; borrowed when there is one, as
+/// there nearly always is, so reading it copies nothing.
+pub(crate) fn join_texts<'a>(parts: &'a [ContentPart], separator: &str) -> Cow<'a, str> {
+    let mut texts = parts.iter().filter_map(|part| match part {
+        ContentPart::Text { text } => Some(text.as_str()),
+        _ => None,
+    });
+    let Some(first) = texts.next() else { return Cow::Borrowed("") };
+    let Some(second) = texts.next() else { return Cow::Borrowed(first) };
+    let mut out = String::from(first);
+    for text in std::iter::once(second).chain(texts) {
+        out.push_str(separator);
+        out.push_str(text);
+    }
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,5 +288,6 @@ mod tests {
         assert!(matches!(one.text(), Cow::Borrowed("Hello")));
         let three = answer(vec![text("a"), call, text("b"), text("c")]);
         assert_eq!(three.text(), "abc");
+        assert_eq!(join_texts(&three.content, "\n\n"), "a\n\nb\n\nc");
     }
 }

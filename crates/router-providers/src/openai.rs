@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use crate::api_error::{ApiError, ApiErrorKind, RequestError};
 use crate::chat::{
     ChatRequest, ChatResponse, ContentPart, FinishReason, ImageSource, Message, ResponseMeta,
-    StreamEvent, ToolCall, ToolChoice, ToolDef, Usage,
+    StreamEvent, ToolCall, ToolChoice, ToolDef, Usage, join_texts,
 };
 use crate::error::{UpstreamError, from_error_event};
 use crate::json::{f32_json, null_as_default, text_bytes, to_vec_sized};
@@ -382,18 +382,7 @@ fn parse_response_format(field: &Field<'_>) -> Result<Option<Option<Value>>, Req
 
 /// The text parts of a message, a blank line between them; borrowed when there is one.
 fn joined(parts: &[ContentPart]) -> Cow<'_, str> {
-    let mut texts = parts.iter().filter_map(|part| match part {
-        ContentPart::Text { text } => Some(text.as_str()),
-        _ => None,
-    });
-    let Some(first) = texts.next() else { return Cow::Borrowed("") };
-    let Some(second) = texts.next() else { return Cow::Borrowed(first) };
-    let mut out = String::from(first);
-    for text in std::iter::once(second).chain(texts) {
-        out.push_str("\n\n");
-        out.push_str(text);
-    }
-    Cow::Owned(out)
+    join_texts(parts, "\n\n")
 }
 
 // ---------------------------------------------------------------------------------------
