@@ -12,11 +12,12 @@
 //!
 //! Two clients sit under it. `https` upstreams (the hosted providers) go through reqwest,
 //! for its TLS set-up and the platform's certificate store. Plain `http` upstreams (Ollama,
-//! vLLM and other servers on the same host or network) go straight to hyper's pooled client:
-//! reqwest adds a redirect layer, a URL-to-URI conversion and a parse of the URL back on
-//! every call, about 28,000 instructions a request that a gateway in front of a local model
-//! pays for nothing (measured with callgrind; BENCHMARKS.md). When the environment names an
-//! HTTP proxy, plain HTTP goes through reqwest too, which honours it.
+//! vLLM and other servers on the same host or network) go straight to hyper's HTTP/1
+//! connections, pooled here ([`pool`]): reqwest adds a redirect layer, a URL-to-URI
+//! conversion and a parse of the URL back on every call, about 28,000 instructions a request
+//! that a gateway in front of a local model pays for nothing, and hyper-util's pooled client
+//! under it some 10,000 more (measured with callgrind; BENCHMARKS.md). When the environment
+//! names an HTTP proxy, plain HTTP goes through reqwest too, which honours it.
 
 use std::cell::RefCell;
 use std::pin::Pin;
@@ -24,16 +25,17 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt, TryStreamExt};
+use futures_util::{Stream, TryStreamExt};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper_util::client::legacy::Client as PooledClient;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper::body::{Body as _, Incoming};
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{StatusCode, Url};
 
 use crate::error::{TimeoutPhase, UpstreamError};
+
+mod pool;
+
+use pool::{Lease, Pool};
 
 /// How long an idle pooled connection is kept.
 pub const POOL_IDLE: Duration = Duration::from_secs(90);
@@ -67,7 +69,7 @@ struct Shared {
 struct Clients {
     /// For `https` upstreams and for every other caller.
     tls: reqwest::Client,
-    plain: PooledClient<HttpConnector, Full<Bytes>>,
+    plain: Arc<Pool>,
 }
 
 impl std::fmt::Debug for HttpClient {
@@ -84,8 +86,9 @@ thread_local! {
     static LOCAL: RefCell<Vec<(Weak<Shared>, Clients)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Where an upstream's requests go: its URL and, for plain HTTP, the same as the URI the
-/// direct client takes, converted once rather than on every call.
+/// Where an upstream's requests go: its URL and, for plain HTTP, the same as the address,
+/// path and `Host` header the direct client takes, worked out once rather than on every
+/// call.
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
     url: Url,
@@ -94,8 +97,10 @@ pub(crate) struct Target {
 
 #[derive(Debug, Clone)]
 struct Plain {
-    uri: hyper::Uri,
-    /// hyper would format it from the URI on every request.
+    /// `host:port`, as the pool finds its connections and opens new ones.
+    address: Arc<str>,
+    /// The request target in origin form (`/v1/chat/completions`), as HTTP/1 sends it.
+    path: hyper::Uri,
     host: HeaderValue,
 }
 
@@ -106,8 +111,12 @@ impl Target {
         let plain = (url.scheme() == "http")
             .then(|| {
                 let uri: hyper::Uri = url.as_str().parse().ok()?;
-                let host = HeaderValue::from_str(uri.authority()?.as_str()).ok()?;
-                Some(Plain { uri, host })
+                let authority = uri.authority()?;
+                let host = HeaderValue::from_str(authority.as_str()).ok()?;
+                let port = authority.port_u16().unwrap_or(80);
+                let address = format!("{}:{port}", authority.host()).into();
+                let path = uri.path_and_query()?.as_str().parse().ok()?;
+                Some(Plain { address, path, host })
             })
             .flatten();
         Target { url, plain }
@@ -185,7 +194,7 @@ impl HttpClient {
         };
         let mut request = hyper::Request::new(Full::new(Bytes::from(body)));
         *request.method_mut() = hyper::Method::POST;
-        *request.uri_mut() = plain.uri.clone();
+        *request.uri_mut() = plain.path.clone();
         let head = request.headers_mut();
         head.reserve(headers.len() + 2);
         head.insert(hyper::header::HOST, plain.host.clone());
@@ -193,11 +202,8 @@ impl HttpClient {
         for (name, value) in headers {
             head.insert(name, value.clone());
         }
-        let response =
-            clients.plain.request(request).await.map_err(|error| {
-                send_error(error.is_connect(), caused_by_timeout(&error), &error)
-            })?;
-        Ok(Reply { status: response.status(), body: ReplyBody::Plain(response) })
+        let (response, lease) = clients.plain.send(&plain.address, request).await?;
+        Ok(Reply { status: response.status(), body: ReplyBody::Plain(response, lease) })
     }
 }
 
@@ -274,7 +280,9 @@ pub(crate) struct Reply {
 
 enum ReplyBody {
     Tls(reqwest::Response),
-    Plain(hyper::Response<Incoming>),
+    /// With the connection it arrives on, which goes back to its pool when the body has
+    /// been read or dropped.
+    Plain(hyper::Response<Incoming>, Lease),
 }
 
 /// A response body as it arrives; an error is described in words.
@@ -284,7 +292,7 @@ impl Reply {
     pub(crate) fn headers(&self) -> &HeaderMap {
         match &self.body {
             ReplyBody::Tls(response) => response.headers(),
-            ReplyBody::Plain(response) => response.headers(),
+            ReplyBody::Plain(response, _) => response.headers(),
         }
     }
 
@@ -292,8 +300,9 @@ impl Reply {
     pub(crate) async fn bytes(self) -> Result<Bytes, String> {
         match self.body {
             ReplyBody::Tls(response) => response.bytes().await.map_err(|e| describe(&e)),
-            ReplyBody::Plain(response) => {
+            ReplyBody::Plain(response, lease) => {
                 let collected = response.into_body().collect().await.map_err(|e| describe(&e))?;
+                drop(lease);
                 Ok(collected.to_bytes())
             }
         }
@@ -305,9 +314,43 @@ impl Reply {
             ReplyBody::Tls(response) => {
                 Box::pin(response.bytes_stream().map_err(|error| describe(&error)))
             }
-            ReplyBody::Plain(response) => Box::pin(
-                response.into_body().into_data_stream().map(|item| item.map_err(|e| describe(&e))),
-            ),
+            ReplyBody::Plain(response, lease) => {
+                Box::pin(PlainStream { body: response.into_body(), lease: Some(lease) })
+            }
+        }
+    }
+}
+
+/// A plain-HTTP body as a stream of its data, holding its connection until the body ends.
+struct PlainStream {
+    body: Incoming,
+    lease: Option<Lease>,
+}
+
+impl Stream for PlainStream {
+    type Item = Result<Bytes, String>;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        loop {
+            return match Pin::new(&mut self.body).poll_frame(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => Poll::Ready(Some(Ok(data))),
+                    // Trailers carry nothing the gateway reads.
+                    Err(_) => continue,
+                },
+                Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(describe(&error)))),
+                Poll::Ready(None) => {
+                    // Read to the end: the connection can take the next request now, not
+                    // when the caller gets round to dropping the stream.
+                    self.lease = None;
+                    Poll::Ready(None)
+                }
+            };
         }
     }
 }
@@ -329,16 +372,7 @@ fn build(connect_timeout: Duration) -> reqwest::Result<Clients> {
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(USER_AGENT)
         .build()?;
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(connect_timeout));
-    connector.set_keepalive(Some(TCP_KEEPALIVE));
-    connector.set_nodelay(true);
-    let plain = PooledClient::builder(TokioExecutor::new())
-        .pool_idle_timeout(POOL_IDLE)
-        .pool_max_idle_per_host(POOL_MAX_IDLE)
-        .pool_timer(TokioTimer::new())
-        .build(connector);
-    Ok(Clients { tls, plain })
+    Ok(Clients { tls, plain: Arc::new(Pool::new(connect_timeout)) })
 }
 
 #[cfg(test)]
@@ -436,11 +470,18 @@ mod tests {
     fn plain_http_targets_take_the_direct_client_and_https_ones_reqwest() {
         let plain = Target::new(Url::parse("http://127.0.0.1:8000/v1/chat/completions").unwrap());
         assert_eq!(
-            plain.plain.as_ref().map(|p| (p.uri.to_string(), p.host.clone())),
+            plain.plain.as_ref().map(|p| (&*p.address, p.path.to_string(), p.host.clone())),
             Some((
-                "http://127.0.0.1:8000/v1/chat/completions".into(),
+                "127.0.0.1:8000",
+                "/v1/chat/completions".into(),
                 "127.0.0.1:8000".parse().unwrap()
             ))
+        );
+        // Without a port, HTTP's own; a query stays on the path.
+        let bare = Target::new(Url::parse("http://ollama/api/chat?x=1").unwrap());
+        assert_eq!(
+            bare.plain.as_ref().map(|p| (&*p.address, p.path.to_string(), p.host.clone())),
+            Some(("ollama:80", "/api/chat?x=1".into(), "ollama".parse().unwrap()))
         );
         let tls = Target::new(Url::parse("https://api.openai.com/v1/chat/completions").unwrap());
         assert!(tls.plain.is_none());
