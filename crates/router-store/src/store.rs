@@ -331,9 +331,9 @@ const ROWS_PER_INSERT: [usize; 6] = [32, 16, 8, 4, 2, 1];
 /// writer and sqlx's SQLite worker thread, each side waking the other: capped at
 /// [`BYTES_PER_INSERT`], a batch of 512 records (the gateway's default) took about 40
 /// statements (a request's row is about 1 KB), at 20,000 requests a second some 5,000
-/// wake-ups a second of the writer's thread and 3,500 of SQLite's. Through SQLite's own API
-/// ([`sqlite`]) a statement of many rows still costs less a row than one row at a time. 128
-/// rows of 18 columns bind 2,304 values, far under SQLite's limit of 32,766.
+/// wake-ups a second of the writer's thread and 3,500 of SQLite's. (An SQLite file is
+/// written through SQLite's own API instead, one row a statement: [`sqlite`].) 128 rows of
+/// 18 columns bind 2,304 values, far under SQLite's limit of 32,766.
 const SQLITE_ROWS_PER_INSERT: [usize; 8] = [128, 64, 32, 16, 8, 4, 2, 1];
 
 /// Bytes of bound values per INSERT on PostgreSQL, at most, unless a single row is larger.

@@ -3,12 +3,17 @@
 //! Through sqlx, every statement went to the connection's worker thread and back, every
 //! text was copied as it was bound (`SQLITE_TRANSIENT`), and every binding was cleared again
 //! after the statement ran. Here a batch borrows the connection from sqlx for its length
-//! ([`lock_handle`]) and runs on the writer's own thread; it prepares the multi-row INSERTs
-//! its rows need (the shapes of [`chunks`](super::chunks), each prepared once a batch), and
-//! binds each text where it already is (`SQLITE_STATIC`). The borrow checker keeps the
-//! records in place until their rows have been stepped: a [`Row`] holds the borrow of every
-//! value bound to it. A batch of 512 answered requests takes about 40 % less time to write
-//! (`cargo bench -p router-store --bench write`; BENCHMARKS.md).
+//! ([`lock_handle`]) and runs on the writer's own thread; it prepares one single-row INSERT
+//! a table, steps it once a row, and binds each text where it already is (`SQLITE_STATIC`).
+//! The borrow checker keeps the records in place until their row has been stepped: a
+//! [`Row`] holds the borrow of every value bound to it.
+//!
+//! Why one row a statement: SQLite runs a statement of many rows for less a row, but such a
+//! statement costs about 15,000 instructions a row to prepare, and sqlx's cache of prepared
+//! statements is not ours to use. Prepared afresh each batch for the sizes a batch needs,
+//! they cost more than they saved (callgrind; BENCHMARKS.md). A batch of 512 answered
+//! requests takes about a third less time to write than through sqlx
+//! (`cargo bench -p router-store --bench write`).
 //!
 //! [`lock_handle`]: sqlx::sqlite::SqliteConnection::lock_handle
 
@@ -19,10 +24,7 @@ use std::ptr::{self, NonNull};
 use libsqlite3_sys as ffi;
 use sqlx::SqlitePool;
 
-use super::{
-    ATTEMPT_JSON_BYTES, OUTCOMES, REQUESTS, chunks, insert_sql, json, outcome_size, request_size,
-    to_db, valid_cost,
-};
+use super::{ATTEMPT_JSON_BYTES, OUTCOMES, REQUESTS, insert_sql, json, to_db, valid_cost};
 use crate::connect::Backend;
 use crate::error::StoreError;
 use crate::record::{OutcomeRecord, RequestRecord};
@@ -39,54 +41,21 @@ pub(super) async fn write(
     // `Connection` does not outlive it.
     let db = unsafe { Connection::new(handle.as_raw_handle()) };
     db.transaction(|db| {
-        let mut statements = Shapes::new(db, REQUESTS);
-        for chunk in chunks(Backend::Sqlite, requests, request_size) {
-            let mut row = statements.get(chunk.len())?.row();
-            for r in chunk {
-                row = bind_request!(row, r);
-            }
-            row.execute()?;
+        let mut insert = db.prepare(&insert_one(REQUESTS))?;
+        for r in requests {
+            bind_request!(insert.row(), r).execute()?;
         }
-        let mut statements = Shapes::new(db, OUTCOMES);
-        for chunk in chunks(Backend::Sqlite, outcomes, outcome_size) {
-            let mut row = statements.get(chunk.len())?.row();
-            for o in chunk {
-                row = bind_outcome!(row, o);
-            }
-            row.execute()?;
+        let mut insert = db.prepare(&insert_one(OUTCOMES))?;
+        for o in outcomes {
+            bind_outcome!(insert.row(), o).execute()?;
         }
         Ok(())
     })
 }
 
-/// One table's INSERTs of each number of rows a batch needs, prepared as first needed: a
-/// statement of many rows costs SQLite less a row to run than one of one row a time.
-struct Shapes<'c> {
-    connection: &'c Connection,
-    table: (&'static str, &'static [&'static str], &'static str),
-    prepared: Vec<(usize, Statement<'c>)>,
-}
-
-impl<'c> Shapes<'c> {
-    fn new(
-        connection: &'c Connection,
-        table: (&'static str, &'static [&'static str], &'static str),
-    ) -> Shapes<'c> {
-        Shapes { connection, table, prepared: Vec::new() }
-    }
-
-    fn get(&mut self, rows: usize) -> Result<&mut Statement<'c>, StoreError> {
-        let index = match self.prepared.iter().position(|(n, _)| *n == rows) {
-            Some(index) => index,
-            None => {
-                let (table, columns, key) = self.table;
-                let sql = insert_sql(Backend::Sqlite, table, columns, rows, key);
-                self.prepared.push((rows, self.connection.prepare(&sql)?));
-                self.prepared.len() - 1
-            }
-        };
-        Ok(&mut self.prepared[index].1)
-    }
+/// A table's single-row INSERT.
+fn insert_one((table, columns, key): (&str, &[&str], &str)) -> String {
+    insert_sql(Backend::Sqlite, table, columns, 1, key)
 }
 
 /// An open SQLite connection no other thread uses meanwhile.
