@@ -20,11 +20,6 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 
-    /// An error from SQLite's own API, where the store calls it directly (the writer's
-    /// batches into an SQLite file). `code` is SQLite's extended result code.
-    #[error("database error: {message} (SQLite code {code})")]
-    Sqlite { code: i32, message: String },
-
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 
@@ -51,7 +46,6 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         match self {
             StoreError::Database(error) => is_transient_sqlx(error),
-            StoreError::Sqlite { code, .. } => is_transient_sqlite(*code),
             _ => false,
         }
     }
@@ -78,14 +72,10 @@ fn is_transient_sqlx(error: &sqlx::Error) -> bool {
 
 /// SQLite reports extended result codes, as decimal numbers.
 fn is_transient_sqlite_code(code: &str) -> bool {
-    code.parse::<i32>().is_ok_and(is_transient_sqlite)
-}
-
-fn is_transient_sqlite(code: i32) -> bool {
     const SQLITE_BUSY: i32 = 5;
     const SQLITE_LOCKED: i32 = 6;
     // The primary result code is the low byte of the extended one.
-    matches!(code & 0xff, SQLITE_BUSY | SQLITE_LOCKED)
+    code.parse::<i32>().is_ok_and(|code| matches!(code & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
 }
 
 /// PostgreSQL reports SQLSTATEs.
@@ -126,8 +116,5 @@ mod tests {
         assert!(StoreError::Database(sqlx::Error::PoolTimedOut).is_transient());
         assert!(!StoreError::Database(sqlx::Error::RowNotFound).is_transient());
         assert!(!StoreError::InvalidRecord("cost is NaN".into()).is_transient());
-        let sqlite = |code| StoreError::Sqlite { code, message: String::new() };
-        assert!(sqlite(5).is_transient() && sqlite(517).is_transient());
-        assert!(!sqlite(2067).is_transient() && !sqlite(1).is_transient());
     }
 }

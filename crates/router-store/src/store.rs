@@ -1,8 +1,9 @@
 //! The [`Store`]: the pool, the schema, and every write.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
-use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Postgres, Row};
+use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Postgres, Row, Sqlite};
 
 use crate::connect::{Backend, Bulk, StoreOptions, Target};
 use crate::error::StoreError;
@@ -14,72 +15,71 @@ use crate::record::{
 use crate::sql::{from_db, get_i64, get_string, now_ms, to_db};
 
 /// Binds a request row's values to `$query`, in the order of [`REQUEST_COLUMNS`]: the same
-/// for sqlx's drivers, whose query types differ, and for a row of [`sqlite`]'s.
+/// for the Any driver and the SQLite driver's own, whose query types differ, and whose texts
+/// go in as `$text` makes them ([`borrowed`] for the Any driver, [`shared`] for SQLite's).
 macro_rules! bind_request {
-    ($query:expr, $r:expr) => {
+    ($query:expr, $r:expr, $text:expr) => {
         $query
-            .bind($r.id.as_str())
+            .bind($text($r.id.as_str()))
             .bind($r.received_at_ms)
-            .bind($r.api.as_str())
-            .bind($r.requested_model.as_str())
-            .bind($r.profile.as_deref())
+            .bind($text($r.api.as_str()))
+            .bind($text($r.requested_model.as_str()))
+            .bind($r.profile.as_deref().map($text))
             .bind($r.stream)
-            .bind($r.prompt.kind())
-            .bind($r.prompt.text())
+            .bind($text($r.prompt.kind()))
+            .bind($r.prompt.text().map($text))
             .bind(i64::from($r.message_count))
-            .bind($r.features_json.as_str())
-            .bind($r.language.as_deref())
-            .bind($r.domain.as_deref())
-            .bind($r.complexity.as_deref())
-            .bind($r.chosen_model.as_str())
-            .bind($r.source.as_str())
-            .bind($r.reason.as_str())
-            .bind($r.ranking_json.as_str())
+            .bind($text($r.features_json.as_str()))
+            .bind($r.language.as_deref().map($text))
+            .bind($r.domain.as_deref().map($text))
+            .bind($r.complexity.as_deref().map($text))
+            .bind($text($r.chosen_model.as_str()))
+            .bind($text($r.source.as_str()))
+            .bind($text($r.reason.as_str()))
+            .bind($text($r.ranking_json.as_str()))
             .bind(to_db($r.decision_us, "decision_us")?)
     };
 }
 
 /// Binds an outcome row's values to `$query`, in the order of [`OUTCOME_COLUMNS`].
 macro_rules! bind_outcome {
-    ($query:expr, $o:expr) => {
+    ($query:expr, $o:expr, $text:expr) => {
         $query
-            .bind($o.request_id.as_str())
+            .bind($text($o.request_id.as_str()))
             .bind($o.finished_at_ms)
-            .bind($o.status.as_str())
+            .bind($text($o.status.as_str()))
             .bind(i64::from($o.http_status))
-            .bind($o.model.as_deref())
-            .bind($o.deployment.as_deref())
+            .bind($o.model.as_deref().map($text))
+            .bind($o.deployment.as_deref().map($text))
             .bind(to_db($o.latency_ms, "latency_ms")?)
             .bind($o.ttft_ms.map(|ttft| to_db(ttft, "ttft_ms")).transpose()?)
             .bind(to_db($o.input_tokens, "input_tokens")?)
             .bind(to_db($o.output_tokens, "output_tokens")?)
             .bind(valid_cost($o)?)
-            .bind($o.error_kind.as_deref())
-            .bind($o.error_message.as_deref())
+            .bind($o.error_kind.as_deref().map($text))
+            .bind($o.error_message.as_deref().map($text))
             .bind(json::text_of(&$o.attempts, ATTEMPT_JSON_BYTES * $o.attempts.len().max(1))?)
     };
 }
 
 /// Inserts a batch's requests and then its outcomes, several rows a statement, on a
-/// connection of driver `$db`.
+/// connection of driver `$db`; `$text` as in [`bind_request`].
 macro_rules! insert_all {
-    ($db:ty, $conn:expr, $backend:expr, $requests:expr, $outcomes:expr) => {
+    ($db:ty, $conn:expr, $backend:expr, $requests:expr, $outcomes:expr, $text:expr) => {
         for chunk in chunks($backend, $requests, request_size) {
             insert_rows::<$db, _>($conn, $backend, REQUESTS, chunk, |query, r| {
-                Ok(bind_request!(query, r))
+                Ok(bind_request!(query, r, $text))
             })
             .await?;
         }
         for chunk in chunks($backend, $outcomes, outcome_size) {
             insert_rows::<$db, _>($conn, $backend, OUTCOMES, chunk, |query, o| {
-                Ok(bind_outcome!(query, o))
+                Ok(bind_outcome!(query, o, $text))
             })
             .await?;
         }
     };
 }
-
-mod sqlite;
 
 /// The database behind the router: SQLite or PostgreSQL, through the same methods.
 ///
@@ -90,8 +90,8 @@ pub struct Store {
     /// A pool of the backend's own driver that the writer's batches of requests and outcomes
     /// go through (not for an in-memory SQLite database). The Any driver copies every text
     /// value twice on its way (into its own argument buffer, then into the backend driver's),
-    /// four allocations a value; PostgreSQL's driver writes a borrowed `&str` straight into
-    /// its buffer, and an SQLite file is written through SQLite's own API ([`sqlite`]).
+    /// four allocations a value; SQLite's driver takes an `Arc<str>` as it is, and
+    /// PostgreSQL's writes a borrowed `&str` straight into its buffer.
     bulk: Option<Bulk>,
     backend: Backend,
 }
@@ -185,17 +185,28 @@ impl Store {
         // through the backend driver's own connection when there is one.
         if feedback.is_empty() && audits.is_empty() {
             match &self.bulk {
-                Some(Bulk::Sqlite(pool)) => return sqlite::write(pool, &requests, &outcomes).await,
+                Some(Bulk::Sqlite(pool)) => {
+                    let mut tx = pool.begin().await?;
+                    insert_all!(Sqlite, &mut tx, Backend::Sqlite, &requests, &outcomes, shared);
+                    return Ok(tx.commit().await?);
+                }
                 Some(Bulk::Postgres(pool)) => {
                     let mut tx = pool.begin().await?;
-                    insert_all!(Postgres, &mut tx, Backend::Postgres, &requests, &outcomes);
+                    insert_all!(
+                        Postgres,
+                        &mut tx,
+                        Backend::Postgres,
+                        &requests,
+                        &outcomes,
+                        borrowed
+                    );
                     return Ok(tx.commit().await?);
                 }
                 None => {}
             }
         }
         let mut tx = self.pool.begin().await?;
-        insert_all!(Any, &mut tx, self.backend, &requests, &outcomes);
+        insert_all!(Any, &mut tx, self.backend, &requests, &outcomes, borrowed);
         for record in feedback {
             upsert_feedback(&mut tx, record).await?;
         }
@@ -326,14 +337,12 @@ fn state_from_row(row: &sqlx::any::AnyRow) -> Result<StateEntry, StoreError> {
 /// prepare a new statement for most batches, which costs more than it saves.
 const ROWS_PER_INSERT: [usize; 6] = [32, 16, 8, 4, 2, 1];
 
-/// The same on SQLite, with larger shapes and no byte budget. Through sqlx (an in-memory
-/// database, or a batch with feedback in it) every statement is a round trip between the
-/// writer and sqlx's SQLite worker thread, each side waking the other: capped at
-/// [`BYTES_PER_INSERT`], a batch of 512 records (the gateway's default) took about 40
-/// statements (a request's row is about 1 KB), at 20,000 requests a second some 5,000
-/// wake-ups a second of the writer's thread and 3,500 of SQLite's. (An SQLite file is
-/// written through SQLite's own API instead, one row a statement: [`sqlite`].) 128 rows of
-/// 18 columns bind 2,304 values, far under SQLite's limit of 32,766.
+/// The same on SQLite, with larger shapes and no byte budget: every statement is a round
+/// trip between the writer and sqlx's SQLite worker thread, each side waking the other.
+/// Capped at [`BYTES_PER_INSERT`], a batch of 512 records (the gateway's default) took
+/// about 40 statements (a request's row is about 1 KB): at 20,000 requests a second, some
+/// 5,000 wake-ups a second of the writer's thread and 3,500 of SQLite's. 128 rows of 18
+/// columns bind 2,304 values, far under SQLite's limit of 32,766.
 const SQLITE_ROWS_PER_INSERT: [usize; 8] = [128, 64, 32, 16, 8, 4, 2, 1];
 
 /// Bytes of bound values per INSERT on PostgreSQL, at most, unless a single row is larger.
@@ -516,6 +525,18 @@ where
 
 const REQUESTS: (&str, &[&str], &str) = ("requests", REQUEST_COLUMNS, "id");
 const OUTCOMES: (&str, &[&str], &str) = ("outcomes", OUTCOME_COLUMNS, "request_id");
+
+/// A text as the Any driver takes it (it copies it into a buffer of its own anyway), and as
+/// PostgreSQL's driver does (it writes it straight into the message it sends).
+fn borrowed(text: &str) -> &str {
+    text
+}
+
+/// A text as the SQLite driver takes it without copying it again: from a `&str` it would
+/// make a `String` and then put that in an `Arc`, two allocations where this is one.
+fn shared(text: &str) -> Arc<str> {
+    Arc::from(text)
+}
 
 /// An outcome's cost, refused unless it is a finite, non-negative amount: SQLite turns NaN
 /// into NULL and PostgreSQL keeps it; neither is a cost.
