@@ -483,6 +483,9 @@ mod tests {
             bare.plain.as_ref().map(|p| (&*p.address, p.path.to_string(), p.host.clone())),
             Some(("ollama:80", "/api/chat?x=1".into(), "ollama".parse().unwrap()))
         );
+        // An IPv6 literal keeps its brackets, as a socket address is written.
+        let v6 = Target::new(Url::parse("http://[::1]:11434/api/chat").unwrap());
+        assert_eq!(v6.plain.as_ref().map(|p| &*p.address), Some("[::1]:11434"));
         let tls = Target::new(Url::parse("https://api.openai.com/v1/chat/completions").unwrap());
         assert!(tls.plain.is_none());
     }
