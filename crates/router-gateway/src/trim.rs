@@ -11,9 +11,10 @@
 //! back with [`set_release`]; otherwise glibc's `malloc_trim` is called.
 //!
 //! The pooled connections a burst opened close only once they have been idle for
-//! [`POOL_IDLE`], and the pool looks for such connections once every [`POOL_IDLE`]: what
-//! they held is freed up to twice that after the burst, long after the first trim. So a
-//! gateway that stays idle that long trims once more.
+//! [`POOL_IDLE`], and the pool looks for such connections twice in that time: what they
+//! held is freed up to one and a half times that after the burst (hyper-util's pool, used
+//! before, took up to twice), long after the first trim. So a gateway that stays idle twice
+//! that long trims once more.
 
 use std::sync::OnceLock;
 use std::time::Duration;
