@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
+use axum::http::HeaderValue;
 use router_core::{Availability, Candidate};
 use router_providers::upstream::Upstream;
 use serde::Serialize;
@@ -67,8 +68,28 @@ pub struct Deployment {
     pub circuit: Circuit,
     pub capacity: Capacity,
     pub counters: CallCounters,
+    /// The `x-router-model` and `x-router-deployment` values of every answer it gives,
+    /// made once rather than on each answer.
+    pub labels: Labels,
     weight: AtomicF64,
     enabled: AtomicBool,
+}
+
+/// Response header values naming a deployment and its model. `None` for a name a header
+/// cannot carry (a control character), which the answer then goes without.
+#[derive(Debug, Clone)]
+pub struct Labels {
+    pub model: Option<HeaderValue>,
+    pub deployment: Option<HeaderValue>,
+}
+
+impl Labels {
+    fn new(model: &str, deployment: &str) -> Labels {
+        Labels {
+            model: HeaderValue::from_str(model).ok(),
+            deployment: HeaderValue::from_str(deployment).ok(),
+        }
+    }
 }
 
 impl Deployment {
@@ -238,6 +259,7 @@ impl Registry {
                     circuit: Circuit::new(config.circuit.clone()),
                     capacity: Capacity::new(d.max_in_flight),
                     counters: CallCounters::default(),
+                    labels: Labels::new(&m.name, &d.id),
                     weight: AtomicF64::new(d.weight),
                     enabled: AtomicBool::new(d.enabled),
                 });
@@ -363,7 +385,17 @@ pub struct DeploymentStatus {
 
 #[cfg(test)]
 mod tests {
-    use super::weighted_index;
+    use super::{Labels, weighted_index};
+
+    #[test]
+    fn labels_hold_what_a_header_can_carry() {
+        let labels = Labels::new("gpt-4o", "openai#1");
+        assert_eq!(labels.model.unwrap(), "gpt-4o");
+        assert_eq!(labels.deployment.unwrap(), "openai#1");
+        let labels = Labels::new("bad\nname", "ok");
+        assert!(labels.model.is_none());
+        assert_eq!(labels.deployment.unwrap(), "ok");
+    }
 
     #[test]
     fn weighted_index_follows_weights() {

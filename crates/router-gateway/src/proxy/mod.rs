@@ -321,6 +321,7 @@ pub async fn serve_chat<D: Dialect>(
     }
     let model = gateway.registry.model(dispatched.model);
     let deployment = &model.deployments[dispatched.deployment];
+    let labels = deployment.labels.clone();
     let served = Served {
         model: model.name().to_string(),
         deployment: deployment.id.clone(),
@@ -407,8 +408,12 @@ pub async fn serve_chat<D: Dialect>(
     gateway.metrics.observe("llm_router_overhead_seconds", &[], overhead.as_secs_f64());
     let h = response.headers_mut();
     insert_header(h, DECISION_NAME.clone(), &routed.id);
-    insert_header(h, MODEL_NAME.clone(), &served.model);
-    insert_header(h, DEPLOYMENT_NAME.clone(), &served.deployment);
+    if let Some(model) = labels.model {
+        h.insert(MODEL_NAME.clone(), model);
+    }
+    if let Some(deployment) = labels.deployment {
+        h.insert(DEPLOYMENT_NAME.clone(), deployment);
+    }
     let micros = u64::try_from(overhead.as_micros()).unwrap_or(u64::MAX);
     h.insert(OVERHEAD_NAME.clone(), HeaderValue::from(micros));
     response
