@@ -11,10 +11,10 @@
 //! back with [`set_release`]; otherwise glibc's `malloc_trim` is called.
 //!
 //! The pooled connections a burst opened close only once they have been idle for
-//! [`POOL_IDLE`], and the pool looks for such connections twice in that time: what they
-//! held is freed up to one and a half times that after the burst (hyper-util's pool, used
-//! before, took up to twice), long after the first trim. So a gateway that stays idle twice
-//! that long trims once more.
+//! [`POOL_IDLE`], long after the first trim. The gateway's own pool for plain-HTTP
+//! upstreams looks for them twice in that time, so they are gone one and a half times that
+//! after the burst; reqwest's pool, which serves HTTPS upstreams, can take up to twice. So a
+//! gateway that stays idle twice that long trims once more.
 
 use std::sync::OnceLock;
 use std::time::Duration;
