@@ -17,10 +17,15 @@ use crate::connect::Backend;
 /// `(version, description, sql)`, oldest first.
 type Embedded = &'static [(i64, &'static str, &'static str)];
 
-const SQLITE: Embedded = &[(1, "initial", include_str!("../migrations/sqlite/0001_initial.sql"))];
+const SQLITE: Embedded = &[
+    (1, "initial", include_str!("../migrations/sqlite/0001_initial.sql")),
+    (2, "one_row_per_request", include_str!("../migrations/sqlite/0002_one_row_per_request.sql")),
+];
 
-const POSTGRES: Embedded =
-    &[(1, "initial", include_str!("../migrations/postgres/0001_initial.sql"))];
+const POSTGRES: Embedded = &[
+    (1, "initial", include_str!("../migrations/postgres/0001_initial.sql")),
+    (2, "one_row_per_request", include_str!("../migrations/postgres/0002_one_row_per_request.sql")),
+];
 
 fn embedded(backend: Backend) -> Embedded {
     match backend {

@@ -65,21 +65,24 @@ const DECISION_COLUMNS: &str = "SELECT r.id, r.received_at, r.api, r.requested_m
     r.profile, CASE WHEN r.stream THEN 1 ELSE 0 END AS stream, r.prompt_kind, r.prompt, \
     r.message_count, r.features, r.language, r.domain, r.complexity, r.chosen_model, \
     r.source, r.reason, r.ranking, r.decision_us, \
-    o.request_id AS o_request_id, o.finished_at, o.status, o.http_status, o.model AS o_model, \
-    o.deployment, o.latency_ms, o.ttft_ms, o.input_tokens, o.output_tokens, o.cost_usd, \
-    o.error_kind, o.error_message, o.attempts, \
+    r.finished_at, r.status, r.http_status, r.model AS o_model, r.deployment, r.latency_ms, \
+    r.ttft_ms, r.input_tokens, r.output_tokens, r.cost_usd, r.error_kind, r.error_message, \
+    r.attempts, \
     f.decision_id AS f_decision_id, f.created_at AS f_created_at, f.score, f.rating, \
     f.comment \
     FROM requests r \
-    LEFT JOIN outcomes o ON o.request_id = r.id \
     LEFT JOIN feedback f ON f.decision_id = r.id";
+
+/// Rows that hold a request: a row holds only an outcome when the outcome was stored before
+/// its request (or without one), and there is no decision to show for it.
+const HOLDS_A_REQUEST: &str = "r.received_at IS NOT NULL";
 
 impl Store {
     /// The request with this decision id, with its outcome and feedback if any.
     pub async fn decision(&self, id: &str) -> Result<Option<DecisionView>, StoreError> {
         let mut statement = Statement::new(DECISION_COLUMNS);
         let id = statement.text(id);
-        statement.push(&format!(" WHERE r.id = {id}"));
+        statement.push(&format!(" WHERE r.id = {id} AND {HOLDS_A_REQUEST}"));
         let row = statement.query().fetch_optional(&self.pool).await?;
         row.map(|row| decision_from_row(&row)).transpose()
     }
@@ -93,9 +96,10 @@ impl Store {
     ) -> Result<Vec<DecisionView>, StoreError> {
         let mut statement = Statement::new(DECISION_COLUMNS);
         let mut conditions = Conditions::default();
+        conditions.add(HOLDS_A_REQUEST.to_owned());
         if let Some(model) = &filter.model {
             let model = statement.text(model);
-            conditions.add(format!("(r.chosen_model = {model} OR o.model = {model})"));
+            conditions.add(format!("(r.chosen_model = {model} OR r.model = {model})"));
         }
         for (column, value) in [
             ("r.domain", &filter.domain),
@@ -111,9 +115,9 @@ impl Store {
         }
         match filter.status {
             Some(StatusFilter::Finished(status)) => {
-                conditions.add(format!("o.status = {}", statement.text(status.as_str())));
+                conditions.add(format!("r.status = {}", statement.text(status.as_str())));
             }
-            Some(StatusFilter::Pending) => conditions.add("o.request_id IS NULL".to_owned()),
+            Some(StatusFilter::Pending) => conditions.add("r.finished_at IS NULL".to_owned()),
             None => {}
         }
         if let Some(since) = filter.since_ms {
@@ -139,11 +143,10 @@ impl Store {
     pub async fn recent_feedback(&self, limit: u32) -> Result<Vec<FeedbackView>, StoreError> {
         let rows = sqlx::query(
             "SELECT f.decision_id AS f_decision_id, f.created_at AS f_created_at, f.score, \
-             f.rating, f.comment, COALESCE(o.model, r.chosen_model) AS model, r.language, \
+             f.rating, f.comment, COALESCE(r.model, r.chosen_model) AS model, r.language, \
              r.domain \
              FROM feedback f \
              LEFT JOIN requests r ON r.id = f.decision_id \
-             LEFT JOIN outcomes o ON o.request_id = f.decision_id \
              ORDER BY f.created_at DESC, f.decision_id DESC LIMIT $1",
         )
         .bind(i64::from(limit.min(MAX_LIMIT)))
@@ -188,15 +191,17 @@ impl Store {
 }
 
 fn decision_from_row(row: &AnyRow) -> Result<DecisionView, StoreError> {
-    let outcome = match get_opt_string(row, "o_request_id")? {
-        Some(request_id) => Some(outcome_from_row(row, request_id)?),
+    let request = request_from_row(row)?;
+    // The outcome's part is there exactly when its time is.
+    let outcome = match get_opt_i64(row, "finished_at")? {
+        Some(_) => Some(outcome_from_row(row, request.id.clone())?),
         None => None,
     };
     let feedback = match get_opt_string(row, "f_decision_id")? {
         Some(_) => Some(feedback_from_row(row)?),
         None => None,
     };
-    Ok(DecisionView { request: request_from_row(row)?, outcome, feedback })
+    Ok(DecisionView { request, outcome, feedback })
 }
 
 fn request_from_row(row: &AnyRow) -> Result<RequestRecord, StoreError> {

@@ -154,14 +154,15 @@ impl Store {
     /// Performance per model × domain × language (× complexity band), sorted by those keys.
     pub async fn stats(&self, query: &StatsQuery) -> Result<Vec<StatsRow>, StoreError> {
         let mut statement = Statement::new(
-            "SELECT COALESCE(o.model, r.chosen_model) AS model, r.domain, r.language, \
-             r.complexity, o.status, o.latency_ms, o.ttft_ms, o.input_tokens, o.output_tokens, \
-             o.cost_usd, f.score \
+            "SELECT COALESCE(r.model, r.chosen_model) AS model, r.domain, r.language, \
+             r.complexity, r.status, r.latency_ms, r.ttft_ms, r.input_tokens, r.output_tokens, \
+             r.cost_usd, f.score \
              FROM requests r \
-             LEFT JOIN outcomes o ON o.request_id = r.id \
              LEFT JOIN feedback f ON f.decision_id = r.id",
         );
         let mut conditions = Conditions::default();
+        // A row that holds only an outcome (stored before its request) is not a decision.
+        conditions.add("r.received_at IS NOT NULL".to_owned());
         if let Some(since) = query.since_ms {
             conditions.add(format!("r.received_at >= {}", statement.int(since)));
         }
@@ -262,9 +263,9 @@ impl Store {
         let count = usize::try_from(count).unwrap_or_default();
 
         let mut statement = Statement::new(
-            "SELECT r.received_at, o.status, o.latency_ms, o.ttft_ms, o.input_tokens, \
-             o.output_tokens, o.cost_usd \
-             FROM requests r LEFT JOIN outcomes o ON o.request_id = r.id",
+            "SELECT r.received_at, r.status, r.latency_ms, r.ttft_ms, r.input_tokens, \
+             r.output_tokens, r.cost_usd \
+             FROM requests r",
         );
         let mut conditions = Conditions::default();
         conditions.add(format!("r.received_at >= {}", statement.int(since_ms)));

@@ -14,6 +14,9 @@ use crate::common::{TestDb, dataset, feedback, ids, on_every_backend, outcome, r
 on_every_backend!(
     every_field_round_trips,
     outcome_first_in_a_batch_is_fine,
+    an_outcome_in_a_later_batch_joins_its_request,
+    an_outcome_alone_is_not_a_decision,
+    a_batch_with_feedback_may_hold_a_request_without_its_outcome,
     feedback_replaces_earlier_feedback,
     filters_narrow_recent_decisions,
     a_bad_record_fails_the_whole_batch,
@@ -157,6 +160,73 @@ async fn outcome_first_in_a_batch_is_fine(db: &TestDb) {
         let view = db.store.decision(id).await.unwrap().unwrap();
         assert_eq!(view.outcome.map(|o| o.request_id), Some(id.to_owned()));
     }
+}
+
+async fn an_outcome_in_a_later_batch_joins_its_request(db: &TestDb) {
+    let pending = DecisionFilter { status: Some(StatusFilter::Pending), ..Default::default() };
+    db.store.write_batch(&[request("slow", 1, "alpha").into()]).await.unwrap();
+    let view = db.store.decision("slow").await.unwrap().unwrap();
+    assert!(view.outcome.is_none());
+    assert_eq!(ids(&db.store.recent_decisions(&pending, 10).await.unwrap()), ["slow"]);
+
+    db.store.write_batch(&[outcome("slow", "beta", 900).into()]).await.unwrap();
+    let view = db.store.decision("slow").await.unwrap().unwrap();
+    assert_eq!(view.request, request("slow", 1, "alpha"));
+    assert_eq!(view.outcome, Some(outcome("slow", "beta", 900)));
+    assert!(db.store.recent_decisions(&pending, 10).await.unwrap().is_empty());
+
+    // Either part written again (a retried batch, a duplicate) changes nothing: the first
+    // write of a part wins.
+    db.store
+        .write_batch(&[request("slow", 7, "gamma").into(), outcome("slow", "gamma", 5).into()])
+        .await
+        .unwrap();
+    let view = db.store.decision("slow").await.unwrap().unwrap();
+    assert_eq!(view.request, request("slow", 1, "alpha"));
+    assert_eq!(view.outcome, Some(outcome("slow", "beta", 900)));
+    let counts = db.store.counts().await.unwrap();
+    assert_eq!((counts.requests, counts.outcomes), (1, 1));
+}
+
+async fn an_outcome_alone_is_not_a_decision(db: &TestDb) {
+    db.store.write_batch(&[outcome("early", "alpha", 10).into()]).await.unwrap();
+    let counts = db.store.counts().await.unwrap();
+    assert_eq!((counts.requests, counts.outcomes), (0, 1));
+    assert!(db.store.decision("early").await.unwrap().is_none());
+    assert!(db.store.recent_decisions(&DecisionFilter::default(), 10).await.unwrap().is_empty());
+    assert!(db.store.stats(&Default::default()).await.unwrap().is_empty());
+    let buckets = db.store.timeseries(-1_000, 1_000, 1_000).await.unwrap();
+    assert!(buckets.iter().all(|bucket| bucket.requests == 0), "{buckets:?}");
+
+    // Its request, arriving later, makes it one.
+    db.store.write_batch(&[request("early", 5, "alpha").into()]).await.unwrap();
+    let view = db.store.decision("early").await.unwrap().unwrap();
+    assert_eq!(view.outcome, Some(outcome("early", "alpha", 10)));
+    assert_eq!(db.store.stats(&Default::default()).await.unwrap()[0].requests, 1);
+}
+
+/// Batches that carry feedback, where some requests' outcomes come in the next batch: the
+/// same statements run with rows whose cost is NULL and rows whose cost is not.
+async fn a_batch_with_feedback_may_hold_a_request_without_its_outcome(db: &TestDb) {
+    let mut records = Vec::new();
+    for i in 0..300 {
+        let id = format!("f-{i:03}");
+        let mut answered = outcome(&id, "alpha", 10);
+        answered.cost_usd = 0.25;
+        records.push(Record::from(request(&id, i, "alpha")));
+        records.push(answered.into());
+        if i % 10 == 0 {
+            records.push(feedback(&id, 0.5, i + 5).into());
+        }
+    }
+    // 41 records a batch: most batches end on a request whose outcome opens the next.
+    for batch in records.chunks(41) {
+        db.store.write_batch(batch).await.unwrap();
+    }
+    let counts = db.store.counts().await.unwrap();
+    assert_eq!((counts.requests, counts.outcomes, counts.feedback), (300, 300, 30));
+    let view = db.store.decision("f-299").await.unwrap().unwrap();
+    assert_eq!(view.outcome.map(|o| o.cost_usd), Some(0.25));
 }
 
 async fn feedback_replaces_earlier_feedback(db: &TestDb) {

@@ -141,6 +141,101 @@ async fn prune_removes_old_rows(db: &TestDb) {
     assert!(db.store.decision("r5").await.unwrap().is_some());
 }
 
+/// The schema as version 1 left it, with a request that ended, one still running, an
+/// outcome whose request was never stored, and feedback; then today's migrations.
+async fn carry_over_a_version_1_database(url: &str, backend: Backend) {
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    use sqlx::{AnyConnection, Connection, SqlSafeStr};
+
+    let initial = match backend {
+        Backend::Sqlite => include_str!("../../migrations/sqlite/0001_initial.sql"),
+        Backend::Postgres => include_str!("../../migrations/postgres/0001_initial.sql"),
+    };
+    let version_1 = Migrator::with_migrations(vec![Migration::new(
+        1,
+        "initial".into(),
+        MigrationType::Simple,
+        initial.into_sql_str(),
+        false,
+    )]);
+    sqlx::any::install_default_drivers();
+    let mut conn = AnyConnection::connect(url).await.unwrap();
+    version_1.run(&mut conn).await.unwrap();
+    let stream = if backend == Backend::Sqlite { "1" } else { "TRUE" };
+    for sql in [
+        format!(
+            "INSERT INTO requests (id, received_at, api, requested_model, profile, stream, \
+             prompt_kind, prompt, message_count, features, language, domain, complexity, \
+             chosen_model, source, reason, ranking, decision_us) VALUES \
+             ('done', 100, 'openai', 'auto', 'balanced', {stream}, 'hash', 'ab12', 2, '{{}}', \
+              'en', 'code', 'low', 'alpha', 'policy', 'cheapest good', '[]', 40), \
+             ('running', 200, 'anthropic', 'beta', NULL, {stream}, 'none', NULL, 1, '{{}}', \
+              NULL, NULL, NULL, 'beta', 'explicit', 'asked for', '[]', 3)"
+        ),
+        "INSERT INTO outcomes (request_id, finished_at, status, http_status, model, deployment, \
+         latency_ms, ttft_ms, input_tokens, output_tokens, cost_usd, error_kind, error_message, \
+         attempts) VALUES \
+         ('done', 900, 'ok', 200, 'alpha', 'alpha-east', 800, 120, 10, 20, 0.25, NULL, NULL, \
+          '[{\"model\":\"alpha\",\"deployment\":\"alpha-east\",\"error_kind\":null,\"duration_ms\":800}]'), \
+         ('lost', 950, 'error', 502, NULL, NULL, 30, NULL, 0, 0, 0.0, 'upstream', 'bad gateway', '[]')"
+            .to_owned(),
+        "INSERT INTO feedback (decision_id, created_at, score, rating, comment) \
+         VALUES ('done', 1000, 0.75, 4, 'fine')"
+            .to_owned(),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.unwrap();
+    }
+    conn.close().await.unwrap();
+
+    let store = Store::connect(url).await.unwrap();
+    store.migrate().await.unwrap();
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.requests, counts.outcomes, counts.feedback), (2, 2, 1));
+
+    let done = store.decision("done").await.unwrap().unwrap();
+    assert_eq!(done.request.received_at_ms, 100);
+    assert_eq!(done.request.prompt, router_store::StoredPrompt::Hash("ab12".to_owned()));
+    assert!(done.request.stream);
+    let outcome = done.outcome.unwrap();
+    assert_eq!(
+        (outcome.finished_at_ms, outcome.latency_ms, outcome.ttft_ms, outcome.cost_usd),
+        (900, 800, Some(120), 0.25)
+    );
+    assert_eq!(outcome.attempts.len(), 1);
+    assert_eq!(done.feedback.map(|f| f.comment), Some(Some("fine".to_owned())));
+
+    let running = store.decision("running").await.unwrap().unwrap();
+    assert!(running.outcome.is_none());
+    assert_eq!(running.request.chosen_model, "beta");
+
+    // The lone outcome is kept, as before, and found again by the retention policy.
+    assert!(store.decision("lost").await.unwrap().is_none());
+    let pruned = store.prune(960).await.unwrap();
+    assert_eq!(pruned, Pruned { requests: 2, outcomes: 2, feedback: 1 });
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_database_is_carried_over_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("router.db").display());
+    // The store creates the file; version 1 is laid down through a store that is not
+    // migrated.
+    Store::connect(&url).await.unwrap().close().await;
+    carry_over_a_version_1_database(&url, Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_database_is_carried_over_postgres() {
+    let Ok(base_url) = std::env::var(POSTGRES_ENV) else {
+        eprintln!("note: {POSTGRES_ENV} is not set; skipping the PostgreSQL variant");
+        return;
+    };
+    let schema = PgSchema::create(&base_url).await;
+    carry_over_a_version_1_database(&schema.url(), Backend::Postgres).await;
+    schema.drop_now().await;
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
