@@ -53,6 +53,3 @@ SELECT o.request_id, o.finished_at, o.status, o.http_status, o.model, o.deployme
 FROM outcomes o WHERE NOT EXISTS (SELECT 1 FROM requests r WHERE r.id = o.request_id);
 
 DROP TABLE outcomes;
--- Only the rows with no request's part, for the retention policy to find by time: the
--- index stays empty while requests are stored before their outcomes.
-CREATE INDEX requests_outcome_only ON requests (finished_at) WHERE received_at IS NULL;

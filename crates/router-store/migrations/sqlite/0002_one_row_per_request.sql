@@ -66,7 +66,5 @@ FROM outcomes o WHERE NOT EXISTS (SELECT 1 FROM requests r WHERE r.id = o.reques
 DROP TABLE outcomes;
 DROP TABLE requests;
 ALTER TABLE requests_v2 RENAME TO requests;
+-- Also how the retention policy finds the rows with no request's part (received_at IS NULL).
 CREATE INDEX requests_received_at ON requests (received_at);
--- Only the rows with no request's part, for the retention policy to find by time: the
--- index stays empty while requests are stored before their outcomes.
-CREATE INDEX requests_outcome_only ON requests (finished_at) WHERE received_at IS NULL;
