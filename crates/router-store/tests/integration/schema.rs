@@ -260,6 +260,45 @@ async fn sqlite_file_and_its_directory_are_created() {
     store.close().await;
 }
 
+/// The page size an SQLite file was made with, from its header.
+fn page_size(path: &std::path::Path) -> u32 {
+    let header = std::fs::read(path).unwrap();
+    match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536,
+        size => u32::from(size),
+    }
+}
+
+#[tokio::test]
+async fn a_new_sqlite_file_gets_large_pages_and_an_old_one_keeps_its_own() {
+    use sqlx::{AnyConnection, Connection};
+
+    let dir = tempfile::tempdir().unwrap();
+    let new = dir.path().join("new.db");
+    let store = Store::connect(&format!("sqlite:{}", new.display())).await.unwrap();
+    store.migrate().await.unwrap();
+    store.close().await;
+    assert_eq!(page_size(&new), 16_384);
+
+    // A file made elsewhere with 4 KiB pages stays as it is, and works.
+    let old = dir.path().join("old.db");
+    sqlx::any::install_default_drivers();
+    let mut conn = AnyConnection::connect(&format!("sqlite:{}?mode=rwc", old.display()))
+        .await
+        .unwrap();
+    sqlx::raw_sql("PRAGMA page_size = 4096; CREATE TABLE made_elsewhere (x INTEGER)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let store = Store::connect(&format!("sqlite:{}", old.display())).await.unwrap();
+    store.migrate().await.unwrap();
+    store.write_batch(&[request("a", 1, "alpha").into()]).await.unwrap();
+    assert_eq!(store.counts().await.unwrap().requests, 1);
+    store.close().await;
+    assert_eq!(page_size(&old), 4_096);
+}
+
 #[tokio::test]
 async fn unsupported_urls_are_refused() {
     for url in ["mysql://root:hunter2@localhost/db", "router.db", ""] {
