@@ -134,10 +134,10 @@ macro_rules! audit_insert {
 pub struct Store {
     pub(crate) pool: AnyPool,
     /// A pool of the backend's own driver that batches go through (not for an in-memory
-    /// SQLite database). The Any driver copies every text
-    /// value twice on its way (into its own argument buffer, then into the backend driver's),
-    /// four allocations a value; SQLite's driver takes an `Arc<str>` as it is, and
-    /// PostgreSQL's writes a borrowed `&str` straight into its buffer.
+    /// SQLite database). The Any driver copies every text value twice on its way (into its
+    /// own argument buffer, then into the backend driver's), four allocations a value;
+    /// SQLite's driver takes an `Arc<str>` as it is, and PostgreSQL's writes a borrowed
+    /// `&str` straight into its buffer.
     bulk: Option<Bulk>,
     backend: Backend,
 }
@@ -429,7 +429,8 @@ fn opt_text_size(text: Option<&str>) -> usize {
 const NUMBER_SIZE: usize = 8 + BIND_OVERHEAD;
 
 fn row_size(row: &RequestRow<'_>) -> usize {
-    let request = row.request.map_or(12 * BIND_OVERHEAD, |r| {
+    // A part the row lacks is bound as NULLs, a length and a format code each.
+    let request = row.request.map_or(REQUEST_PART * BIND_OVERHEAD, |r| {
         [&r.requested_model, &r.features_json, &r.chosen_model, &r.reason, &r.ranking_json]
             .into_iter()
             .map(|text| text_size(text))
@@ -441,7 +442,7 @@ fn row_size(row: &RequestRow<'_>) -> usize {
             + opt_text_size(r.prompt.text())
             + 7 * NUMBER_SIZE
     });
-    let outcome = row.outcome.map_or(13 * BIND_OVERHEAD, |o| {
+    let outcome = row.outcome.map_or((COLUMNS.len() - 1 - REQUEST_PART) * BIND_OVERHEAD, |o| {
         // The attempts are serialised later; each takes its names plus about 60 bytes of JSON.
         let attempts: usize = o
             .attempts

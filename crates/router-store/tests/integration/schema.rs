@@ -283,9 +283,8 @@ async fn a_new_sqlite_file_gets_large_pages_and_an_old_one_keeps_its_own() {
     // A file made elsewhere with 4 KiB pages stays as it is, and works.
     let old = dir.path().join("old.db");
     sqlx::any::install_default_drivers();
-    let mut conn = AnyConnection::connect(&format!("sqlite:{}?mode=rwc", old.display()))
-        .await
-        .unwrap();
+    let mut conn =
+        AnyConnection::connect(&format!("sqlite:{}?mode=rwc", old.display())).await.unwrap();
     sqlx::raw_sql("PRAGMA page_size = 4096; CREATE TABLE made_elsewhere (x INTEGER)")
         .execute(&mut conn)
         .await
