@@ -43,11 +43,7 @@ impl TestDb {
     /// A store in a fresh schema of the test PostgreSQL, or `None` (with a note) when no
     /// PostgreSQL is configured.
     pub async fn postgres() -> Option<TestDb> {
-        let Ok(base_url) = std::env::var(POSTGRES_ENV) else {
-            eprintln!("note: {POSTGRES_ENV} is not set; skipping the PostgreSQL variant");
-            return None;
-        };
-        let schema = PgSchema::create(&base_url).await;
+        let schema = PgSchema::from_env().await?;
         let url = schema.url();
         Some(TestDb::open(url, None, Some(schema), &StoreOptions::default()).await)
     }
@@ -80,6 +76,15 @@ pub struct PgSchema {
 }
 
 impl PgSchema {
+    /// A fresh schema in the test PostgreSQL, or `None` (with a note) when none is configured.
+    pub async fn from_env() -> Option<PgSchema> {
+        let Ok(base_url) = std::env::var(POSTGRES_ENV) else {
+            eprintln!("note: {POSTGRES_ENV} is not set; skipping the PostgreSQL variant");
+            return None;
+        };
+        Some(PgSchema::create(&base_url).await)
+    }
+
     pub async fn create(base_url: &str) -> PgSchema {
         static SEQUENCE: AtomicU32 = AtomicU32::new(0);
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();

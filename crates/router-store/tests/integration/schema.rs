@@ -2,7 +2,7 @@
 
 use router_store::{AuditRecord, Backend, Counts, Pruned, Store, StoreError};
 
-use crate::common::{POSTGRES_ENV, PgSchema, TestDb, on_every_backend, outcome, request};
+use crate::common::{PgSchema, TestDb, on_every_backend, outcome, request};
 
 on_every_backend!(
     migrating_twice_changes_nothing,
@@ -227,11 +227,7 @@ async fn a_version_1_database_is_carried_over_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_1_database_is_carried_over_postgres() {
-    let Ok(base_url) = std::env::var(POSTGRES_ENV) else {
-        eprintln!("note: {POSTGRES_ENV} is not set; skipping the PostgreSQL variant");
-        return;
-    };
-    let schema = PgSchema::create(&base_url).await;
+    let Some(schema) = PgSchema::from_env().await else { return };
     carry_over_a_version_1_database(&schema.url(), Backend::Postgres).await;
     schema.drop_now().await;
 }
@@ -329,11 +325,7 @@ async fn sqlite_in_memory_keeps_its_data_across_queries() {
 /// safe.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_replicas_can_migrate_concurrently() {
-    let Ok(base_url) = std::env::var(POSTGRES_ENV) else {
-        eprintln!("note: {POSTGRES_ENV} is not set; skipping");
-        return;
-    };
-    let schema = PgSchema::create(&base_url).await;
+    let Some(schema) = PgSchema::from_env().await else { return };
     let url = schema.url();
     let migrations = (0..4).map(|_| {
         let url = url.clone();
