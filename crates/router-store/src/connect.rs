@@ -120,8 +120,8 @@ impl Target {
     }
 }
 
-/// A pool of the backend's own driver that the store's batches of requests and outcomes are
-/// written through (see [`Store`](crate::Store)).
+/// A pool of the backend's own driver that the store's batches are written through (see
+/// [`Store`](crate::Store)).
 #[derive(Debug, Clone)]
 pub(crate) enum Bulk {
     Sqlite(SqlitePool),
