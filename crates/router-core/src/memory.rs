@@ -157,10 +157,23 @@ impl CompactSketch {
 /// The text after the last blank line, at most `WINDOW` bytes of it, and only the last
 /// `WINDOW` bytes of the text are searched.
 fn last_paragraph(text: &str) -> &str {
-    let window = &text[ceil_boundary(text, text.len().saturating_sub(WINDOW))..];
-    let paragraph =
-        window.trim_end().rsplit("\n\n").find(|p| !p.trim().is_empty()).unwrap_or(window);
-    paragraph.trim()
+    let window = text[ceil_boundary(text, text.len().saturating_sub(WINDOW))..].trim_end();
+    window[after_last_blank_line(window).unwrap_or(0)..].trim()
+}
+
+/// Where the text after the last `\n\n` in `text` starts. Jumps from one newline back to
+/// the one before, as most prompts have few: a string search from the back (`rsplit`)
+/// compares at every byte.
+fn after_last_blank_line(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut end = bytes.len();
+    while let Some(newline) = memchr::memrchr(b'\n', &bytes[..end]) {
+        if newline > 0 && bytes[newline - 1] == b'\n' {
+            return Some(newline + 1);
+        }
+        end = newline;
+    }
+    None
 }
 
 fn floor_boundary(s: &str, mut i: usize) -> usize {
@@ -610,6 +623,35 @@ mod tests {
         assert!(s1.similarity(&s2) > s1.similarity(&s3) + 0.2);
         assert!(Sketch::of("").is_empty());
         assert!(Sketch::of("¿?!").is_empty());
+    }
+
+    #[test]
+    fn the_last_paragraph_is_what_follows_the_last_blank_line() {
+        // What `rsplit("\n\n")` found before the search jumped between newlines.
+        let by_split = |text: &str| -> String {
+            let window = &text[ceil_boundary(text, text.len().saturating_sub(WINDOW))..];
+            let paragraph =
+                window.trim_end().rsplit("\n\n").find(|p| !p.trim().is_empty()).unwrap_or(window);
+            paragraph.trim().to_owned()
+        };
+        let long = format!("{}\n\nthe question?", "framing ".repeat(200));
+        for text in [
+            "",
+            "   ",
+            "one paragraph",
+            "line one\nline two",
+            "first\n\nsecond",
+            "first\n\n\nsecond\n\n",
+            "first\n\n  \n\nsecond \n",
+            "\n\nonly after",
+            "crlf\r\n\r\nkept whole",
+            "a\n\nb\nc\n\n\n\n d \n",
+            "\u{4e2d}\u{6587}\n\n\u{95ee}\u{9898}",
+            long.as_str(),
+        ] {
+            assert_eq!(last_paragraph(text), by_split(text), "{text:?}");
+        }
+        assert_eq!(last_paragraph(&long), "the question?");
     }
 
     #[test]
