@@ -28,7 +28,7 @@ use crate::chat::{
     StreamEvent, ToolCall, ToolChoice, ToolDef, Usage,
 };
 use crate::error::{UpstreamError, from_error_event};
-use crate::json::{f32_json, null_as_default};
+use crate::json::{f32_json, null_as_default, put_str, text_bytes};
 use crate::sse::{self, SseDecoder, SseEvent, SseFormat};
 use crate::validate::{Dialect, Field, parse_body};
 
@@ -300,18 +300,34 @@ fn arguments_object(call: &ToolCall) -> Option<Value> {
 
 /// A `message` object for a complete answer. Fails only when the upstream produced tool-call
 /// arguments that are not a JSON object, which an Anthropic client could not read.
+///
+/// Written as OpenAI's completion is ([`openai::encode_response`]): the keys and fixed values
+/// as they are, in the order Anthropic's documentation gives them, and the strings from
+/// elsewhere escaped straight into the body, rather than built into a `Value` tree (a copy of
+/// every string and a map for every object) and written from that.
+///
+/// [`openai::encode_response`]: crate::openai::encode_response
 pub fn encode_response(
     response: &ChatResponse,
     meta: &ResponseMeta,
 ) -> Result<Bytes, UpstreamError> {
-    let mut content = Vec::with_capacity(response.content.len());
+    // The envelope (type, role, stop reason, usage) takes about 200 bytes around the text.
+    let capacity = text_bytes(&response.content) + meta.id.len() + meta.model.len() + 256;
+    let mut out = Vec::with_capacity(capacity);
+    out.extend_from_slice(b"{\"id\":");
+    put_str(&mut out, &meta.id);
+    out.extend_from_slice(b",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
+    put_str(&mut out, &meta.model);
+    out.extend_from_slice(b",\"content\":[");
+    let mut blocks = 0;
     for part in &response.content {
         match part {
+            // Anthropic never sends empty text blocks, and its SDKs may trip on one.
+            ContentPart::Text { text } if text.is_empty() => continue,
             ContentPart::Text { text } => {
-                // Anthropic never sends empty text blocks, and its SDKs may trip on one.
-                if !text.is_empty() {
-                    content.push(json!({"type": "text", "text": text}));
-                }
+                put_separator(&mut out, &mut blocks);
+                out.extend_from_slice(b"{\"type\":\"text\",\"text\":");
+                put_str(&mut out, text);
             }
             ContentPart::ToolCall(call) => {
                 let input = arguments_object(call).ok_or_else(|| UpstreamError::Protocol {
@@ -320,27 +336,44 @@ pub fn encode_response(
                         call.name
                     ),
                 })?;
-                content.push(
-                    json!({"type": "tool_use", "id": call.id, "name": call.name, "input": input}),
-                );
+                put_separator(&mut out, &mut blocks);
+                out.extend_from_slice(b"{\"type\":\"tool_use\",\"id\":");
+                put_str(&mut out, &call.id);
+                out.extend_from_slice(b",\"name\":");
+                put_str(&mut out, &call.name);
+                out.extend_from_slice(b",\"input\":");
+                serde_json::to_writer(&mut out, &input).map_err(|error| {
+                    UpstreamError::Protocol {
+                        message: format!("the model's call of tool '{}': {error}", call.name),
+                    }
+                })?;
             }
-            ContentPart::Image { .. } | ContentPart::ToolResult { .. } => {}
+            ContentPart::Image { .. } | ContentPart::ToolResult { .. } => continue,
         }
+        out.push(b'}');
     }
-    let body = json!({
-        "id": meta.id,
-        "type": "message",
-        "role": "assistant",
-        "model": meta.model,
-        "content": content,
-        "stop_reason": stop_reason_name(response.finish_reason),
-        "stop_sequence": response.stop_sequence,
-        "usage": {
-            "input_tokens": response.usage.input_tokens,
-            "output_tokens": response.usage.output_tokens,
-        },
-    });
-    Ok(Bytes::from(body.to_string()))
+    out.extend_from_slice(b"],\"stop_reason\":\"");
+    out.extend_from_slice(stop_reason_name(response.finish_reason).as_bytes());
+    out.extend_from_slice(b"\",\"stop_sequence\":");
+    match &response.stop_sequence {
+        Some(sequence) => put_str(&mut out, sequence),
+        None => out.extend_from_slice(b"null"),
+    }
+    let mut number = itoa::Buffer::new();
+    out.extend_from_slice(b",\"usage\":{\"input_tokens\":");
+    out.extend_from_slice(number.format(response.usage.input_tokens).as_bytes());
+    out.extend_from_slice(b",\"output_tokens\":");
+    out.extend_from_slice(number.format(response.usage.output_tokens).as_bytes());
+    out.extend_from_slice(b"}}");
+    Ok(Bytes::from(out))
+}
+
+/// A comma before every element of a list but the first.
+fn put_separator(out: &mut Vec<u8>, written: &mut usize) {
+    if *written > 0 {
+        out.push(b',');
+    }
+    *written += 1;
 }
 
 /// The Anthropic name of an error kind.
@@ -430,7 +463,7 @@ impl StreamEncoder {
                         block
                     }
                 };
-                block_delta(&mut out, block, BlockDelta::TextDelta { text });
+                text_delta(&mut out, block, text);
             }
             StreamEvent::ToolCallStart { index, id, name } => {
                 let start = ContentBlock::ToolUse { id, name, input: EmptyObject {} };
@@ -616,7 +649,6 @@ impl UsageJson {
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum BlockDelta<'a> {
-    TextDelta { text: &'a str },
     InputJsonDelta { partial_json: &'a str },
 }
 
@@ -628,6 +660,18 @@ struct BlockDeltaEvent<'a> {
     kind: &'static str,
     index: u32,
     delta: BlockDelta<'a>,
+}
+
+/// The `content_block_delta` that adds `text` to text block `index`, most of a stream's
+/// events: written as [`block_delta`] would write it, with the keys as they are.
+fn text_delta(out: &mut Vec<u8>, index: u32, text: &str) {
+    out.extend_from_slice(
+        b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":",
+    );
+    out.extend_from_slice(itoa::Buffer::new().format(index).as_bytes());
+    out.extend_from_slice(b",\"delta\":{\"type\":\"text_delta\",\"text\":");
+    put_str(out, text);
+    out.extend_from_slice(b"}}\n\n");
 }
 
 fn block_delta(out: &mut Vec<u8>, index: u32, delta: BlockDelta<'_>) {

@@ -27,7 +27,7 @@ use crate::chat::{
     StreamEvent, ToolCall, ToolChoice, ToolDef, Usage, join_texts,
 };
 use crate::error::{UpstreamError, from_error_event};
-use crate::json::{f32_json, null_as_default, text_bytes, to_vec_sized};
+use crate::json::{f32_json, null_as_default, put_str, text_bytes};
 use crate::sse::{self, SseDecoder, SseEvent, SseFormat};
 use crate::validate::{Dialect, Field, Obj, parse_body};
 
@@ -439,7 +439,7 @@ pub fn encode_response(response: &ChatResponse, meta: &ResponseMeta) -> Bytes {
     if text.is_empty() && !tool_calls.is_empty() {
         out.extend_from_slice(b"null");
     } else {
-        put_json(&mut out, &text);
+        put_str(&mut out, &text);
     }
     out.extend_from_slice(b",\"refusal\":null");
     if !tool_calls.is_empty() {
@@ -458,13 +458,13 @@ pub fn encode_response(response: &ChatResponse, meta: &ResponseMeta) -> Bytes {
 /// `{"id":…,"object":"<object>","created":…,"model":…`.
 fn put_head(out: &mut Vec<u8>, meta: &ResponseMeta, object: &str) {
     out.extend_from_slice(b"{\"id\":");
-    put_json(out, &meta.id);
+    put_str(out, &meta.id);
     out.extend_from_slice(b",\"object\":\"");
     out.extend_from_slice(object.as_bytes());
     out.extend_from_slice(b"\",\"created\":");
     out.extend_from_slice(itoa::Buffer::new().format(meta.created).as_bytes());
     out.extend_from_slice(b",\"model\":");
-    put_json(out, &meta.model);
+    put_str(out, &meta.model);
 }
 
 /// OpenAI's `usage` object.
@@ -550,7 +550,7 @@ impl StreamEncoder {
             StreamEvent::Start { .. } => {}
             StreamEvent::TextDelta { text } => {
                 if !text.is_empty() {
-                    self.chunk(&mut out, Delta { content: Some(text), ..Delta::default() }, None);
+                    self.text_chunk(&mut out, text);
                 }
             }
             StreamEvent::ToolCallStart { index, id, name } => {
@@ -607,6 +607,22 @@ impl StreamEncoder {
         }
         self.closed = true;
         sse::data_frame(&error_json(error).to_string())
+    }
+
+    /// Writes the chunk carrying a piece of text, most of a stream's chunks: as [`chunk`]
+    /// writes it, with the keys written as they are.
+    ///
+    /// [`chunk`]: Self::chunk
+    fn text_chunk(&self, out: &mut Vec<u8>, text: &str) {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(&self.head);
+        out.extend_from_slice(b"{\"index\":0,\"delta\":{\"content\":");
+        put_str(out, text);
+        out.extend_from_slice(b"},\"logprobs\":null,\"finish_reason\":null}]");
+        if self.include_usage {
+            out.extend_from_slice(b",\"usage\":null");
+        }
+        out.extend_from_slice(b"}\n\n");
     }
 
     /// Writes the chunk carrying `delta` (and `finish`) as one frame: the stream's head, then
@@ -684,17 +700,23 @@ struct FunctionDelta<'a> {
 // Upstream side: requests
 // ---------------------------------------------------------------------------------------
 
-/// The request body for an OpenAI-compatible deployment serving `model_id`.
+/// The request body for an OpenAI-compatible deployment serving `model_id`, as a JSON tree
+/// (for defaults to be merged into it): [`request_bytes`] read back.
 pub fn request_body(
     request: &ChatRequest,
     model_id: &str,
     stream: bool,
 ) -> Result<Value, UpstreamError> {
-    serde_json::to_value(UpstreamBody::new(request, model_id, stream)?).map_err(unwritable)
+    serde_json::from_slice(&request_bytes(request, model_id, stream)?).map_err(unwritable)
 }
 
-/// The same body as [`request_body`], written straight to bytes: what is sent on the wire,
-/// without building the JSON tree first.
+/// The request body for an OpenAI-compatible deployment serving `model_id`, written
+/// straight to the bytes sent on the wire.
+///
+/// The messages, which hold nearly all of its text, are written by hand and their strings
+/// escaped eight bytes at a time ([`put_str`]); serde_json, which writes the parameters,
+/// looks at every byte of a string on its own, which for a long prompt cost more than
+/// everything else the gateway does with the body.
 pub fn request_bytes(
     request: &ChatRequest,
     model_id: &str,
@@ -705,7 +727,23 @@ pub fn request_bytes(
     let capacity = request.messages.iter().map(|m| text_bytes(&m.content) + 40).sum::<usize>()
         + request.tools.len() * 256
         + 256;
-    to_vec_sized(&body, capacity).map_err(unwritable)
+    let mut out = Vec::with_capacity(capacity);
+    out.extend_from_slice(b"{\"model\":");
+    put_str(&mut out, body.model);
+    out.extend_from_slice(b",\"messages\":[");
+    for (index, message) in body.messages.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        message.put(&mut out);
+    }
+    out.push(b']');
+    // The parameters are an object of their own, `{"stream":…}` at least; its opening brace,
+    // turned into a comma, joins them to the model and messages.
+    let joint = out.len();
+    serde_json::to_writer(&mut out, &body.parameters).map_err(unwritable)?;
+    out[joint] = b',';
+    Ok(out)
 }
 
 pub(crate) fn unwritable(error: serde_json::Error) -> UpstreamError {
@@ -715,10 +753,15 @@ pub(crate) fn unwritable(error: serde_json::Error) -> UpstreamError {
 }
 
 /// A Chat Completions request for a deployment, borrowing from the neutral request.
-#[derive(Serialize)]
 struct UpstreamBody<'a> {
     model: &'a str,
     messages: Vec<UpstreamMessage<'a>>,
+    parameters: UpstreamParameters<'a>,
+}
+
+/// Everything in the body after the messages, in the order it is written.
+#[derive(Serialize)]
+struct UpstreamParameters<'a> {
     stream: bool,
     /// Without it OpenAI sends no usage in streams, and cost could not be accounted.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -763,51 +806,84 @@ struct UpstreamFunction<'a> {
     parameters: &'a Value,
 }
 
-#[derive(Serialize)]
+/// One message of the body: `{"role":…,"tool_call_id":…,"content":…,"tool_calls":[…]}`,
+/// the tool call id and calls only where there are any.
 struct UpstreamMessage<'a> {
     role: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     tool_call_id: Option<&'a str>,
     content: UpstreamContent<'a>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tool_calls: Vec<UpstreamCall<'a>>,
+    tool_calls: Vec<&'a ToolCall>,
 }
 
 /// A message's content: a plain string wherever the message has only text (not every
 /// OpenAI-compatible server takes part arrays), parts where it has images, `null` for an
 /// assistant turn that only calls tools.
-#[derive(Serialize)]
-#[serde(untagged)]
 enum UpstreamContent<'a> {
     Text(Cow<'a, str>),
     Parts(Vec<UpstreamPart<'a>>),
     Null,
 }
 
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
 enum UpstreamPart<'a> {
-    Text { text: &'a str },
-    ImageUrl { image_url: ImageUrl },
+    Text(&'a str),
+    ImageUrl(String),
 }
 
-#[derive(Serialize)]
-struct ImageUrl {
-    url: String,
-}
-
-#[derive(Serialize)]
-struct UpstreamCall<'a> {
-    id: &'a str,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    function: UpstreamCalled<'a>,
-}
-
-#[derive(Serialize)]
-struct UpstreamCalled<'a> {
-    name: &'a str,
-    arguments: &'a str,
+impl UpstreamMessage<'_> {
+    fn put(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"role\":\"");
+        out.extend_from_slice(self.role.as_bytes());
+        out.push(b'"');
+        if let Some(id) = self.tool_call_id {
+            out.extend_from_slice(b",\"tool_call_id\":");
+            put_str(out, id);
+        }
+        out.extend_from_slice(b",\"content\":");
+        match &self.content {
+            UpstreamContent::Text(text) => put_str(out, text),
+            UpstreamContent::Null => out.extend_from_slice(b"null"),
+            UpstreamContent::Parts(parts) => {
+                out.push(b'[');
+                for (index, part) in parts.iter().enumerate() {
+                    if index > 0 {
+                        out.push(b',');
+                    }
+                    match part {
+                        UpstreamPart::Text(text) => {
+                            out.extend_from_slice(b"{\"type\":\"text\",\"text\":");
+                            put_str(out, text);
+                            out.push(b'}');
+                        }
+                        UpstreamPart::ImageUrl(url) => {
+                            out.extend_from_slice(
+                                b"{\"type\":\"image_url\",\"image_url\":{\"url\":",
+                            );
+                            put_str(out, url);
+                            out.extend_from_slice(b"}}");
+                        }
+                    }
+                }
+                out.push(b']');
+            }
+        }
+        if !self.tool_calls.is_empty() {
+            out.extend_from_slice(b",\"tool_calls\":[");
+            for (index, call) in self.tool_calls.iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"{\"id\":");
+                put_str(out, &call.id);
+                out.extend_from_slice(b",\"type\":\"function\",\"function\":{\"name\":");
+                put_str(out, &call.name);
+                out.extend_from_slice(b",\"arguments\":");
+                put_str(out, &call.arguments);
+                out.extend_from_slice(b"}}");
+            }
+            out.push(b']');
+        }
+        out.push(b'}');
+    }
 }
 
 impl<'a> UpstreamBody<'a> {
@@ -846,9 +922,7 @@ impl<'a> UpstreamBody<'a> {
                 "json_schema": {"name": "response", "schema": schema},
             }),
         });
-        Ok(UpstreamBody {
-            model: model_id,
-            messages,
+        let parameters = UpstreamParameters {
             stream,
             stream_options: stream.then_some(StreamOptions { include_usage: true }),
             max_tokens: request.max_tokens,
@@ -860,7 +934,8 @@ impl<'a> UpstreamBody<'a> {
             response_format,
             user: request.user.as_deref(),
             seed: request.seed,
-        })
+        };
+        Ok(UpstreamBody { model: model_id, messages, parameters })
     }
 }
 
@@ -911,10 +986,10 @@ fn push_upstream_message<'a>(
             let content = if rest.clone().any(|part| matches!(part, ContentPart::Image { .. })) {
                 UpstreamContent::Parts(
                     rest.filter_map(|part| match part {
-                        ContentPart::Text { text } => Some(UpstreamPart::Text { text }),
-                        ContentPart::Image { source } => Some(UpstreamPart::ImageUrl {
-                            image_url: ImageUrl { url: source.to_url() },
-                        }),
+                        ContentPart::Text { text } => Some(UpstreamPart::Text(text)),
+                        ContentPart::Image { source } => {
+                            Some(UpstreamPart::ImageUrl(source.to_url()))
+                        }
                         _ => None,
                     })
                     .collect(),
@@ -928,11 +1003,7 @@ fn push_upstream_message<'a>(
             let mut calls = Vec::new();
             for part in &message.content {
                 match part {
-                    ContentPart::ToolCall(call) => calls.push(UpstreamCall {
-                        id: &call.id,
-                        kind: "function",
-                        function: UpstreamCalled { name: &call.name, arguments: &call.arguments },
-                    }),
+                    ContentPart::ToolCall(call) => calls.push(call),
                     ContentPart::Image { .. } | ContentPart::ToolResult { .. } => {
                         return Err(UpstreamError::Unsupported {
                             message: "an assistant message may hold only text and tool calls"

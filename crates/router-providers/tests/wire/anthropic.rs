@@ -327,6 +327,42 @@ fn encodes_a_response() {
 }
 
 #[test]
+fn a_response_is_written_exactly() {
+    // The body is written by hand: its strings are escaped like any other JSON string, empty
+    // text blocks are left out, and the keys come in the order of Anthropic's documentation.
+    let meta = router_providers::chat::ResponseMeta {
+        id: "msg_\"1\"".into(),
+        model: "m\\x".into(),
+        created: 7,
+    };
+    let answer = ChatResponse {
+        id: "up".into(),
+        model: "up-model".into(),
+        content: vec![
+            ContentPart::Text { text: String::new() },
+            ContentPart::Text { text: "line one\n\"two\"\t\u{1}".into() },
+            ContentPart::ToolCall(ToolCall {
+                id: "call_1".into(),
+                name: "f".into(),
+                arguments: "{\"k\": [1, 2]}".into(),
+            }),
+        ],
+        finish_reason: FinishReason::StopSequence,
+        stop_sequence: Some("\n\nHuman:".into()),
+        usage: Usage { input_tokens: 20, output_tokens: 8 },
+    };
+    let body = anthropic::encode_response(&answer, &meta).unwrap();
+    let expected = concat!(
+        r#"{"id":"msg_\"1\"","type":"message","role":"assistant","model":"m\\x","content":["#,
+        r#"{"type":"text","text":"line one\n\"two\"\t\u0001"},"#,
+        r#"{"type":"tool_use","id":"call_1","name":"f","input":{"k":[1,2]}}],"#,
+        r#""stop_reason":"stop_sequence","stop_sequence":"\n\nHuman:","#,
+        r#""usage":{"input_tokens":20,"output_tokens":8}}"#,
+    );
+    assert_eq!(std::str::from_utf8(&body).unwrap(), expected);
+}
+
+#[test]
 fn a_response_with_unreadable_tool_arguments_is_refused_not_mangled() {
     let mut bad = response();
     bad.content[1] = ContentPart::ToolCall(ToolCall {

@@ -693,6 +693,36 @@ fn builds_the_upstream_request() {
 }
 
 #[test]
+fn the_upstream_request_is_written_exactly() {
+    // The messages are written by hand and the parameters by serde: one object, the keys in
+    // the order OpenAI documents them, every string escaped.
+    let mut request = neutral_request();
+    request.messages.push(Message {
+        role: Role::Assistant,
+        content: vec![ContentPart::ToolCall(ToolCall {
+            id: "c\"2".into(),
+            name: "see".into(),
+            arguments: "{\"q\":\"a\\b\"}".into(),
+        })],
+    });
+    let body = openai::request_bytes(&request, "gpt-\"x\"", false).unwrap();
+    let expected = concat!(
+        r#"{"model":"gpt-\"x\"","messages":["#,
+        r#"{"role":"system","content":"Be brief."},"#,
+        r#"{"role":"user","content":[{"type":"text","text":"Look:"},"#,
+        r#"{"type":"image_url","image_url":{"url":"data:image/jpeg;base64,AAAA"}}]},"#,
+        r#"{"role":"assistant","content":"Checking.","tool_calls":[{"id":"toolu_1","type":"function","function":{"name":"see","arguments":"{}"}}]},"#,
+        r#"{"role":"tool","tool_call_id":"toolu_1","content":"Error: failed"},"#,
+        r#"{"role":"user","content":"Try again\n\nplease"},"#,
+        r#"{"role":"assistant","content":null,"tool_calls":[{"id":"c\"2","type":"function","function":{"name":"see","arguments":"{\"q\":\"a\\b\"}"}}]}],"#,
+        r####""stream":false,"max_tokens":100,"temperature":1.5,"stop":["###"],"####,
+        r#""tools":[{"type":"function","function":{"name":"see","parameters":{"type":"object"}}}],"#,
+        r#""tool_choice":"required","response_format":{"type":"json_object"},"user":"u","seed":1}"#,
+    );
+    assert_eq!(std::str::from_utf8(&body).unwrap(), expected);
+}
+
+#[test]
 fn json_schema_output_and_named_tool_choice_upstream() {
     let mut request = neutral_request();
     request.json_output = Some(Some(json!({"type": "object", "required": ["a"]})));
