@@ -13,8 +13,7 @@ use router_providers::ChatRequest;
 use router_providers::HttpClient;
 use router_providers::api_error::{ApiError, ApiErrorKind};
 use router_providers::upstream::{Protocol, Timeouts, Upstream, UpstreamConfig};
-use router_store::{Api, RequestContext, RoutedRequest, Store, StoredPrompt, Writer};
-use sha2::{Digest, Sha256};
+use router_store::{Api, CapturedPrompt, RequestContext, RoutedRequest, Store, Writer};
 
 use crate::config::{Config, DeploymentConfig, JudgeMode, Provider, StorePrompts};
 use crate::judge::{Judge, JudgeCandidateInfo};
@@ -424,7 +423,7 @@ impl Gateway {
             api,
             requested_model: request.model.clone(),
             stream: request.stream,
-            prompt: self.stored_prompt(request),
+            prompt: self.captured_prompt(request),
             message_count: request.messages.len() as u32,
         };
         // The row (the features and the ranking as JSON) is built by the writer, off this
@@ -455,11 +454,12 @@ impl Gateway {
         }
     }
 
-    fn stored_prompt(&self, request: &ChatRequest) -> StoredPrompt {
+    /// The prompt for the store; a digest is taken by the writer, off this thread.
+    fn captured_prompt(&self, request: &ChatRequest) -> CapturedPrompt {
         match self.config.privacy.store_prompts {
-            StorePrompts::None => StoredPrompt::None,
-            StorePrompts::Hash => StoredPrompt::Hash(prompt_hash(request)),
-            StorePrompts::Full => StoredPrompt::Full(prompt_text(request)),
+            StorePrompts::None => CapturedPrompt::None,
+            StorePrompts::Hash => CapturedPrompt::DigestOf(prompt_text(request)),
+            StorePrompts::Full => CapturedPrompt::Full(prompt_text(request)),
         }
     }
 }
@@ -517,40 +517,22 @@ fn profile_of(requested: &str, default: Profile) -> Result<Profile, ApiError> {
 }
 
 /// The text of a request as stored under `store_prompts = "full"` (and hashed under
-/// `"hash"`): one `role: text` line per text part, handed to `sink` piece by piece.
-fn prompt_pieces<'a>(request: &'a ChatRequest, mut sink: impl FnMut(&'a str)) {
-    for (i, m) in request.prompt().messages.iter().enumerate() {
+/// `"hash"`): one `role: text` line per text part.
+fn prompt_text(request: &ChatRequest) -> String {
+    let prompt = request.prompt();
+    let length = prompt.messages.iter().map(|m| m.text.len() + 12).sum();
+    let mut out = String::with_capacity(length);
+    for (i, m) in prompt.messages.iter().enumerate() {
         if i > 0 {
-            sink("\n");
+            out.push('\n');
         }
-        sink(match m.role {
+        out.push_str(match m.role {
             router_core::Role::System => "system: ",
             router_core::Role::User => "user: ",
             router_core::Role::Assistant => "assistant: ",
             router_core::Role::Tool => "tool: ",
         });
-        sink(m.text);
-    }
-}
-
-fn prompt_text(request: &ChatRequest) -> String {
-    let mut out = String::new();
-    prompt_pieces(request, |piece| out.push_str(piece));
-    out
-}
-
-/// The SHA-256 of [`prompt_text`], hashed as it is read rather than copied out first.
-fn prompt_hash(request: &ChatRequest) -> String {
-    let mut hasher = Sha256::new();
-    prompt_pieces(request, |piece| hasher.update(piece.as_bytes()));
-    hex(&hasher.finalize())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        out.push(char::from_digit(u32::from(byte >> 4), 16).unwrap_or('0'));
-        out.push(char::from_digit(u32::from(byte & 0xf), 16).unwrap_or('0'));
+        out.push_str(m.text);
     }
     out
 }
@@ -582,7 +564,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_hashed_prompt_is_the_sha256_of_the_stored_text() {
+    fn a_prompt_is_stored_one_line_a_text_part() {
         use router_providers::chat::{ContentPart, Message};
         let text = |t: &str| ContentPart::Text { text: t.into() };
         let request = ChatRequest {
@@ -595,11 +577,6 @@ mod tests {
         };
         let stored = prompt_text(&request);
         assert_eq!(stored, "system: Be brief.\nuser: abc\nuser: def");
-        assert_eq!(prompt_hash(&request), hex(&Sha256::digest(stored.as_bytes())));
-        assert_eq!(
-            hex(&Sha256::digest(b"abc")),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
     }
 
     #[test]

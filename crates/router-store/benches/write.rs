@@ -14,8 +14,8 @@ use router_core::{
     Availability, Candidate, Capabilities, Decision, FeatureExtractor, Price, Profile, Prompt,
 };
 use router_store::{
-    Api, Attempt, OutcomeRecord, OutcomeStatus, Record, RequestContext, RequestRecord, Store,
-    StoredPrompt, WriterOptions, spawn_writer,
+    Api, Attempt, CapturedPrompt, OutcomeRecord, OutcomeStatus, Record, RequestContext,
+    RequestRecord, Store, WriterOptions, spawn_writer,
 };
 
 fn main() {
@@ -65,9 +65,7 @@ fn context() -> RequestContext {
         api: Api::OpenAi,
         requested_model: "auto".into(),
         stream: false,
-        prompt: StoredPrompt::Hash(
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad".into(),
-        ),
+        prompt: CapturedPrompt::DigestOf("user: What is a hash map?".into()),
         message_count: 2,
     }
 }

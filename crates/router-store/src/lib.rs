@@ -41,9 +41,9 @@ pub use connect::{Backend, StoreOptions};
 pub use error::StoreError;
 pub use read::{Cursor, DecisionFilter, MAX_LIMIT, StatusFilter};
 pub use record::{
-    Api, Attempt, AuditEntry, AuditRecord, Counts, DecisionSource, DecisionView, FeedbackRecord,
-    FeedbackView, OutcomeRecord, OutcomeStatus, Rating, Record, RequestContext, RequestRecord,
-    RoutedRequest, Score, StateEntry, StoredPrompt,
+    Api, Attempt, AuditEntry, AuditRecord, CapturedPrompt, Counts, DecisionSource, DecisionView,
+    FeedbackRecord, FeedbackView, OutcomeRecord, OutcomeStatus, Rating, Record, RequestContext,
+    RequestRecord, RoutedRequest, Score, StateEntry, StoredPrompt,
 };
 pub use stats::{MAX_BUCKETS, StatsQuery, StatsRow, TimeBucket};
 pub use store::{Pruned, Store};

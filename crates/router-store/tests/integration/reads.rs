@@ -4,9 +4,9 @@ use router_core::{Decision, Estimate, FeatureExtractor, Profile, Prompt, RankedC
 use std::sync::Arc;
 
 use router_store::{
-    Api, Attempt, DecisionFilter, DecisionSource, DecisionView, FeedbackRecord, OutcomeStatus,
-    Rating, Record, RequestContext, RequestRecord, RoutedRequest, Score, StatusFilter, StoreError,
-    StoredPrompt, WriterOptions, spawn_writer,
+    Api, Attempt, CapturedPrompt, DecisionFilter, DecisionSource, DecisionView, FeedbackRecord,
+    OutcomeStatus, Rating, Record, RequestContext, RequestRecord, RoutedRequest, Score,
+    StatusFilter, StoreError, StoredPrompt, WriterOptions, spawn_writer,
 };
 
 use crate::common::{TestDb, dataset, feedback, ids, on_every_backend, outcome, request};
@@ -454,7 +454,7 @@ fn core_decision(id: &str) -> (Decision, RequestContext) {
         api: Api::OpenAi,
         requested_model: "auto:cost".to_owned(),
         stream: true,
-        prompt: StoredPrompt::Hash("abc".to_owned()),
+        prompt: CapturedPrompt::DigestOf("abc".to_owned()),
         message_count: 1,
     };
     (decision, context)
