@@ -105,9 +105,7 @@ mod upstream_body {
     fn anthropic_from_openai_short(bencher: Bencher) {
         let request = request(QUESTION);
         bencher.bench(|| {
-            let body =
-                anthropic::request_body(black_box(&request), "claude-sonnet-4-5", 4096, false);
-            body.map(|b| serde_json::to_vec(&b))
+            anthropic::request_bytes(black_box(&request), "claude-sonnet-4-5", 4096, false)
         });
     }
 }

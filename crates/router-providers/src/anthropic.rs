@@ -15,6 +15,7 @@
 //! `cache_control`) are accepted and not forwarded; thinking blocks in the history are
 //! dropped, since no other provider can read them.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use bytes::Bytes;
@@ -28,7 +29,8 @@ use crate::chat::{
     StreamEvent, ToolCall, ToolChoice, ToolDef, Usage,
 };
 use crate::error::{UpstreamError, from_error_event};
-use crate::json::{f32_json, null_as_default, put_str, text_bytes};
+use crate::json::{f32_json, null_as_default, put_escaped, put_str, text_bytes};
+use crate::openai::unwritable;
 use crate::sse::{self, SseDecoder, SseEvent, SseFormat};
 use crate::validate::{Dialect, Field, parse_body};
 
@@ -683,144 +685,298 @@ fn block_delta(out: &mut Vec<u8>, index: u32, delta: BlockDelta<'_>) {
 // Upstream side: requests
 // ---------------------------------------------------------------------------------------
 
-/// The request body for an Anthropic deployment serving `model_id`. `default_max_tokens`
-/// fills the `max_tokens` Anthropic requires when the client set none.
+/// The request body for an Anthropic deployment serving `model_id`, as a JSON tree (for
+/// defaults to be merged into it): [`request_bytes`] read back.
 pub fn request_body(
     request: &ChatRequest,
     model_id: &str,
     default_max_tokens: u32,
     stream: bool,
 ) -> Result<Value, UpstreamError> {
-    let leading_system = request.messages.iter().take_while(|m| m.role == Role::System).count();
-    // Every text block of every leading system message, each kept whole: run together,
-    // "Be brief." and "Answer in English." would become one sentence the client never wrote.
-    let mut system: Vec<String> = Vec::new();
-    for message in &request.messages[..leading_system] {
-        for part in &message.content {
-            match part {
-                ContentPart::Text { text } if text.is_empty() => {}
-                ContentPart::Text { text } => system.push(text.clone()),
-                _ => {
-                    return Err(UpstreamError::Unsupported {
-                        message: "a system message may hold only text".into(),
-                    });
+    let bytes = request_bytes(request, model_id, default_max_tokens, stream)?;
+    serde_json::from_slice(&bytes).map_err(unwritable)
+}
+
+/// The request body for an Anthropic deployment serving `model_id`, written straight to the
+/// bytes sent on the wire. `default_max_tokens` fills the `max_tokens` Anthropic requires
+/// when the client set none.
+///
+/// The system prompt and the turns, nearly all of its text, are written by hand, their
+/// strings escaped eight bytes at a time, as OpenAI's body is
+/// ([`openai::request_bytes`](crate::openai::request_bytes)); the parameters go through
+/// serde.
+pub fn request_bytes(
+    request: &ChatRequest,
+    model_id: &str,
+    default_max_tokens: u32,
+    stream: bool,
+) -> Result<Vec<u8>, UpstreamError> {
+    let body = UpstreamBody::new(request, model_id, default_max_tokens, stream)?;
+    // About 40 bytes a message around its text, and the parameters.
+    let capacity = request.messages.iter().map(|m| text_bytes(&m.content) + 40).sum::<usize>()
+        + request.tools.len() * 256
+        + 256;
+    let mut out = Vec::with_capacity(capacity);
+    out.extend_from_slice(b"{\"model\":");
+    put_str(&mut out, body.model);
+    out.extend_from_slice(b",\"max_tokens\":");
+    out.extend_from_slice(itoa::Buffer::new().format(body.max_tokens).as_bytes());
+    if !body.system.is_empty() {
+        // Every system text, a blank line between them.
+        out.extend_from_slice(b",\"system\":\"");
+        for (index, text) in body.system.iter().enumerate() {
+            if index > 0 {
+                out.extend_from_slice(b"\\n\\n");
+            }
+            put_escaped(&mut out, text);
+        }
+        out.push(b'"');
+    }
+    out.extend_from_slice(b",\"messages\":[");
+    for (index, (role, blocks)) in body.turns.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        let role = if *role == Role::User { "user" } else { "assistant" };
+        out.extend_from_slice(b"{\"role\":\"");
+        out.extend_from_slice(role.as_bytes());
+        out.extend_from_slice(b"\",\"content\":[");
+        for (index, block) in blocks.iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            block.put(&mut out)?;
+        }
+        out.extend_from_slice(b"]}");
+    }
+    out.push(b']');
+    // The parameters are an object of their own, `{"stream":…}` at least; its opening brace,
+    // turned into a comma, joins them to the rest.
+    let joint = out.len();
+    serde_json::to_writer(&mut out, &body.parameters).map_err(unwritable)?;
+    out[joint] = b',';
+    Ok(out)
+}
+
+/// A Messages request for a deployment, borrowing from the neutral request.
+struct UpstreamBody<'a> {
+    model: &'a str,
+    max_tokens: u32,
+    /// The system prompt's texts, each kept whole.
+    system: Vec<Cow<'a, str>>,
+    /// Alternating user and assistant turns, each with its blocks.
+    turns: Vec<(Role, Vec<UpstreamBlock<'a>>)>,
+    parameters: UpstreamParameters<'a>,
+}
+
+/// Everything in the body after the turns, in the order it is written.
+#[derive(Serialize)]
+struct UpstreamParameters<'a> {
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<Value>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop_sequences: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<UpstreamMetadata<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<UpstreamTool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<Value>,
+}
+
+#[derive(Serialize)]
+struct UpstreamMetadata<'a> {
+    user_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct UpstreamTool<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    input_schema: &'a Value,
+}
+
+/// One content block of an upstream turn.
+enum UpstreamBlock<'a> {
+    Text(&'a str),
+    Image(&'a ImageSource),
+    /// A tool call, its arguments read as the JSON object Anthropic wants.
+    ToolUse {
+        call: &'a ToolCall,
+        input: Value,
+    },
+    ToolResult {
+        call_id: &'a str,
+        content: &'a str,
+        is_error: bool,
+    },
+}
+
+impl UpstreamBlock<'_> {
+    fn put(&self, out: &mut Vec<u8>) -> Result<(), UpstreamError> {
+        match self {
+            UpstreamBlock::Text(text) => {
+                out.extend_from_slice(b"{\"type\":\"text\",\"text\":");
+                put_str(out, text);
+            }
+            UpstreamBlock::Image(ImageSource::Base64 { media_type, data }) => {
+                out.extend_from_slice(
+                    b"{\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":",
+                );
+                put_str(out, media_type);
+                out.extend_from_slice(b",\"data\":");
+                put_str(out, data);
+                out.push(b'}');
+            }
+            UpstreamBlock::Image(ImageSource::Url { url }) => {
+                out.extend_from_slice(b"{\"type\":\"image\",\"source\":{\"type\":\"url\",\"url\":");
+                put_str(out, url);
+                out.push(b'}');
+            }
+            UpstreamBlock::ToolUse { call, input } => {
+                out.extend_from_slice(b"{\"type\":\"tool_use\",\"id\":");
+                put_str(out, &call.id);
+                out.extend_from_slice(b",\"name\":");
+                put_str(out, &call.name);
+                out.extend_from_slice(b",\"input\":");
+                serde_json::to_writer(&mut *out, input).map_err(unwritable)?;
+            }
+            UpstreamBlock::ToolResult { call_id, content, is_error } => {
+                out.extend_from_slice(b"{\"type\":\"tool_result\",\"tool_use_id\":");
+                put_str(out, call_id);
+                out.extend_from_slice(b",\"content\":");
+                put_str(out, content);
+                if *is_error {
+                    out.extend_from_slice(b",\"is_error\":true");
                 }
             }
         }
+        out.push(b'}');
+        Ok(())
     }
+}
 
-    // Anthropic has no structured-output switch; asking in the system prompt is the nearest
-    // equivalent.
-    match &request.json_output {
-        None => {}
-        Some(None) => system.push("Respond with a single JSON object and nothing else.".into()),
-        Some(Some(schema)) => system.push(format!(
-            "Respond with a single JSON object that conforms to this JSON schema, and nothing \
-             else:\n{schema}"
-        )),
-    }
-
-    let mut turns: Vec<(Role, Vec<Value>)> = Vec::new();
-    for message in &request.messages[leading_system..] {
-        let (role, blocks) = upstream_blocks(message)?;
-        if blocks.is_empty() {
-            continue;
-        }
-        match turns.last_mut() {
-            // Anthropic wants user and assistant turns to alternate.
-            Some((last, merged)) if *last == role => merged.extend(blocks),
-            _ => turns.push((role, blocks)),
-        }
-    }
-    if turns.is_empty() {
-        return Err(UpstreamError::Unsupported {
-            message: "Anthropic needs at least one user or assistant message".into(),
-        });
-    }
-    let messages: Vec<Value> = turns
-        .into_iter()
-        .map(|(role, mut blocks)| {
-            if role == Role::User {
-                // Tool results must lead the turn that answers the tool calls.
-                blocks.sort_by_key(|block| block["type"] != "tool_result");
+impl<'a> UpstreamBody<'a> {
+    fn new(
+        request: &'a ChatRequest,
+        model_id: &'a str,
+        default_max_tokens: u32,
+        stream: bool,
+    ) -> Result<UpstreamBody<'a>, UpstreamError> {
+        let leading_system = request.messages.iter().take_while(|m| m.role == Role::System).count();
+        // Every text block of every leading system message, each kept whole: run together,
+        // "Be brief." and "Answer in English." would become one sentence the client never
+        // wrote.
+        let mut system: Vec<Cow<'a, str>> = Vec::new();
+        for message in &request.messages[..leading_system] {
+            for part in &message.content {
+                match part {
+                    ContentPart::Text { text } if text.is_empty() => {}
+                    ContentPart::Text { text } => system.push(Cow::Borrowed(text)),
+                    _ => {
+                        return Err(UpstreamError::Unsupported {
+                            message: "a system message may hold only text".into(),
+                        });
+                    }
+                }
             }
-            let role = if role == Role::User { "user" } else { "assistant" };
-            json!({"role": role, "content": blocks})
-        })
-        .collect();
+        }
 
-    let mut body = json!({
-        "model": model_id,
-        "max_tokens": request.max_tokens.unwrap_or(default_max_tokens),
-        "messages": messages,
-        "stream": stream,
-    });
-    if !system.is_empty() {
-        body["system"] = json!(system.join("\n\n"));
-    }
-    if let Some(temperature) = request.temperature {
-        // OpenAI's range is 0..2, Anthropic's 0..1; the top of one is the top of the other.
-        body["temperature"] = f32_json(temperature.min(1.0));
-    }
-    if let Some(top_p) = request.top_p {
-        body["top_p"] = f32_json(top_p);
-    }
-    if request.stop.iter().any(|stop| stop.trim().is_empty()) {
-        // Anthropic rejects them, and dropping one would let the answer run past where the
-        // client wanted it cut.
-        return Err(UpstreamError::Unsupported {
-            message: "Anthropic does not accept empty or whitespace-only stop sequences".into(),
-        });
-    }
-    if !request.stop.is_empty() {
-        body["stop_sequences"] = json!(request.stop);
-    }
-    if let Some(user) = &request.user {
-        body["metadata"] = json!({"user_id": user});
-    }
-    if !request.tools.is_empty() {
-        let tools: Vec<Value> = request
+        // Anthropic has no structured-output switch; asking in the system prompt is the
+        // nearest equivalent.
+        match &request.json_output {
+            None => {}
+            Some(None) => {
+                system.push(Cow::Borrowed("Respond with a single JSON object and nothing else."))
+            }
+            Some(Some(schema)) => system.push(Cow::Owned(format!(
+                "Respond with a single JSON object that conforms to this JSON schema, and \
+                 nothing else:\n{schema}"
+            ))),
+        }
+
+        let mut turns: Vec<(Role, Vec<UpstreamBlock<'a>>)> = Vec::new();
+        for message in &request.messages[leading_system..] {
+            let (role, blocks) = upstream_blocks(message)?;
+            if blocks.is_empty() {
+                continue;
+            }
+            match turns.last_mut() {
+                // Anthropic wants user and assistant turns to alternate.
+                Some((last, merged)) if *last == role => merged.extend(blocks),
+                _ => turns.push((role, blocks)),
+            }
+        }
+        if turns.is_empty() {
+            return Err(UpstreamError::Unsupported {
+                message: "Anthropic needs at least one user or assistant message".into(),
+            });
+        }
+        for (role, blocks) in &mut turns {
+            if *role == Role::User {
+                // Tool results must lead the turn that answers the tool calls.
+                blocks.sort_by_key(|block| !matches!(block, UpstreamBlock::ToolResult { .. }));
+            }
+        }
+
+        if request.stop.iter().any(|stop| stop.trim().is_empty()) {
+            // Anthropic rejects them, and dropping one would let the answer run past where
+            // the client wanted it cut.
+            return Err(UpstreamError::Unsupported {
+                message: "Anthropic does not accept empty or whitespace-only stop sequences".into(),
+            });
+        }
+        let tools: Vec<UpstreamTool<'a>> = request
             .tools
             .iter()
-            .map(|tool| {
-                let mut def = json!({"name": tool.name, "input_schema": tool.parameters});
-                if let Some(description) = &tool.description {
-                    def["description"] = json!(description);
-                }
-                def
+            .map(|tool| UpstreamTool {
+                name: &tool.name,
+                description: tool.description.as_deref(),
+                input_schema: &tool.parameters,
             })
             .collect();
-        body["tools"] = Value::Array(tools);
-        if let Some(choice) = &request.tool_choice {
-            body["tool_choice"] = match choice {
+        let tool_choice =
+            request.tool_choice.as_ref().filter(|_| !tools.is_empty()).map(|choice| match choice {
                 ToolChoice::Auto => json!({"type": "auto"}),
                 ToolChoice::None => json!({"type": "none"}),
                 ToolChoice::Required => json!({"type": "any"}),
                 ToolChoice::Tool(name) => json!({"type": "tool", "name": name}),
-            };
-        }
+            });
+        let parameters = UpstreamParameters {
+            stream,
+            // OpenAI's range is 0..2, Anthropic's 0..1; the top of one is the top of the
+            // other.
+            temperature: request.temperature.map(|t| f32_json(t.min(1.0))),
+            top_p: request.top_p.map(f32_json),
+            stop_sequences: &request.stop,
+            metadata: request.user.as_deref().map(|user_id| UpstreamMetadata { user_id }),
+            tools,
+            tool_choice,
+        };
+        Ok(UpstreamBody {
+            model: model_id,
+            max_tokens: request.max_tokens.unwrap_or(default_max_tokens),
+            system,
+            turns,
+            parameters,
+        })
     }
-    Ok(body)
 }
 
 /// One neutral message as an Anthropic turn. A system message after the conversation has
 /// begun becomes user text, its nearest equivalent in a format with one system prompt.
-fn upstream_blocks(message: &Message) -> Result<(Role, Vec<Value>), UpstreamError> {
+fn upstream_blocks(message: &Message) -> Result<(Role, Vec<UpstreamBlock<'_>>), UpstreamError> {
     let role = if message.role == Role::Assistant { Role::Assistant } else { Role::User };
     let mut blocks = Vec::with_capacity(message.content.len());
     for part in &message.content {
         let block = match part {
             ContentPart::Text { text } if text.is_empty() => continue,
-            ContentPart::Text { text } => json!({"type": "text", "text": text}),
-            ContentPart::Image { source } if role == Role::User => match source {
-                ImageSource::Base64 { media_type, data } => json!({
-                    "type": "image",
-                    "source": {"type": "base64", "media_type": media_type, "data": data},
-                }),
-                ImageSource::Url { url } => {
-                    json!({"type": "image", "source": {"type": "url", "url": url}})
-                }
-            },
+            ContentPart::Text { text } => UpstreamBlock::Text(text),
+            ContentPart::Image { source } if role == Role::User => UpstreamBlock::Image(source),
             ContentPart::ToolCall(call) if role == Role::Assistant => {
                 let input = arguments_object(call).ok_or_else(|| UpstreamError::Unsupported {
                     message: format!(
@@ -829,15 +985,10 @@ fn upstream_blocks(message: &Message) -> Result<(Role, Vec<Value>), UpstreamErro
                         call.id
                     ),
                 })?;
-                json!({"type": "tool_use", "id": call.id, "name": call.name, "input": input})
+                UpstreamBlock::ToolUse { call, input }
             }
             ContentPart::ToolResult { call_id, content, is_error } if role == Role::User => {
-                let mut block =
-                    json!({"type": "tool_result", "tool_use_id": call_id, "content": content});
-                if *is_error {
-                    block["is_error"] = json!(true);
-                }
-                block
+                UpstreamBlock::ToolResult { call_id, content, is_error: *is_error }
             }
             other => {
                 return Err(UpstreamError::Unsupported {

@@ -38,9 +38,16 @@ pub(crate) fn text_bytes(parts: &[ContentPart]) -> usize {
 /// byte, which made escaping the largest single cost of writing an answer. Text rarely needs
 /// an escape, so this looks at eight bytes at a time and copies whole runs between escapes.
 pub(crate) fn put_str(out: &mut Vec<u8>, text: &str) {
-    let bytes = text.as_bytes();
-    out.reserve(bytes.len() + 2);
+    out.reserve(text.len() + 2);
     out.push(b'"');
+    put_escaped(out, text);
+    out.push(b'"');
+}
+
+/// Appends `text` escaped as in a JSON string, without the quotes: for a string written
+/// in pieces.
+pub(crate) fn put_escaped(out: &mut Vec<u8>, text: &str) {
+    let bytes = text.as_bytes();
     let mut run_start = 0;
     let mut at = 0;
     while let Some(found) = next_escape(bytes, at) {
@@ -50,7 +57,6 @@ pub(crate) fn put_str(out: &mut Vec<u8>, text: &str) {
         run_start = at;
     }
     out.extend_from_slice(&bytes[run_start..]);
-    out.push(b'"');
 }
 
 /// Where the first byte at or after `from` that a JSON string must escape is.

@@ -342,11 +342,18 @@ impl Upstream {
         self.client.post(&self.endpoint, headers, body).await
     }
 
-    /// The body sent for `request`, as bytes. The OpenAI format, the one most deployments
-    /// speak, is written without building a JSON tree first unless defaults must be merged.
+    /// The body sent for `request`, as bytes. The OpenAI and Anthropic formats are written
+    /// without building a JSON tree first unless defaults must be merged.
     fn request_bytes(&self, request: &ChatRequest, stream: bool) -> Result<Vec<u8>, UpstreamError> {
-        if self.protocol == Protocol::OpenAi && self.extra_body.is_empty() {
-            return openai::request_bytes(request, &self.model_id, stream);
+        if self.extra_body.is_empty() {
+            match self.protocol {
+                Protocol::OpenAi => return openai::request_bytes(request, &self.model_id, stream),
+                Protocol::Anthropic => {
+                    let max_tokens = self.default_max_tokens;
+                    return anthropic::request_bytes(request, &self.model_id, max_tokens, stream);
+                }
+                Protocol::Ollama => {}
+            }
         }
         let body = self.request_body(request, stream)?;
         serde_json::to_vec(&body).map_err(openai::unwritable)

@@ -525,6 +525,43 @@ fn an_empty_stream_still_is_a_valid_message() {
 // --- upstream side ---------------------------------------------------------------------
 
 #[test]
+fn the_upstream_request_is_written_exactly() {
+    // The system prompt and the turns are written by hand, the parameters by serde: one
+    // object, every string escaped, the system texts a blank line apart.
+    let request = ChatRequest {
+        model: "auto".into(),
+        messages: vec![
+            Message::text(Role::System, "Say \"hi\"."),
+            Message {
+                role: Role::User,
+                content: vec![
+                    ContentPart::Text { text: "Look:\n".into() },
+                    ContentPart::Image {
+                        source: ImageSource::Base64 {
+                            media_type: "image/png".into(),
+                            data: "AAAA".into(),
+                        },
+                    },
+                ],
+            },
+        ],
+        max_tokens: Some(5),
+        temperature: Some(0.3),
+        json_output: Some(None),
+        ..ChatRequest::default()
+    };
+    let body = anthropic::request_bytes(&request, "claude-\"x\"", 4096, false).unwrap();
+    let expected = concat!(
+        r#"{"model":"claude-\"x\"","max_tokens":5,"#,
+        r#""system":"Say \"hi\".\n\nRespond with a single JSON object and nothing else.","#,
+        r#""messages":[{"role":"user","content":[{"type":"text","text":"Look:\n"},"#,
+        r#"{"type":"image","source":{"type":"base64","media_type":"image/png","data":"AAAA"}}]}],"#,
+        r#""stream":false,"temperature":0.3}"#,
+    );
+    assert_eq!(std::str::from_utf8(&body).unwrap(), expected);
+}
+
+#[test]
 fn builds_the_upstream_request() {
     let request = ChatRequest {
         model: "auto".into(),
