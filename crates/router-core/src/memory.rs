@@ -20,6 +20,7 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::evidence::Evidence;
+use crate::features::text::{head as leading, tail as trailing};
 
 /// Length of a sketch vector.
 pub const DIMENSIONS: usize = 128;
@@ -84,7 +85,7 @@ impl Sketch {
     /// it, nor the other way round. Text of one short paragraph is hashed once.
     pub fn of(text: &str) -> Sketch {
         let text = text.trim();
-        let head = &text[..floor_boundary(text, WINDOW)];
+        let head = leading(text, WINDOW);
         let tail = last_paragraph(text);
         let mut v = [0.0f32; DIMENSIONS];
         hash_into(head, &mut v);
@@ -157,7 +158,7 @@ impl CompactSketch {
 /// The text after the last blank line, at most `WINDOW` bytes of it, and only the last
 /// `WINDOW` bytes of the text are searched.
 fn last_paragraph(text: &str) -> &str {
-    let window = text[ceil_boundary(text, text.len().saturating_sub(WINDOW))..].trim_end();
+    let window = trailing(text, WINDOW).trim_end();
     window[after_last_blank_line(window).unwrap_or(0)..].trim()
 }
 
@@ -174,20 +175,6 @@ fn after_last_blank_line(text: &str) -> Option<usize> {
         end = newline;
     }
     None
-}
-
-fn floor_boundary(s: &str, mut i: usize) -> usize {
-    while i > 0 && !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
-
-fn ceil_boundary(s: &str, mut i: usize) -> usize {
-    while i < s.len() && !s.is_char_boundary(i) {
-        i += 1;
-    }
-    i
 }
 
 /// 64-bit FNV-1a step.
@@ -629,7 +616,7 @@ mod tests {
     fn the_last_paragraph_is_what_follows_the_last_blank_line() {
         // What `rsplit("\n\n")` found before the search jumped between newlines.
         let by_split = |text: &str| -> String {
-            let window = &text[ceil_boundary(text, text.len().saturating_sub(WINDOW))..];
+            let window = trailing(text, WINDOW);
             let paragraph =
                 window.trim_end().rsplit("\n\n").find(|p| !p.trim().is_empty()).unwrap_or(window);
             paragraph.trim().to_owned()

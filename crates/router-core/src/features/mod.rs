@@ -20,7 +20,7 @@ pub mod eval;
 pub mod language;
 mod lexicon;
 mod scan;
-mod text;
+pub(crate) mod text;
 pub mod tokens;
 
 pub use domain::{DataError, DomainModel, LabelledExample, ModelError, TrainOptions};
