@@ -449,7 +449,7 @@ impl StreamEncoder {
         if self.closed {
             return Bytes::new();
         }
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(sse::FRAME_BYTES);
         self.start(&mut out);
         match event {
             StreamEvent::Start { .. } => {}
@@ -497,7 +497,7 @@ impl StreamEncoder {
         if self.closed {
             return Bytes::new();
         }
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(sse::FRAME_BYTES);
         self.start(&mut out);
         self.close_block(&mut out);
         self.closed = true;

@@ -540,7 +540,7 @@ impl StreamEncoder {
         if self.closed {
             return Bytes::new();
         }
-        let mut out = Vec::with_capacity(CHUNK_BYTES);
+        let mut out = Vec::with_capacity(sse::FRAME_BYTES);
         if !self.started {
             self.started = true;
             let delta = Delta { role: Some("assistant"), content: Some(""), tool_calls: None };
@@ -587,7 +587,7 @@ impl StreamEncoder {
             return Bytes::new();
         }
         self.closed = true;
-        let mut out = Vec::with_capacity(CHUNK_BYTES);
+        let mut out = Vec::with_capacity(sse::FRAME_BYTES);
         if self.include_usage {
             // The last chunk: no choices, and the usage.
             out.extend_from_slice(b"data: ");
@@ -653,10 +653,6 @@ fn put_json(out: &mut Vec<u8>, value: &impl Serialize) {
     let written = serde_json::to_writer(&mut *out, value);
     debug_assert!(written.is_ok(), "a stream chunk's parts failed to serialise");
 }
-
-/// Room for a typical chunk frame (a few words of text in the envelope), so writing one does
-/// not grow the buffer.
-const CHUNK_BYTES: usize = 256;
 
 /// A `chat.completion.chunk`'s one choice, written straight from borrowed parts after the
 /// stream's head.

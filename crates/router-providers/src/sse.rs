@@ -224,6 +224,11 @@ pub fn data_frame(data: &str) -> Bytes {
     out.freeze()
 }
 
+/// Room for a typical frame an encoder writes (a few words of text in their envelope), so
+/// writing one does not grow the buffer: a buffer that starts empty is allocated two or
+/// three times over as a frame is written into it.
+pub(crate) const FRAME_BYTES: usize = 256;
+
 /// Appends `value` as one frame of JSON, named `event` when given. JSON text holds no raw
 /// line break, so the data is a single `data:` line. Written straight into `out`: the
 /// encoders send a frame for every few tokens of every stream.
