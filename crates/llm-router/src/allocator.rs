@@ -12,6 +12,20 @@
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's options, which it reads before `main` from this symbol (its `malloc_conf`, under
+/// the prefix this build of jemalloc gives its names). Options in the environment
+/// (`_RJEM_MALLOC_CONF`) are read after these and win.
+///
+/// `tcache_gc_incr_bytes`: how much a thread allocates between two collections of its cache,
+/// which hand back to the shared arena what the thread did not use since the last one. At
+/// jemalloc's default, 64 KiB, a serving thread collected every few requests, a twentieth of
+/// what it spent in the allocator; at 1 MiB it does a sixteenth as often, for 3 % fewer
+/// instructions a request and no difference in resident memory under load (BENCHMARKS.md,
+/// "JSON strings a word at a time").
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static MALLOC_CONF: &[u8; 29] = b"tcache_gc_incr_bytes:1048576\0";
+
 /// Tells the gateway how the allocator gives free memory back (nothing to tell for the
 /// system's allocator, which the gateway knows).
 pub fn install() {
@@ -58,6 +72,26 @@ mod tests {
             "resident {before} KiB before the purge, {after} KiB after: expected at least 32 MiB back"
         );
         drop(pin);
+    }
+
+    #[test]
+    fn jemalloc_reads_the_binarys_options() {
+        // `opt.tcache_gc_incr_bytes` is a size_t, read back as jemalloc parsed it.
+        let mut value: usize = 0;
+        let mut length = std::mem::size_of::<usize>();
+        // SAFETY: the name is NUL-terminated; `value` and `length` describe a size_t-sized
+        // buffer for the old value, and no new value is written.
+        let status = unsafe {
+            tikv_jemalloc_sys::mallctl(
+                c"opt.tcache_gc_incr_bytes".as_ptr(),
+                (&raw mut value).cast(),
+                &raw mut length,
+                std::ptr::null_mut(),
+                0,
+            )
+        };
+        assert_eq!(status, 0, "jemalloc has no opt.tcache_gc_incr_bytes");
+        assert_eq!(value, 1 << 20, "the binary's malloc_conf was not read");
     }
 
     #[test]
