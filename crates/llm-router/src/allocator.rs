@@ -18,10 +18,9 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 ///
 /// `tcache_gc_incr_bytes`: how much a thread allocates between two collections of its cache,
 /// which hand back to the shared arena what the thread did not use since the last one. At
-/// jemalloc's default, 64 KiB, a serving thread collected every few requests, a twentieth of
-/// what it spent in the allocator; at 1 MiB it does a sixteenth as often, for 3 % fewer
-/// instructions a request and no difference in resident memory under load (BENCHMARKS.md,
-/// "JSON strings a word at a time").
+/// jemalloc's default, 64 KiB, a serving thread collected every few requests; at 1 MiB it does
+/// a sixteenth as often, for 2 % fewer instructions a request and about 2 MB more resident
+/// memory, kept in the threads' caches (BENCHMARKS.md, "JSON strings a word at a time").
 #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
 #[unsafe(export_name = "_rjem_malloc_conf")]
 static MALLOC_CONF: &[u8; 29] = b"tcache_gc_incr_bytes:1048576\0";
