@@ -54,7 +54,8 @@ port_up=$((port_gw + 1))
 "$bin/router-sim" --listen "127.0.0.1:$port_up" --model bench-small --model bench-large \
     >"$out/sim.log" 2>&1 &
 sim=$!
-trap 'kill $sim ${gateway:-} 2>/dev/null || true' EXIT
+# The next run may want the same ports at once: wait for both to be gone.
+trap 'kill $sim ${gateway:-} 2>/dev/null || true; wait 2>/dev/null || true' EXIT
 
 cat >"$out/gateway.toml" <<EOF
 [server]
@@ -106,10 +107,16 @@ for _ in range(count):
 PY
 }
 
-for _ in $(seq 120); do
-    curl -s -o /dev/null "http://127.0.0.1:$port_gw/health" && break
+ready=""
+for _ in $(seq 240); do
+    if curl -s -o /dev/null "http://127.0.0.1:$port_gw/health"; then ready=1; break; fi
     sleep 0.5
 done
+if [ -z "$ready" ]; then
+    echo "the gateway did not come up on port $port_gw (INSTRUCTIONS_PORT picks another):" >&2
+    tail -5 "$out/gateway.log" "$out/sim.log" >&2
+    exit 1
+fi
 client 200
 callgrind_control -z "$gateway" >/dev/null 2>&1
 client "$requests"
