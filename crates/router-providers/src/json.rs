@@ -1,9 +1,9 @@
 //! Small JSON helpers shared by the wire formats.
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Number, Value};
 
-use crate::chat::ContentPart;
+use crate::chat::{ChatRequest, ContentPart};
 
 /// Reads `body` as JSON. Valid UTF-8 (nearly every body) is checked once, in one fast
 /// pass, and then parsed as text: `serde_json::from_slice` checks every string it meets
@@ -15,6 +15,25 @@ pub(crate) fn from_body<'de, T: Deserialize<'de>>(body: &'de [u8]) -> serde_json
         Ok(text) => serde_json::from_str(text),
         Err(_) => serde_json::from_slice(body),
     }
+}
+
+/// Room for a request's body written for an upstream: its text, about 40 bytes a message
+/// around it, and the parameters.
+pub(crate) fn body_capacity(request: &ChatRequest) -> usize {
+    request.messages.iter().map(|m| text_bytes(&m.content) + 40).sum::<usize>()
+        + request.tools.len() * 256
+        + 256
+}
+
+/// Appends the fields of `value`, a struct that serialises to a JSON object with at least
+/// one field, to the object open in `out` after at least one field of its own, and closes
+/// that object: the opening brace serde writes, turned into a comma, joins the two.
+pub(crate) fn put_fields(out: &mut Vec<u8>, value: &impl Serialize) -> serde_json::Result<()> {
+    let joint = out.len();
+    serde_json::to_writer(&mut *out, value)?;
+    debug_assert!(out.get(joint) == Some(&b'{') && out.get(joint + 1) != Some(&b'}'));
+    out[joint] = b',';
+    Ok(())
 }
 
 /// The bytes of text in `parts` (texts, tool calls' names and arguments): most of what

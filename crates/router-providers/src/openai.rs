@@ -27,7 +27,7 @@ use crate::chat::{
     StreamEvent, ToolCall, ToolChoice, ToolDef, Usage, join_texts,
 };
 use crate::error::{UpstreamError, from_error_event};
-use crate::json::{f32_json, null_as_default, put_str, text_bytes};
+use crate::json::{body_capacity, f32_json, null_as_default, put_fields, put_str, text_bytes};
 use crate::sse::{self, SseDecoder, SseEvent, SseFormat};
 use crate::validate::{Dialect, Field, Obj, parse_body};
 
@@ -719,11 +719,7 @@ pub fn request_bytes(
     stream: bool,
 ) -> Result<Vec<u8>, UpstreamError> {
     let body = UpstreamBody::new(request, model_id, stream)?;
-    // About 40 bytes a message around its text, and the parameters.
-    let capacity = request.messages.iter().map(|m| text_bytes(&m.content) + 40).sum::<usize>()
-        + request.tools.len() * 256
-        + 256;
-    let mut out = Vec::with_capacity(capacity);
+    let mut out = Vec::with_capacity(body_capacity(request));
     out.extend_from_slice(b"{\"model\":");
     put_str(&mut out, body.model);
     out.extend_from_slice(b",\"messages\":[");
@@ -734,11 +730,8 @@ pub fn request_bytes(
         message.put(&mut out);
     }
     out.push(b']');
-    // The parameters are an object of their own, `{"stream":…}` at least; its opening brace,
-    // turned into a comma, joins them to the model and messages.
-    let joint = out.len();
-    serde_json::to_writer(&mut out, &body.parameters).map_err(unwritable)?;
-    out[joint] = b',';
+    // The parameters: `stream` at least.
+    put_fields(&mut out, &body.parameters).map_err(unwritable)?;
     Ok(out)
 }
 
