@@ -29,6 +29,7 @@ use crate::chat::{
     StreamEvent, ToolCall, ToolChoice, ToolDef, Usage,
 };
 use crate::error::{UpstreamError, from_error_event};
+use crate::json::scan::{Scan, first};
 use crate::json::{
     body_capacity, f32_json, null_as_default, put_escaped, put_fields, put_str, text_bytes,
 };
@@ -1168,6 +1169,36 @@ struct WireError {
     message: String,
 }
 
+/// The text of a `content_block_delta` event with a `text_delta` — nearly every event of a
+/// stream — read without serde, which buffers a whole internally tagged event before it
+/// reads its tag. `None` for any other event (or anything this reader does not expect),
+/// which serde then reads.
+fn plain_text_delta(data: &str) -> Option<Cow<'_, str>> {
+    let mut scan = Scan::new(data);
+    let (mut kind, mut index, mut text) = (None, None, None);
+    scan.object(|scan, key| match key {
+        "type" => first(&mut kind, scan.string()),
+        "index" => first(&mut index, scan.u32()),
+        "delta" => first(&mut text, scan_text_delta(scan)),
+        _ => scan.skip(),
+    })?;
+    // The index is required, though a text delta does not need it.
+    (scan.at_end() && kind? == "content_block_delta" && index.is_some()).then_some(())?;
+    text
+}
+
+/// A `text_delta`'s text.
+fn scan_text_delta<'a>(scan: &mut Scan<'a>) -> Option<Cow<'a, str>> {
+    let (mut kind, mut text) = (None, None);
+    scan.object(|scan, key| match key {
+        "type" => first(&mut kind, scan.string()),
+        "text" => first(&mut text, scan.string()),
+        _ => scan.skip(),
+    })?;
+    (kind? == "text_delta").then_some(())?;
+    text
+}
+
 /// Decodes the stream: bytes in, neutral events out.
 pub type StreamDecoder = SseDecoder<AnthropicEvents>;
 
@@ -1191,7 +1222,24 @@ impl SseFormat for AnthropicEvents {
         event: &SseEvent,
         out: &mut Vec<StreamEvent>,
     ) -> Result<(), UpstreamError> {
-        let wire: WireEvent = serde_json::from_str(&event.data).map_err(|error| {
+        if let Some(text) = plain_text_delta(&event.data) {
+            if !text.is_empty() {
+                out.push(StreamEvent::TextDelta { text: text.into_owned() });
+            }
+            return Ok(());
+        }
+        self.decode_with_serde(&event.data, out)
+    }
+}
+
+impl AnthropicEvents {
+    /// Decodes any event, `data` being its JSON.
+    fn decode_with_serde(
+        &mut self,
+        data: &str,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), UpstreamError> {
+        let wire: WireEvent = serde_json::from_str(data).map_err(|error| {
             UpstreamError::Protocol { message: format!("not an Anthropic stream event: {error}") }
         })?;
         match wire {
@@ -1254,5 +1302,82 @@ impl SseFormat for AnthropicEvents {
             WireEvent::ContentBlockStop {} | WireEvent::Ping {} | WireEvent::Unknown => {}
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::scan::one_edit_away;
+
+    /// Text deltas as Anthropic sends them, which the fast path must read.
+    const TEXT_DELTAS: &[&str] = &[
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" word"}}"#,
+        r#"{"delta":{"text":"Hi \"there\"\n caf\u00e9 \ud83d\ude00 中文","type":"text_delta"},"index":2,"type":"content_block_delta"}"#,
+        " { \"type\" : \"content_block_delta\" , \"index\" : 0 , \"delta\" : { \"type\" : \"text_delta\" , \"text\" : \"\" } } ",
+    ];
+
+    /// Events that are not text deltas, which serde must read.
+    const OTHER_EVENTS: &[&str] = &[
+        r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"a\":"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hm"}}"#,
+        r#"{"type":"content_block_delta","delta":{"type":"text_delta","text":"no index"}}"#,
+        r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+        r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":15}}"#,
+        r#"{"type":"message_stop"}"#,
+        r#"{"type":"ping"}"#,
+        r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+        r#"{"type":"content_block_delta","type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a"}}"#,
+    ];
+
+    fn with_serde(data: &str) -> Result<Vec<StreamEvent>, UpstreamError> {
+        let mut out = Vec::new();
+        AnthropicEvents::default().decode_with_serde(data, &mut out).map(|()| out)
+    }
+
+    /// Whether the fast path read `data`; if it did, that it read it as serde does.
+    fn read_as_serde_does(data: &str) -> bool {
+        let Some(text) = plain_text_delta(data) else { return false };
+        let fast: Vec<StreamEvent> = Some(text)
+            .filter(|text| !text.is_empty())
+            .map(|text| StreamEvent::TextDelta { text: text.into_owned() })
+            .into_iter()
+            .collect();
+        match with_serde(data) {
+            Ok(events) => assert_eq!(fast, events, "{data:?}"),
+            Err(error) => panic!("the fast path read {data:?}, which serde refuses: {error}"),
+        }
+        true
+    }
+
+    #[test]
+    fn text_deltas_take_the_fast_path_and_read_as_serde_reads_them() {
+        for event in TEXT_DELTAS {
+            assert!(read_as_serde_does(event), "not read by the fast path: {event}");
+        }
+        assert_eq!(
+            with_serde(TEXT_DELTAS[1]).unwrap(),
+            [StreamEvent::TextDelta { text: "Hi \"there\"\n café 😀 中文".into() }]
+        );
+    }
+
+    #[test]
+    fn other_events_are_left_to_serde() {
+        for event in OTHER_EVENTS {
+            assert_eq!(plain_text_delta(event), None, "{event}");
+        }
+    }
+
+    #[test]
+    fn nothing_one_edit_from_a_real_event_is_read_differently_from_serde() {
+        let mut fast = 0;
+        let mut all = 0;
+        for sample in TEXT_DELTAS.iter().chain(OTHER_EVENTS) {
+            for edited in one_edit_away(sample) {
+                all += 1;
+                fast += usize::from(read_as_serde_does(&edited));
+            }
+        }
+        assert!(fast > all / 100 && fast < all / 2, "{fast} of {all} read by the fast path");
     }
 }

@@ -5,6 +5,8 @@ use serde_json::{Number, Value};
 
 use crate::chat::{ChatRequest, ContentPart};
 
+pub(crate) mod scan;
+
 /// Reads `body` as JSON. Valid UTF-8 (nearly every body) is checked once, in one fast
 /// pass, and then parsed as text: `serde_json::from_slice` checks every string it meets
 /// again, one call per string, which cost more than the whole pass on an ordinary chat body.

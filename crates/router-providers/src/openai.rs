@@ -27,6 +27,7 @@ use crate::chat::{
     StreamEvent, ToolCall, ToolChoice, ToolDef, Usage, join_texts,
 };
 use crate::error::{UpstreamError, from_error_event};
+use crate::json::scan::{Scan, first};
 use crate::json::{body_capacity, f32_json, null_as_default, put_fields, put_str, text_bytes};
 use crate::sse::{self, SseDecoder, SseEvent, SseFormat};
 use crate::validate::{Dialect, Field, Obj, parse_body};
@@ -1196,6 +1197,55 @@ struct WireErrorObject {
     code: Option<Value>,
 }
 
+/// The text of a chunk that carries a piece of the answer's text and nothing else a stream
+/// needs — no finish, usage, error, refusal or tool call; nearly every chunk of a stream —
+/// read without serde: `Some(None)` for such a chunk with no text, `None` for any other chunk
+/// (or anything this reader does not expect), which serde then reads. The id and model are
+/// skipped, so this is for the chunks after the first.
+fn plain_text_chunk(data: &str) -> Option<Option<Cow<'_, str>>> {
+    let mut scan = Scan::new(data);
+    let (mut choices, mut usage, mut error) = (None, None, None);
+    scan.object(|scan, key| match key {
+        "choices" => first(&mut choices, scan_choices(scan)),
+        "usage" => first(&mut usage, scan.null().then_some(())),
+        "error" => first(&mut error, scan.null().then_some(())),
+        _ => scan.skip(),
+    })?;
+    scan.at_end().then_some(choices.flatten())
+}
+
+/// `choices` of a plain text chunk: none, or the first alone.
+fn scan_choices<'a>(scan: &mut Scan<'a>) -> Option<Option<Cow<'a, str>>> {
+    let mut text = None;
+    scan.array(|scan| first(&mut text, scan_choice(scan)))?;
+    Some(text.flatten())
+}
+
+fn scan_choice<'a>(scan: &mut Scan<'a>) -> Option<Option<Cow<'a, str>>> {
+    let (mut index, mut delta, mut finish) = (None, None, None);
+    scan.object(|scan, key| match key {
+        "index" => first(&mut index, if scan.null() { Some(0) } else { scan.u32() }),
+        "delta" => first(&mut delta, scan_delta(scan)),
+        "finish_reason" => first(&mut finish, scan.null().then_some(())),
+        _ => scan.skip(),
+    })?;
+    // Other choices are dropped; serde's path says so in one place.
+    (index.unwrap_or(0) == 0).then_some(delta.flatten())
+}
+
+fn scan_delta<'a>(scan: &mut Scan<'a>) -> Option<Option<Cow<'a, str>>> {
+    let (mut content, mut refusal, mut tool_calls) = (None, None, None);
+    scan.object(|scan, key| match key {
+        "content" => {
+            first(&mut content, if scan.null() { Some(None) } else { scan.string().map(Some) })
+        }
+        "refusal" => first(&mut refusal, scan.null().then_some(())),
+        "tool_calls" => first(&mut tool_calls, scan.null().then_some(())),
+        _ => scan.skip(),
+    })?;
+    Some(content.flatten())
+}
+
 /// Decodes the stream: bytes in, neutral events out.
 pub type StreamDecoder = SseDecoder<OpenAiEvents>;
 
@@ -1229,6 +1279,25 @@ impl SseFormat for OpenAiEvents {
         if data.is_empty() {
             return Ok(());
         }
+        if self.started
+            && let Some(text) = plain_text_chunk(data)
+        {
+            if let Some(text) = text.filter(|text| !text.is_empty()) {
+                out.push(StreamEvent::TextDelta { text: text.into_owned() });
+            }
+            return Ok(());
+        }
+        self.decode_with_serde(data, out)
+    }
+}
+
+impl OpenAiEvents {
+    /// Decodes any chunk, `data` being its JSON.
+    fn decode_with_serde(
+        &mut self,
+        data: &str,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), UpstreamError> {
         let chunk = if self.started {
             serde_json::from_str::<WireLaterChunk>(data).map(WireChunk::from)
         } else {
@@ -1269,9 +1338,7 @@ impl SseFormat for OpenAiEvents {
         }
         Ok(())
     }
-}
 
-impl OpenAiEvents {
     fn decode_tool_call(
         &mut self,
         position: usize,
@@ -1297,5 +1364,109 @@ impl OpenAiEvents {
         if let Some(arguments) = function.arguments.filter(|a| !a.is_empty()) {
             out.push(StreamEvent::ToolCallDelta { index, arguments });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::scan::one_edit_away;
+
+    /// Text chunks as servers send them, which the fast path must read.
+    const TEXT_CHUNKS: &[&str] = &[
+        // OpenAI's own, field for field.
+        r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1795741950,"model":"gpt-4o-mini","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"content":" word"},"logprobs":null,"finish_reason":null}]}"#,
+        // With `stream_options.include_usage`: `usage` is null on every chunk but the last.
+        r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Hi \"there\"\n"},"finish_reason":null}],"usage":null}"#,
+        // Keys sorted, the role repeated, refusal null (router-sim, some proxies).
+        r#"{"choices":[{"delta":{"content":"","refusal":null,"role":"assistant"},"finish_reason":null,"index":0,"logprobs":null}],"created":1795921392,"id":"chatcmpl-sim","model":"sim-small","object":"chat.completion.chunk","system_fingerprint":"fp_sim"}"#,
+        // Escapes, a surrogate pair, raw non-ASCII, logprobs.
+        r#"{"choices":[{"index":0,"delta":{"content":"caf\u00e9 \ud83d\ude00 中文"},"logprobs":{"content":[{"token":"x","logprob":-0.5e-1,"bytes":[120],"top_logprobs":[]}]}}]}"#,
+        // Whitespace everywhere JSON allows it.
+        " { \"choices\" : [ { \"index\" : null , \"delta\" : { \"content\" : \"a\" , \"tool_calls\" : null } } ] }\n",
+        // No choices (Azure's content-filter chunk), and a null content.
+        r#"{"choices":[],"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{}}]}"#,
+        r#"{"choices":[{"index":0,"delta":{"content":null}}]}"#,
+    ];
+
+    /// Chunks that carry more than text, which serde must read.
+    const OTHER_CHUNKS: &[&str] = &[
+        r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+        r#"{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12}}"#,
+        r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":""}}]}}]}"#,
+        r#"{"choices":[{"index":0,"delta":{"refusal":"I can't"}}]}"#,
+        r#"{"choices":[{"index":1,"delta":{"content":"second choice"}}]}"#,
+        r#"{"choices":[{"index":0,"delta":{"content":"a"}},{"index":0,"delta":{"content":"b"}}]}"#,
+        r#"{"error":{"message":"overloaded","type":"server_error"}}"#,
+        r#"{"choices":[{"index":0,"delta":{"content":"a","content":"b"}}]}"#,
+        r#"{"choices":[{"index":0,"delta":{"content":"a"}}]} trailing"#,
+    ];
+
+    /// What serde's path makes of a later chunk.
+    fn with_serde(data: &str) -> Result<Vec<StreamEvent>, UpstreamError> {
+        let mut events = OpenAiEvents { started: true, ..OpenAiEvents::default() };
+        let mut out = Vec::new();
+        events.decode_with_serde(data, &mut out).map(|()| out)
+    }
+
+    /// Whether the fast path read `data`; if it did, that it read it as serde does.
+    fn read_as_serde_does(data: &str) -> bool {
+        let Some(text) = plain_text_chunk(data) else { return false };
+        let fast: Vec<StreamEvent> = text
+            .filter(|text| !text.is_empty())
+            .map(|text| StreamEvent::TextDelta { text: text.into_owned() })
+            .into_iter()
+            .collect();
+        match with_serde(data) {
+            Ok(events) => assert_eq!(fast, events, "{data:?}"),
+            Err(error) => panic!("the fast path read {data:?}, which serde refuses: {error}"),
+        }
+        true
+    }
+
+    #[test]
+    fn text_chunks_take_the_fast_path_and_read_as_serde_reads_them() {
+        for chunk in TEXT_CHUNKS {
+            assert!(read_as_serde_does(chunk), "not read by the fast path: {chunk}");
+        }
+        let events = with_serde(TEXT_CHUNKS[3]).unwrap();
+        assert_eq!(events, [StreamEvent::TextDelta { text: "café 😀 中文".into() }]);
+    }
+
+    #[test]
+    fn other_chunks_are_left_to_serde() {
+        for chunk in OTHER_CHUNKS {
+            assert_eq!(plain_text_chunk(chunk), None, "{chunk}");
+        }
+    }
+
+    #[test]
+    fn nothing_one_edit_from_a_real_chunk_is_read_differently_from_serde() {
+        let mut fast = 0;
+        let mut all = 0;
+        for sample in TEXT_CHUNKS.iter().chain(OTHER_CHUNKS) {
+            for edited in one_edit_away(sample) {
+                all += 1;
+                fast += usize::from(read_as_serde_does(&edited));
+            }
+        }
+        // Some edits leave a valid text chunk (an edit inside a string, say); most do not.
+        assert!(fast > all / 100 && fast < all / 2, "{fast} of {all} read by the fast path");
+    }
+
+    #[test]
+    fn the_decoder_takes_the_fast_path_only_after_the_first_chunk() {
+        let mut decoder = StreamDecoder::new();
+        let mut out = Vec::new();
+        let stream = format!("data: {}\n\ndata: {}\n\n", TEXT_CHUNKS[0], TEXT_CHUNKS[1]);
+        decoder.feed(stream.as_bytes(), &mut out).unwrap();
+        assert_eq!(
+            out,
+            [
+                StreamEvent::Start { id: "chatcmpl-1".into(), model: "gpt-4o-mini".into() },
+                StreamEvent::TextDelta { text: " word".into() },
+                StreamEvent::TextDelta { text: "Hi \"there\"\n".into() },
+            ]
+        );
     }
 }

@@ -145,6 +145,15 @@ impl SseParser {
         }
     }
 
+    /// Takes back a dispatched event's data buffer, to collect the next event's data in
+    /// without allocating, unless data is being collected already.
+    pub fn recycle(&mut self, mut data: String) {
+        if self.data.capacity() == 0 {
+            data.clear();
+            self.data = data;
+        }
+    }
+
     fn dispatch(&mut self, out: &mut Vec<SseEvent>) {
         let event = self.event.take();
         if !self.has_data {
@@ -209,6 +218,10 @@ impl<F: SseFormat> SseDecoder<F> {
                     break;
                 }
             }
+        }
+        // The next event's data goes into this one's buffer: no allocation per event.
+        if let Some(last) = events.pop() {
+            self.parser.recycle(last.data);
         }
         events.clear();
         self.scratch = events;

@@ -312,6 +312,7 @@ impl Upstream {
             body: Some(response.into_stream()),
             decoder: Decoder::new(self.protocol),
             pending: VecDeque::new(),
+            decoded: Vec::new(),
             failure: None,
             done: false,
             idle: self.timeouts.idle,
@@ -542,6 +543,8 @@ struct EventReader {
     body: Option<ByteStream>,
     decoder: Decoder,
     pending: VecDeque<StreamEvent>,
+    /// What the decoder makes of a read, reused from read to read.
+    decoded: Vec<StreamEvent>,
     failure: Option<UpstreamError>,
     done: bool,
     idle: Duration,
@@ -618,9 +621,10 @@ impl EventReader {
             match read {
                 Err(()) => self.fail(UpstreamError::Timeout { phase }),
                 Ok(None) => {
-                    let mut events = Vec::new();
+                    let mut events = std::mem::take(&mut self.decoded);
                     let result = self.decoder.end_of_input(&mut events);
-                    self.pending.extend(events);
+                    self.pending.extend(events.drain(..));
+                    self.decoded = events;
                     match result {
                         Err(error) => self.fail(error),
                         Ok(()) if self.decoder.is_finished() => {
@@ -638,12 +642,13 @@ impl EventReader {
                     message: format!("reading the stream failed: {error}"),
                 }),
                 Ok(Some(Ok(chunk))) => {
-                    let mut events = Vec::new();
+                    let mut events = std::mem::take(&mut self.decoded);
                     let result = self.decoder.feed(&chunk, &mut events);
                     if !events.is_empty() {
                         self.first_deadline = None;
                     }
-                    self.pending.extend(events);
+                    self.pending.extend(events.drain(..));
+                    self.decoded = events;
                     if let Err(error) = result {
                         self.fail(error);
                     }
