@@ -45,7 +45,8 @@ pub fn implicit_signal(has_output: bool, finish: Option<FinishReason>) -> Option
 
 /// A client format's stream writer.
 pub trait Encoding: Send + Unpin + 'static {
-    fn encode(&mut self, event: &StreamEvent) -> Bytes;
+    /// Appends the frames for one event to `out`.
+    fn encode_into(&mut self, event: &StreamEvent, out: &mut Vec<u8>);
     /// The closing frames of a stream that ended well.
     fn finish(&mut self) -> Bytes;
     /// The frames that end a stream that broke.
@@ -53,8 +54,8 @@ pub trait Encoding: Send + Unpin + 'static {
 }
 
 impl Encoding for openai::StreamEncoder {
-    fn encode(&mut self, event: &StreamEvent) -> Bytes {
-        openai::StreamEncoder::encode(self, event)
+    fn encode_into(&mut self, event: &StreamEvent, out: &mut Vec<u8>) {
+        openai::StreamEncoder::encode_into(self, event, out)
     }
     fn finish(&mut self) -> Bytes {
         openai::StreamEncoder::finish(self)
@@ -65,8 +66,8 @@ impl Encoding for openai::StreamEncoder {
 }
 
 impl Encoding for anthropic::StreamEncoder {
-    fn encode(&mut self, event: &StreamEvent) -> Bytes {
-        anthropic::StreamEncoder::encode(self, event)
+    fn encode_into(&mut self, event: &StreamEvent, out: &mut Vec<u8>) {
+        anthropic::StreamEncoder::encode_into(self, event, out)
     }
     fn finish(&mut self) -> Bytes {
         anthropic::StreamEncoder::finish(self)
@@ -96,6 +97,9 @@ pub struct Relay<E: Encoding> {
 
 /// A gathered batch is written once it reaches this size, whatever else is ready.
 const MAX_BATCH: usize = 16 * 1024;
+/// Room a batch starts with: a few events' frames, so that gathering them does not grow it
+/// two or three times over.
+const BATCH_BYTES: usize = 1024;
 /// Turns to give the upstream connection's task before writing what was gathered. Measured:
 /// the HTTP client passes on an event it has already read within two turns; with one, a
 /// 30-event burst still went out in 29 writes, with two in one.
@@ -131,8 +135,11 @@ impl<E: Encoding> Relay<E> {
     /// the first token (time to first token is what the client waits on) or is full.
     fn gather(&mut self, event: &StreamEvent) -> bool {
         let before = self.ttft.is_some();
-        let bytes = self.on_event(event);
-        self.batch.extend_from_slice(&bytes);
+        if self.batch.capacity() == 0 {
+            // A batch leaves as the body's next chunk, taking its buffer along.
+            self.batch.reserve(BATCH_BYTES);
+        }
+        self.on_event(event);
         (!before && self.ttft.is_some()) || self.batch.len() >= MAX_BATCH
     }
 
@@ -140,14 +147,15 @@ impl<E: Encoding> Relay<E> {
         Bytes::from(std::mem::take(&mut self.batch))
     }
 
-    fn on_event(&mut self, event: &StreamEvent) -> Bytes {
+    /// Notes an event and appends its frames to the batch.
+    fn on_event(&mut self, event: &StreamEvent) {
         if self.ttft.is_none()
             && matches!(event, StreamEvent::TextDelta { .. } | StreamEvent::ToolCallStart { .. })
         {
             self.ttft = Some(self.trace.received.elapsed());
         }
         self.seen.observe(event);
-        self.encoder.encode(event)
+        self.encoder.encode_into(event, &mut self.batch);
     }
 
     /// Usage as reported, or estimated when the upstream reported none.
@@ -234,8 +242,7 @@ impl<E: Encoding> Stream for Relay<E> {
                     let (usage, estimated) = this.usage();
                     if estimated {
                         // Formats that report usage at the end get the estimate instead.
-                        let bytes = this.encoder.encode(&StreamEvent::Usage(usage));
-                        this.batch.extend_from_slice(&bytes);
+                        this.encoder.encode_into(&StreamEvent::Usage(usage), &mut this.batch);
                     }
                     let bytes = this.encoder.finish();
                     this.batch.extend_from_slice(&bytes);

@@ -448,31 +448,38 @@ impl StreamEncoder {
         }
     }
 
+    /// The frames for one event (possibly none).
     pub fn encode(&mut self, event: &StreamEvent) -> Bytes {
-        if self.closed {
-            return Bytes::new();
-        }
         let mut out = Vec::with_capacity(sse::FRAME_BYTES);
-        self.start(&mut out);
+        self.encode_into(event, &mut out);
+        Bytes::from(out)
+    }
+
+    /// Appends the frames for one event (possibly none) to `out`.
+    pub fn encode_into(&mut self, event: &StreamEvent, out: &mut Vec<u8>) {
+        if self.closed {
+            return;
+        }
+        self.start(out);
         match event {
             StreamEvent::Start { .. } => {}
             StreamEvent::TextDelta { text } => {
                 if text.is_empty() {
-                    return Bytes::from(out);
+                    return;
                 }
                 let block = match self.open {
                     Some(OpenBlock::Text(block)) => block,
                     _ => {
-                        let block = self.open_block(&mut out, ContentBlock::Text { text: "" });
+                        let block = self.open_block(out, ContentBlock::Text { text: "" });
                         self.open = Some(OpenBlock::Text(block));
                         block
                     }
                 };
-                text_delta(&mut out, block, text);
+                text_delta(out, block, text);
             }
             StreamEvent::ToolCallStart { index, id, name } => {
                 let start = ContentBlock::ToolUse { id, name, input: EmptyObject {} };
-                let block = self.open_block(&mut out, start);
+                let block = self.open_block(out, start);
                 self.open = Some(OpenBlock::Tool(block));
                 self.tool_blocks.insert(*index, block);
             }
@@ -481,7 +488,7 @@ impl StreamEncoder {
                 // still lands in the right block.
                 if let Some(block) = self.tool_blocks.get(index) {
                     block_delta(
-                        &mut out,
+                        out,
                         *block,
                         BlockDelta::InputJsonDelta { partial_json: arguments },
                     );
@@ -492,7 +499,6 @@ impl StreamEncoder {
             }
             StreamEvent::Usage(usage) => self.usage = Some(*usage),
         }
-        Bytes::from(out)
     }
 
     /// `content_block_stop` for the open block, `message_delta`, `message_stop`.

@@ -538,20 +538,26 @@ impl StreamEncoder {
 
     /// The frames for one event (possibly none).
     pub fn encode(&mut self, event: &StreamEvent) -> Bytes {
-        if self.closed {
-            return Bytes::new();
-        }
         let mut out = Vec::with_capacity(sse::FRAME_BYTES);
+        self.encode_into(event, &mut out);
+        Bytes::from(out)
+    }
+
+    /// Appends the frames for one event (possibly none) to `out`.
+    pub fn encode_into(&mut self, event: &StreamEvent, out: &mut Vec<u8>) {
+        if self.closed {
+            return;
+        }
         if !self.started {
             self.started = true;
             let delta = Delta { role: Some("assistant"), content: Some(""), tool_calls: None };
-            self.chunk(&mut out, delta, None);
+            self.chunk(out, delta, None);
         }
         match event {
             StreamEvent::Start { .. } => {}
             StreamEvent::TextDelta { text } => {
                 if !text.is_empty() {
-                    self.text_chunk(&mut out, text);
+                    self.text_chunk(out, text);
                 }
             }
             StreamEvent::ToolCallStart { index, id, name } => {
@@ -562,7 +568,7 @@ impl StreamEncoder {
                     function: FunctionDelta { name: Some(name), arguments: "" },
                 };
                 let delta = Delta { tool_calls: Some([call]), ..Delta::default() };
-                self.chunk(&mut out, delta, None);
+                self.chunk(out, delta, None);
             }
             StreamEvent::ToolCallDelta { index, arguments } => {
                 let call = ToolCallDelta {
@@ -572,14 +578,13 @@ impl StreamEncoder {
                     function: FunctionDelta { name: None, arguments },
                 };
                 let delta = Delta { tool_calls: Some([call]), ..Delta::default() };
-                self.chunk(&mut out, delta, None);
+                self.chunk(out, delta, None);
             }
             StreamEvent::Finish { reason, .. } => {
-                self.chunk(&mut out, Delta::default(), Some(*reason));
+                self.chunk(out, Delta::default(), Some(*reason));
             }
             StreamEvent::Usage(usage) => self.usage = Some(*usage),
         }
-        Bytes::from(out)
     }
 
     /// The usage chunk (when the client asked for it) and `data: [DONE]`.
@@ -1093,6 +1098,84 @@ fn parse_finish_reason(reason: Option<&str>, made_tool_calls: bool) -> FinishRea
 
 /// Reads an upstream `chat.completion` body.
 pub fn parse_response(body: &[u8]) -> Result<ChatResponse, UpstreamError> {
+    if let Ok(text) = std::str::from_utf8(body)
+        && let Some(response) = plain_text_response(text)
+    {
+        return Ok(response);
+    }
+    parse_response_with_serde(body)
+}
+
+/// A completion with one choice, answered in text (no tool calls) — the common answer —
+/// read without serde; `None` for any other body (or anything this reader does not expect),
+/// which serde then reads.
+fn plain_text_response(text: &str) -> Option<ChatResponse> {
+    let mut scan = Scan::new(text);
+    let (mut id, mut model, mut choice, mut usage) = (None, None, None, None);
+    scan.object(|scan, key| match key {
+        "id" => first(&mut id, scan.string_or_null()),
+        "model" => first(&mut model, scan.string_or_null()),
+        "choices" => {
+            let mut only = None;
+            scan.array(|scan| first(&mut only, scan_answer_choice(scan)))?;
+            first(&mut choice, only)
+        }
+        "usage" => first(&mut usage, if scan.null() { Some(None) } else { scan_usage(scan) }),
+        _ => scan.skip(),
+    })?;
+    scan.at_end().then_some(())?;
+    let (text, finish_reason) = choice?;
+    Some(ChatResponse {
+        id: id.flatten().map(Cow::into_owned).unwrap_or_default(),
+        model: model.flatten().map(Cow::into_owned).unwrap_or_default(),
+        content: text
+            .map(|text| ContentPart::Text { text: text.into_owned() })
+            .into_iter()
+            .collect(),
+        finish_reason: parse_finish_reason(finish_reason.flatten().as_deref(), false),
+        stop_sequence: None,
+        usage: usage.flatten().unwrap_or_default(),
+    })
+}
+
+/// A choice's text (its content, else its refusal, when not empty) and finish reason.
+type AnswerChoice<'a> = (Option<Cow<'a, str>>, Option<Option<Cow<'a, str>>>);
+
+fn scan_answer_choice<'a>(scan: &mut Scan<'a>) -> Option<AnswerChoice<'a>> {
+    let (mut message, mut finish_reason) = (None, None);
+    scan.object(|scan, key| match key {
+        "message" => first(&mut message, scan_answer_message(scan)),
+        "finish_reason" => first(&mut finish_reason, scan.string_or_null()),
+        _ => scan.skip(),
+    })?;
+    Some((message?, finish_reason))
+}
+
+fn scan_answer_message<'a>(scan: &mut Scan<'a>) -> Option<Option<Cow<'a, str>>> {
+    let (mut content, mut refusal, mut tool_calls) = (None, None, None);
+    scan.object(|scan, key| match key {
+        "content" => first(&mut content, scan.string_or_null()),
+        "refusal" => first(&mut refusal, scan.string_or_null()),
+        "tool_calls" => first(&mut tool_calls, scan.null().then_some(())),
+        _ => scan.skip(),
+    })?;
+    let content = content.flatten().filter(|text| !text.is_empty());
+    Some(content.or_else(|| refusal.flatten().filter(|text| !text.is_empty())))
+}
+
+/// `usage`'s token counts; a count that is missing or null is 0.
+fn scan_usage(scan: &mut Scan<'_>) -> Option<Option<Usage>> {
+    let (mut prompt, mut completion) = (None, None);
+    let count = |scan: &mut Scan<'_>| if scan.null() { Some(0) } else { scan.u64() };
+    scan.object(|scan, key| match key {
+        "prompt_tokens" => first(&mut prompt, count(scan)),
+        "completion_tokens" => first(&mut completion, count(scan)),
+        _ => scan.skip(),
+    })?;
+    Some(Some(Usage { input_tokens: prompt.unwrap_or(0), output_tokens: completion.unwrap_or(0) }))
+}
+
+fn parse_response_with_serde(body: &[u8]) -> Result<ChatResponse, UpstreamError> {
     let wire: WireResponse = crate::json::from_body(body).map_err(|error| {
         UpstreamError::Protocol { message: format!("not an OpenAI chat completion: {error}") }
     })?;
@@ -1236,9 +1319,7 @@ fn scan_choice<'a>(scan: &mut Scan<'a>) -> Option<Option<Cow<'a, str>>> {
 fn scan_delta<'a>(scan: &mut Scan<'a>) -> Option<Option<Cow<'a, str>>> {
     let (mut content, mut refusal, mut tool_calls) = (None, None, None);
     scan.object(|scan, key| match key {
-        "content" => {
-            first(&mut content, if scan.null() { Some(None) } else { scan.string().map(Some) })
-        }
+        "content" => first(&mut content, scan.string_or_null()),
         "refusal" => first(&mut refusal, scan.null().then_some(())),
         "tool_calls" => first(&mut tool_calls, scan.null().then_some(())),
         _ => scan.skip(),
@@ -1451,6 +1532,69 @@ mod tests {
             }
         }
         // Some edits leave a valid text chunk (an edit inside a string, say); most do not.
+        assert!(fast > all / 100 && fast < all / 2, "{fast} of {all} read by the fast path");
+    }
+
+    /// Answers as servers send them, which the fast path must read.
+    const TEXT_ANSWERS: &[&str] = &[
+        r#"{"id":"chatcmpl-1","object":"chat.completion","created":1795741950,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hello \"there\"\n\u00e9 \ud83d\ude00 中文","refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":12,"total_tokens":21,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0}},"service_tier":"default","system_fingerprint":"fp_1"}"#,
+        r#"{"choices":[{"finish_reason":"length","index":0,"message":{"content":"cut","role":"assistant","tool_calls":null}}],"id":null,"model":"m","usage":null}"#,
+        r#"{"choices":[{"message":{"content":null,"refusal":"I can't help with that."},"finish_reason":"content_filter"}],"usage":{"prompt_tokens":null}}"#,
+        " { \"choices\" : [ { \"message\" : { \"content\" : \"\" } , \"finish_reason\" : null } ] } ",
+    ];
+
+    /// Answers the fast path must leave to serde.
+    const OTHER_ANSWERS: &[&str] = &[
+        r#"{"choices":[{"message":{"content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"f","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}"#,
+        r#"{"choices":[]}"#,
+        r#"{"choices":[{"message":{"content":"a"}},{"message":{"content":"b"}}]}"#,
+        r#"{"choices":[{"finish_reason":"stop"}]}"#,
+        r#"{"choices":[{"message":{"content":"a"}}],"usage":{"prompt_tokens":1.5}}"#,
+        r#"{"id":"x","id":"y","choices":[{"message":{"content":"a"}}]}"#,
+    ];
+
+    /// Whether the fast path read `body`; if it did, that it read it as serde does.
+    fn answer_read_as_serde_does(body: &str) -> bool {
+        let Some(fast) = plain_text_response(body) else { return false };
+        match parse_response_with_serde(body.as_bytes()) {
+            Ok(slow) => assert_eq!(fast, slow, "{body:?}"),
+            Err(error) => panic!("the fast path read {body:?}, which serde refuses: {error}"),
+        }
+        true
+    }
+
+    #[test]
+    fn text_answers_take_the_fast_path_and_read_as_serde_reads_them() {
+        for body in TEXT_ANSWERS {
+            assert!(answer_read_as_serde_does(body), "not read by the fast path: {body}");
+        }
+        let answer = parse_response(TEXT_ANSWERS[0].as_bytes()).unwrap();
+        assert_eq!(answer.text(), "Hello \"there\"\né 😀 中文");
+        assert_eq!(answer.usage, Usage { input_tokens: 9, output_tokens: 12 });
+        let refused = parse_response(TEXT_ANSWERS[2].as_bytes()).unwrap();
+        assert_eq!(refused.text(), "I can't help with that.");
+        assert_eq!(refused.finish_reason, FinishReason::ContentFilter);
+    }
+
+    #[test]
+    fn other_answers_are_left_to_serde() {
+        for body in OTHER_ANSWERS {
+            assert_eq!(plain_text_response(body), None, "{body}");
+        }
+        let called = parse_response(OTHER_ANSWERS[0].as_bytes()).unwrap();
+        assert_eq!(called.finish_reason, FinishReason::ToolCalls);
+    }
+
+    #[test]
+    fn no_answer_one_edit_from_a_real_one_is_read_differently_from_serde() {
+        let mut fast = 0;
+        let mut all = 0;
+        for sample in TEXT_ANSWERS.iter().chain(OTHER_ANSWERS) {
+            for edited in one_edit_away(sample) {
+                all += 1;
+                fast += usize::from(answer_read_as_serde_does(&edited));
+            }
+        }
         assert!(fast > all / 100 && fast < all / 2, "{fast} of {all} read by the fast path");
     }
 

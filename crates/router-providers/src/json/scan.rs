@@ -133,6 +133,11 @@ impl<'a> Scan<'a> {
         }
     }
 
+    /// Reads a string or `null`.
+    pub(crate) fn string_or_null(&mut self) -> Option<Option<Cow<'a, str>>> {
+        if self.null() { Some(None) } else { self.string().map(Some) }
+    }
+
     /// Reads an object's key, which must have no escapes (none that a decoder looks for has).
     fn key(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
@@ -149,6 +154,15 @@ impl<'a> Scan<'a> {
     /// sign, fraction or exponent. (A leading zero ends a JSON number, so `01` fails on the
     /// `1` after it.)
     pub(crate) fn u32(&mut self) -> Option<u32> {
+        self.unsigned()
+    }
+
+    /// Reads an unsigned integer that fits in a `u64`, as [`u32`](Self::u32) does.
+    pub(crate) fn u64(&mut self) -> Option<u64> {
+        self.unsigned()
+    }
+
+    fn unsigned<T: std::str::FromStr>(&mut self) -> Option<T> {
         self.peek()?;
         let start = self.at;
         self.number()?;
