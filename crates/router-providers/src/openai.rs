@@ -46,6 +46,11 @@ pub struct ClientRequest {
 
 /// Parses and validates a `/v1/chat/completions` body.
 pub fn parse_request(body: &[u8]) -> Result<ClientRequest, RequestError> {
+    if let Ok(text) = std::str::from_utf8(body)
+        && let Some(request) = plain_request(text)
+    {
+        return Ok(request);
+    }
     let value = parse_body(body, Dialect::OpenAi)?;
     let root = Field::root(&value, Dialect::OpenAi).object()?;
 
@@ -125,6 +130,78 @@ pub fn parse_request(body: &[u8]) -> Result<ClientRequest, RequestError> {
         },
         include_usage,
     })
+}
+
+/// A plain, valid request — a model, messages whose content is a string from a system,
+/// developer, user or assistant, and at most `stream`, a token limit, `temperature` and
+/// `top_p` — read without building a `serde_json::Value` of it first. `None` for any other
+/// body (anything else, anything invalid, anything this reader does not expect), which
+/// [`parse_request`]'s full path then reads, validates and explains.
+fn plain_request(text: &str) -> Option<ClientRequest> {
+    let mut scan = Scan::new(text);
+    let (mut model, mut messages, mut stream) = (None, None, None);
+    let (mut max_tokens, mut max_completion_tokens) = (None, None);
+    let (mut temperature, mut top_p) = (None, None);
+    // A count as `Field::count(1)` takes it: a whole number from 1 to `u32::MAX`.
+    let count = |scan: &mut Scan<'_>| scan.u32().filter(|count| *count >= 1);
+    let within = |scan: &mut Scan<'_>, max: f64| {
+        scan.f64().filter(|number| (0.0..=max).contains(number)).map(|number| number as f32)
+    };
+    scan.object(|scan, key| match key {
+        "model" => first(&mut model, scan.string().filter(|model| !model.trim().is_empty())),
+        "messages" => {
+            let mut list = Vec::new();
+            scan.array(|scan| {
+                list.push(scan_plain_message(scan)?);
+                Some(())
+            })?;
+            first(&mut messages, Some(list).filter(|list| !list.is_empty()))
+        }
+        "stream" => first(&mut stream, scan.boolean()),
+        "max_tokens" => first(&mut max_tokens, count(scan)),
+        "max_completion_tokens" => first(&mut max_completion_tokens, count(scan)),
+        "temperature" => first(&mut temperature, within(scan, 2.0)),
+        "top_p" => first(&mut top_p, within(scan, 1.0)),
+        _ => None,
+    })?;
+    scan.at_end().then_some(())?;
+    Some(ClientRequest {
+        request: ChatRequest {
+            model: model?.into_owned(),
+            messages: messages?,
+            max_tokens: max_completion_tokens.or(max_tokens),
+            temperature,
+            top_p,
+            stop: Vec::new(),
+            stream: stream.unwrap_or(false),
+            tools: Vec::new(),
+            tool_choice: None,
+            json_output: None,
+            user: None,
+            seed: None,
+        },
+        include_usage: false,
+    })
+}
+
+/// A message of a plain request: a role and its content as a string, nothing else.
+fn scan_plain_message(scan: &mut Scan<'_>) -> Option<Message> {
+    let (mut role, mut content) = (None, None);
+    scan.object(|scan, key| match key {
+        "role" => first(&mut role, scan.string()),
+        "content" => first(&mut content, scan.string()),
+        _ => None,
+    })?;
+    let text = content?.into_owned();
+    let (role, content) = match role?.as_ref() {
+        "system" | "developer" => (Role::System, vec![ContentPart::Text { text }]),
+        "user" => (Role::User, vec![ContentPart::Text { text }]),
+        // As the full path does, an assistant's empty text is dropped.
+        "assistant" if text.is_empty() => (Role::Assistant, Vec::new()),
+        "assistant" => (Role::Assistant, vec![ContentPart::Text { text }]),
+        _ => return None,
+    };
+    Some(Message { role, content })
 }
 
 /// Parameters whose answer the gateway cannot give in the shape the client expects.
@@ -1532,6 +1609,84 @@ mod tests {
             }
         }
         // Some edits leave a valid text chunk (an edit inside a string, say); most do not.
+        assert!(fast > all / 100 && fast < all / 2, "{fast} of {all} read by the fast path");
+    }
+
+    /// Requests as clients send them, which the fast path must read.
+    const PLAIN_REQUESTS: &[&str] = &[
+        r#"{"model":"auto","messages":[{"role":"user","content":"Explain hash maps briefly."}]}"#,
+        r#"{"model":"gpt-4o","messages":[{"role":"system","content":"Be terse."},{"role":"developer","content":"Use \"quotes\"\n"},{"role":"user","content":"caf\u00e9 \ud83d\ude00 中文"},{"role":"assistant","content":""},{"role":"assistant","content":"Sure."},{"role":"user","content":"again"}],"stream":true,"max_tokens":100,"temperature":0.7,"top_p":1}"#,
+        r#"{"messages":[{"content":"hi","role":"user"}],"model":"m","max_completion_tokens":4294967295,"max_tokens":5,"temperature":2,"stream":false,"top_p":0.25e0}"#,
+        " { \"model\" : \"m\" , \"messages\" : [ { \"role\" : \"user\" , \"content\" : \"\" } ] } ",
+    ];
+
+    /// Requests the fast path must leave to the full parser.
+    const OTHER_REQUESTS: &[&str] = &[
+        r#"{"model":"auto","messages":[]}"#,
+        r#"{"model":"  ","messages":[{"role":"user","content":"hi"}]}"#,
+        r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}]}"#,
+        r#"{"model":"m","messages":[{"role":"tool","tool_call_id":"c","content":"42"}]}"#,
+        r#"{"model":"m","messages":[{"role":"user","content":"hi","name":"ann"}]}"#,
+        r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":2.5}"#,
+        r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":0}"#,
+        r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":5.0}"#,
+        r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"n":2}"#,
+        r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true}}"#,
+        r#"{"model":"m","model":"n","messages":[{"role":"user","content":"hi"}]}"#,
+        r#"{"model":"m","messages":[{"role":"robot","content":"hi"}]}"#,
+    ];
+
+    /// Whether the fast path read `body`; if it did, that it read it as the full path does.
+    fn request_read_as_full_path_does(body: &str) -> bool {
+        let Some(fast) = plain_request(body) else { return false };
+        let value = parse_body(body.as_bytes(), Dialect::OpenAi);
+        let full = value.and_then(|value| {
+            let mut extended = value;
+            // Forces the full path: a field the fast path never reads, ignored by the other.
+            extended.as_object_mut().unwrap().insert("presence_penalty".into(), 0.into());
+            parse_request(extended.to_string().as_bytes())
+        });
+        match full {
+            Ok(full) => assert_eq!(fast, full, "{body:?}"),
+            Err(error) => {
+                panic!("the fast path read {body:?}, which the full path refuses: {error:?}")
+            }
+        }
+        true
+    }
+
+    #[test]
+    fn plain_requests_take_the_fast_path_and_read_as_the_full_path_reads_them() {
+        for body in PLAIN_REQUESTS {
+            assert!(request_read_as_full_path_does(body), "not read by the fast path: {body}");
+        }
+        let request = parse_request(PLAIN_REQUESTS[1].as_bytes()).unwrap().request;
+        assert_eq!(request.messages.len(), 6);
+        assert_eq!(request.messages[3].content, []);
+        assert_eq!(request.max_tokens, Some(100));
+        assert_eq!(request.temperature, Some(0.7));
+        assert!(request.stream);
+    }
+
+    #[test]
+    fn other_requests_are_left_to_the_full_parser() {
+        for body in OTHER_REQUESTS {
+            assert_eq!(plain_request(body), None, "{body}");
+        }
+        let error = parse_request(OTHER_REQUESTS[5].as_bytes()).unwrap_err();
+        assert!(error.message.contains("temperature"), "{}", error.message);
+    }
+
+    #[test]
+    fn no_request_one_edit_from_a_real_one_is_read_differently_from_the_full_path() {
+        let mut fast = 0;
+        let mut all = 0;
+        for sample in PLAIN_REQUESTS.iter().chain(OTHER_REQUESTS) {
+            for edited in one_edit_away(sample) {
+                all += 1;
+                fast += usize::from(request_read_as_full_path_does(&edited));
+            }
+        }
         assert!(fast > all / 100 && fast < all / 2, "{fast} of {all} read by the fast path");
     }
 

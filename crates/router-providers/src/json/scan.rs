@@ -163,10 +163,30 @@ impl<'a> Scan<'a> {
     }
 
     fn unsigned<T: std::str::FromStr>(&mut self) -> Option<T> {
+        self.number_text()?.parse().ok()
+    }
+
+    /// Reads a number as serde reads it into an `f64` — by serde itself, so that the two
+    /// round alike.
+    pub(crate) fn f64(&mut self) -> Option<f64> {
+        serde_json::from_str(self.number_text()?).ok()
+    }
+
+    /// Reads a number, returning its text.
+    fn number_text(&mut self) -> Option<&'a str> {
         self.peek()?;
         let start = self.at;
         self.number()?;
-        self.text.get(start..self.at)?.parse().ok()
+        self.text.get(start..self.at)
+    }
+
+    /// Reads `true` or `false`.
+    pub(crate) fn boolean(&mut self) -> Option<bool> {
+        match self.peek()? {
+            b't' => self.literal(b"true").map(|()| true),
+            b'f' => self.literal(b"false").map(|()| false),
+            _ => None,
+        }
     }
 
     /// Reads any value without keeping it.
