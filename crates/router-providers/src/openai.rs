@@ -1357,40 +1357,62 @@ struct WireErrorObject {
     code: Option<Value>,
 }
 
-/// The text of a chunk that carries a piece of the answer's text and nothing else a stream
-/// needs — no finish, usage, error, refusal or tool call; nearly every chunk of a stream —
-/// read without serde: `Some(None)` for such a chunk with no text, `None` for any other chunk
-/// (or anything this reader does not expect), which serde then reads. The id and model are
-/// skipped, so this is for the chunks after the first.
-fn plain_text_chunk(data: &str) -> Option<Option<Cow<'_, str>>> {
+/// What a plain chunk carries. A chunk is plain when its one choice (if any) is the first,
+/// with a text delta (or none) and a finish reason (or none) — no refusal or tool call — and
+/// it reports no error: nearly every chunk of a stream, the first and the last included.
+#[derive(Debug, PartialEq)]
+struct PlainChunk<'a> {
+    id: Option<Cow<'a, str>>,
+    model: Option<Cow<'a, str>>,
+    text: Option<Cow<'a, str>>,
+    finish_reason: Option<Cow<'a, str>>,
+    usage: Option<Usage>,
+}
+
+/// Reads a plain chunk without serde; `None` for any other chunk (or anything this reader
+/// does not expect), which serde then reads.
+fn plain_chunk(data: &str) -> Option<PlainChunk<'_>> {
     let mut scan = Scan::new(data);
-    let (mut choices, mut usage, mut error) = (None, None, None);
+    let (mut id, mut model, mut choices, mut usage, mut error) = (None, None, None, None, None);
     scan.object(|scan, key| match key {
+        "id" => first(&mut id, scan.string_or_null()),
+        "model" => first(&mut model, scan.string_or_null()),
         "choices" => first(&mut choices, scan_choices(scan)),
-        "usage" => first(&mut usage, scan.null().then_some(())),
+        "usage" => first(&mut usage, if scan.null() { Some(None) } else { scan_usage(scan) }),
         "error" => first(&mut error, scan.null().then_some(())),
         _ => scan.skip(),
     })?;
-    scan.at_end().then_some(choices.flatten())
+    scan.at_end().then_some(())?;
+    let (text, finish_reason) = choices.flatten().unwrap_or((None, None));
+    Some(PlainChunk {
+        id: id.flatten(),
+        model: model.flatten(),
+        text,
+        finish_reason,
+        usage: usage.flatten(),
+    })
 }
 
-/// `choices` of a plain text chunk: none, or the first alone.
-fn scan_choices<'a>(scan: &mut Scan<'a>) -> Option<Option<Cow<'a, str>>> {
-    let mut text = None;
-    scan.array(|scan| first(&mut text, scan_choice(scan)))?;
-    Some(text.flatten())
+/// A plain chunk's choice: its text and its finish reason.
+type PlainChoice<'a> = (Option<Cow<'a, str>>, Option<Cow<'a, str>>);
+
+/// `choices` of a plain chunk: none, or the first alone.
+fn scan_choices<'a>(scan: &mut Scan<'a>) -> Option<Option<PlainChoice<'a>>> {
+    let mut only = None;
+    scan.array(|scan| first(&mut only, scan_choice(scan)))?;
+    Some(only)
 }
 
-fn scan_choice<'a>(scan: &mut Scan<'a>) -> Option<Option<Cow<'a, str>>> {
+fn scan_choice<'a>(scan: &mut Scan<'a>) -> Option<PlainChoice<'a>> {
     let (mut index, mut delta, mut finish) = (None, None, None);
     scan.object(|scan, key| match key {
         "index" => first(&mut index, if scan.null() { Some(0) } else { scan.u32() }),
         "delta" => first(&mut delta, scan_delta(scan)),
-        "finish_reason" => first(&mut finish, scan.null().then_some(())),
+        "finish_reason" => first(&mut finish, scan.string_or_null()),
         _ => scan.skip(),
     })?;
     // Other choices are dropped; serde's path says so in one place.
-    (index.unwrap_or(0) == 0).then_some(delta.flatten())
+    (index.unwrap_or(0) == 0).then_some((delta.flatten(), finish.flatten()))
 }
 
 fn scan_delta<'a>(scan: &mut Scan<'a>) -> Option<Option<Cow<'a, str>>> {
@@ -1437,19 +1459,39 @@ impl SseFormat for OpenAiEvents {
         if data.is_empty() {
             return Ok(());
         }
-        if self.started
-            && let Some(text) = plain_text_chunk(data)
-        {
-            if let Some(text) = text.filter(|text| !text.is_empty()) {
-                out.push(StreamEvent::TextDelta { text: text.into_owned() });
+        match plain_chunk(data) {
+            Some(chunk) => {
+                self.decode_plain(chunk, out);
+                Ok(())
             }
-            return Ok(());
+            None => self.decode_with_serde(data, out),
         }
-        self.decode_with_serde(data, out)
     }
 }
 
 impl OpenAiEvents {
+    /// Turns a plain chunk into events, as [`decode_with_serde`](Self::decode_with_serde)
+    /// does any chunk.
+    fn decode_plain(&mut self, chunk: PlainChunk<'_>, out: &mut Vec<StreamEvent>) {
+        if !self.started {
+            self.started = true;
+            let (id, model) = (chunk.id.unwrap_or_default(), chunk.model.unwrap_or_default());
+            out.push(StreamEvent::Start { id: id.into_owned(), model: model.into_owned() });
+        }
+        if let Some(text) = chunk.text.filter(|text| !text.is_empty()) {
+            out.push(StreamEvent::TextDelta { text: text.into_owned() });
+        }
+        if let Some(reason) = chunk.finish_reason {
+            out.push(StreamEvent::Finish {
+                reason: parse_finish_reason(Some(&reason), self.made_tool_calls),
+                stop_sequence: None,
+            });
+        }
+        if let Some(usage) = chunk.usage {
+            out.push(StreamEvent::Usage(usage));
+        }
+    }
+
     /// Decodes any chunk, `data` being its JSON.
     fn decode_with_serde(
         &mut self,
@@ -1530,27 +1572,24 @@ mod tests {
     use super::*;
     use crate::json::scan::one_edit_away;
 
-    /// Text chunks as servers send them, which the fast path must read.
-    const TEXT_CHUNKS: &[&str] = &[
-        // OpenAI's own, field for field.
-        r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1795741950,"model":"gpt-4o-mini","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"content":" word"},"logprobs":null,"finish_reason":null}]}"#,
-        // With `stream_options.include_usage`: `usage` is null on every chunk but the last.
-        r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Hi \"there\"\n"},"finish_reason":null}],"usage":null}"#,
-        // Keys sorted, the role repeated, refusal null (router-sim, some proxies).
-        r#"{"choices":[{"delta":{"content":"","refusal":null,"role":"assistant"},"finish_reason":null,"index":0,"logprobs":null}],"created":1795921392,"id":"chatcmpl-sim","model":"sim-small","object":"chat.completion.chunk","system_fingerprint":"fp_sim"}"#,
-        // Escapes, a surrogate pair, raw non-ASCII, logprobs.
-        r#"{"choices":[{"index":0,"delta":{"content":"caf\u00e9 \ud83d\ude00 中文"},"logprobs":{"content":[{"token":"x","logprob":-0.5e-1,"bytes":[120],"top_logprobs":[]}]}}]}"#,
+    /// Chunks as servers send them, which the fast path must read.
+    const PLAIN_CHUNKS: &[&str] = &[
+        // OpenAI's own, field for field: the first, a text delta, the last, the usage.
+        r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1795741950,"model":"gpt-4o-mini","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}],"usage":null}"#,
+        r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1795741950,"model":"gpt-4o-mini","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"content":" word"},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"x7"}"#,
+        r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1795741950,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"length"}],"usage":null}"#,
+        r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1795741950,"model":"gpt-4o-mini","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12,"completion_tokens_details":{"reasoning_tokens":0}}}"#,
+        // Escapes, a surrogate pair, raw non-ASCII, logprobs; keys sorted (router-sim).
+        r#"{"choices":[{"delta":{"content":"Hi \"there\"\n caf\u00e9 \ud83d\ude00 中文"},"finish_reason":null,"index":0,"logprobs":{"content":[{"token":"x","logprob":-0.5e-1,"bytes":[120],"top_logprobs":[]}]}}],"id":null,"model":"m"}"#,
         // Whitespace everywhere JSON allows it.
         " { \"choices\" : [ { \"index\" : null , \"delta\" : { \"content\" : \"a\" , \"tool_calls\" : null } } ] }\n",
-        // No choices (Azure's content-filter chunk), and a null content.
+        // Azure's content-filter chunk, and a null content.
         r#"{"choices":[],"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{}}]}"#,
-        r#"{"choices":[{"index":0,"delta":{"content":null}}]}"#,
+        r#"{"choices":[{"index":0,"delta":{"content":null},"finish_reason":"stop"}]}"#,
     ];
 
-    /// Chunks that carry more than text, which serde must read.
+    /// Chunks that carry what the fast path does not read, which serde must read.
     const OTHER_CHUNKS: &[&str] = &[
-        r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
-        r#"{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12}}"#,
         r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":""}}]}}]}"#,
         r#"{"choices":[{"index":0,"delta":{"refusal":"I can't"}}]}"#,
         r#"{"choices":[{"index":1,"delta":{"content":"second choice"}}]}"#,
@@ -1558,43 +1597,47 @@ mod tests {
         r#"{"error":{"message":"overloaded","type":"server_error"}}"#,
         r#"{"choices":[{"index":0,"delta":{"content":"a","content":"b"}}]}"#,
         r#"{"choices":[{"index":0,"delta":{"content":"a"}}]} trailing"#,
+        r#"{"choices":[],"usage":{"prompt_tokens":1.5}}"#,
     ];
 
-    /// What serde's path makes of a later chunk.
-    fn with_serde(data: &str) -> Result<Vec<StreamEvent>, UpstreamError> {
-        let mut events = OpenAiEvents { started: true, ..OpenAiEvents::default() };
+    /// What serde's path makes of a chunk, first in the stream or not.
+    fn with_serde(data: &str, started: bool) -> Result<Vec<StreamEvent>, UpstreamError> {
+        let mut events = OpenAiEvents { started, ..OpenAiEvents::default() };
         let mut out = Vec::new();
         events.decode_with_serde(data, &mut out).map(|()| out)
     }
 
-    /// Whether the fast path read `data`; if it did, that it read it as serde does.
+    /// Whether the fast path read `data`; if it did, that it read it as serde does, as the
+    /// stream's first chunk and as a later one.
     fn read_as_serde_does(data: &str) -> bool {
-        let Some(text) = plain_text_chunk(data) else { return false };
-        let fast: Vec<StreamEvent> = text
-            .filter(|text| !text.is_empty())
-            .map(|text| StreamEvent::TextDelta { text: text.into_owned() })
-            .into_iter()
-            .collect();
-        match with_serde(data) {
-            Ok(events) => assert_eq!(fast, events, "{data:?}"),
-            Err(error) => panic!("the fast path read {data:?}, which serde refuses: {error}"),
+        if plain_chunk(data).is_none() {
+            return false;
+        }
+        for started in [false, true] {
+            let mut events = OpenAiEvents { started, ..OpenAiEvents::default() };
+            let mut fast = Vec::new();
+            events.decode_plain(plain_chunk(data).unwrap(), &mut fast);
+            match with_serde(data, started) {
+                Ok(slow) => assert_eq!(fast, slow, "{data:?}"),
+                Err(error) => panic!("the fast path read {data:?}, which serde refuses: {error}"),
+            }
         }
         true
     }
 
     #[test]
-    fn text_chunks_take_the_fast_path_and_read_as_serde_reads_them() {
-        for chunk in TEXT_CHUNKS {
+    fn plain_chunks_take_the_fast_path_and_read_as_serde_reads_them() {
+        for chunk in PLAIN_CHUNKS {
             assert!(read_as_serde_does(chunk), "not read by the fast path: {chunk}");
         }
-        let events = with_serde(TEXT_CHUNKS[3]).unwrap();
-        assert_eq!(events, [StreamEvent::TextDelta { text: "café 😀 中文".into() }]);
+        let events = with_serde(PLAIN_CHUNKS[4], true).unwrap();
+        assert_eq!(events, [StreamEvent::TextDelta { text: "Hi \"there\"\n café 😀 中文".into() }]);
     }
 
     #[test]
     fn other_chunks_are_left_to_serde() {
         for chunk in OTHER_CHUNKS {
-            assert_eq!(plain_text_chunk(chunk), None, "{chunk}");
+            assert_eq!(plain_chunk(chunk), None, "{chunk}");
         }
     }
 
@@ -1602,14 +1645,33 @@ mod tests {
     fn nothing_one_edit_from_a_real_chunk_is_read_differently_from_serde() {
         let mut fast = 0;
         let mut all = 0;
-        for sample in TEXT_CHUNKS.iter().chain(OTHER_CHUNKS) {
+        for sample in PLAIN_CHUNKS.iter().chain(OTHER_CHUNKS) {
             for edited in one_edit_away(sample) {
                 all += 1;
                 fast += usize::from(read_as_serde_does(&edited));
             }
         }
-        // Some edits leave a valid text chunk (an edit inside a string, say); most do not.
+        // Some edits leave a valid plain chunk (an edit inside a string, say); most do not.
         assert!(fast > all / 100 && fast < all / 2, "{fast} of {all} read by the fast path");
+    }
+
+    #[test]
+    fn a_whole_stream_decodes_as_before() {
+        let mut decoder = StreamDecoder::new();
+        let mut out = Vec::new();
+        let stream: String =
+            PLAIN_CHUNKS[..4].iter().map(|chunk| format!("data: {chunk}\n\n")).collect();
+        decoder.feed(format!("{stream}data: [DONE]\n\n").as_bytes(), &mut out).unwrap();
+        assert!(decoder.is_finished());
+        assert_eq!(
+            out,
+            [
+                StreamEvent::Start { id: "chatcmpl-1".into(), model: "gpt-4o-mini".into() },
+                StreamEvent::TextDelta { text: " word".into() },
+                StreamEvent::Finish { reason: FinishReason::Length, stop_sequence: None },
+                StreamEvent::Usage(Usage { input_tokens: 9, output_tokens: 3 }),
+            ]
+        );
     }
 
     /// Requests as clients send them, which the fast path must read.
@@ -1751,21 +1813,5 @@ mod tests {
             }
         }
         assert!(fast > all / 100 && fast < all / 2, "{fast} of {all} read by the fast path");
-    }
-
-    #[test]
-    fn the_decoder_takes_the_fast_path_only_after_the_first_chunk() {
-        let mut decoder = StreamDecoder::new();
-        let mut out = Vec::new();
-        let stream = format!("data: {}\n\ndata: {}\n\n", TEXT_CHUNKS[0], TEXT_CHUNKS[1]);
-        decoder.feed(stream.as_bytes(), &mut out).unwrap();
-        assert_eq!(
-            out,
-            [
-                StreamEvent::Start { id: "chatcmpl-1".into(), model: "gpt-4o-mini".into() },
-                StreamEvent::TextDelta { text: " word".into() },
-                StreamEvent::TextDelta { text: "Hi \"there\"\n".into() },
-            ]
-        );
     }
 }
