@@ -46,6 +46,11 @@ pub const VERSION: &str = "2023-06-01";
 
 /// Parses and validates a `/v1/messages` body.
 pub fn parse_request(body: &[u8]) -> Result<ChatRequest, RequestError> {
+    if let Ok(text) = std::str::from_utf8(body)
+        && let Some(request) = plain_request(text)
+    {
+        return Ok(request);
+    }
     let value = parse_body(body, Dialect::Anthropic)?;
     let root = Field::root(&value, Dialect::Anthropic).object()?;
 
@@ -104,6 +109,66 @@ pub fn parse_request(body: &[u8]) -> Result<ChatRequest, RequestError> {
         user,
         seed: None,
     })
+}
+
+/// A plain, valid request — a model, `max_tokens`, messages whose content is a string, and
+/// at most a system prompt as a string, `stream`, `temperature` and `top_p` — read without
+/// building a `serde_json::Value` of it first. `None` for any other body (anything else,
+/// anything invalid, anything this reader does not expect), which [`parse_request`]'s full
+/// path then reads, validates and explains.
+fn plain_request(text: &str) -> Option<ChatRequest> {
+    let mut scan = Scan::new(text);
+    let (mut model, mut max_tokens, mut system, mut messages) = (None, None, None, None);
+    let (mut stream, mut temperature, mut top_p) = (None, None, None);
+    scan.object(|scan, key| match key {
+        "model" => first(&mut model, scan.string().filter(|model| !model.trim().is_empty())),
+        "max_tokens" => first(&mut max_tokens, scan.count()),
+        "system" => first(&mut system, scan.string()),
+        "messages" => {
+            let mut list = Vec::new();
+            scan.array(|scan| {
+                list.push(scan_plain_message(scan)?);
+                Some(())
+            })?;
+            first(&mut messages, Some(list).filter(|list| !list.is_empty()))
+        }
+        "stream" => first(&mut stream, scan.boolean()),
+        "temperature" => first(&mut temperature, scan.f32_within(1.0)),
+        "top_p" => first(&mut top_p, scan.f32_within(1.0)),
+        _ => None,
+    })?;
+    scan.at_end().then_some(())?;
+    let system = system.map(|text| Message::text(Role::System, text));
+    Some(ChatRequest {
+        model: model?.into_owned(),
+        messages: system.into_iter().chain(messages?).collect(),
+        max_tokens: Some(max_tokens?),
+        temperature,
+        top_p,
+        stop: Vec::new(),
+        stream: stream.unwrap_or(false),
+        tools: Vec::new(),
+        tool_choice: None,
+        json_output: None,
+        user: None,
+        seed: None,
+    })
+}
+
+/// A message of a plain request: a user's or an assistant's string, nothing else.
+fn scan_plain_message(scan: &mut Scan<'_>) -> Option<Message> {
+    let (mut role, mut content) = (None, None);
+    scan.object(|scan, key| match key {
+        "role" => first(&mut role, scan.string()),
+        "content" => first(&mut content, scan.string()),
+        _ => None,
+    })?;
+    let role = match role?.as_ref() {
+        "user" => Role::User,
+        "assistant" => Role::Assistant,
+        _ => return None,
+    };
+    Some(Message::text(role, content?))
 }
 
 fn system_parts(field: &Field<'_>) -> Result<Vec<ContentPart>, RequestError> {
@@ -1315,6 +1380,77 @@ impl AnthropicEvents {
 mod tests {
     use super::*;
     use crate::json::scan::one_edit_away;
+
+    /// Requests as Anthropic's SDKs send them, which the fast path must read.
+    const PLAIN_REQUESTS: &[&str] = &[
+        r#"{"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"Hello"}]}"#,
+        r#"{"messages":[{"role":"user","content":"caf\u00e9 \ud83d\ude00 中文 \"q\"\n"},{"role":"assistant","content":""},{"role":"user","content":"again"}],"system":"Be terse.","model":"auto","max_tokens":1,"stream":true,"temperature":1,"top_p":0.5}"#,
+        " { \"model\" : \"m\" , \"max_tokens\" : 4294967295 , \"messages\" : [ { \"role\" : \"assistant\" , \"content\" : \"x\" } ] } ",
+    ];
+
+    /// Requests the fast path must leave to the full parser.
+    const OTHER_REQUESTS: &[&str] = &[
+        r#"{"model":"m","messages":[{"role":"user","content":"no max_tokens"}]}"#,
+        r#"{"model":"m","max_tokens":0,"messages":[{"role":"user","content":"hi"}]}"#,
+        r#"{"model":"m","max_tokens":5,"messages":[]}"#,
+        r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}]}"#,
+        r#"{"model":"m","max_tokens":5,"system":[{"type":"text","text":"s"}],"messages":[{"role":"user","content":"hi"}]}"#,
+        r#"{"model":"m","max_tokens":5,"messages":[{"role":"system","content":"hi"}]}"#,
+        r#"{"model":"m","max_tokens":5,"temperature":1.5,"messages":[{"role":"user","content":"hi"}]}"#,
+        r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}],"metadata":{"user_id":"u"}}"#,
+        r#"{"model":"","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#,
+    ];
+
+    /// Whether the fast path read `body`; if it did, that it read it as the full path does.
+    fn request_read_as_full_path_does(body: &str) -> bool {
+        let Some(fast) = plain_request(body) else { return false };
+        let full = parse_body(body.as_bytes(), Dialect::Anthropic).and_then(|mut value| {
+            // Forces the full path: a field the fast path never reads, checked and dropped
+            // by the other.
+            value.as_object_mut().unwrap().insert("top_k".into(), 0.into());
+            parse_request(value.to_string().as_bytes())
+        });
+        match full {
+            Ok(full) => assert_eq!(fast, full, "{body:?}"),
+            Err(error) => {
+                panic!("the fast path read {body:?}, which the full path refuses: {error:?}")
+            }
+        }
+        true
+    }
+
+    #[test]
+    fn plain_requests_take_the_fast_path_and_read_as_the_full_path_reads_them() {
+        for body in PLAIN_REQUESTS {
+            assert!(request_read_as_full_path_does(body), "not read by the fast path: {body}");
+        }
+        let request = parse_request(PLAIN_REQUESTS[1].as_bytes()).unwrap();
+        assert_eq!(request.messages.len(), 4);
+        assert_eq!(request.messages[0].role, Role::System);
+        assert_eq!(request.max_tokens, Some(1));
+    }
+
+    #[test]
+    fn other_requests_are_left_to_the_full_parser() {
+        for body in OTHER_REQUESTS {
+            assert_eq!(plain_request(body), None, "{body}");
+        }
+        let error = parse_request(OTHER_REQUESTS[0].as_bytes()).unwrap_err();
+        assert!(error.message.contains("max_tokens"), "{}", error.message);
+    }
+
+    #[test]
+    fn no_request_one_edit_from_a_real_one_is_read_differently_from_the_full_path() {
+        let mut fast = 0;
+        let mut all = 0;
+        for sample in PLAIN_REQUESTS.iter().chain(OTHER_REQUESTS) {
+            for edited in one_edit_away(sample) {
+                all += 1;
+                fast += usize::from(request_read_as_full_path_does(&edited));
+            }
+        }
+        assert!(fast > all / 100 && fast < all / 2, "{fast} of {all} read by the fast path");
+    }
 
     /// Text deltas as Anthropic sends them, which the fast path must read.
     const TEXT_DELTAS: &[&str] = &[

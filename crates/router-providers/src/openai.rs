@@ -142,11 +142,6 @@ fn plain_request(text: &str) -> Option<ClientRequest> {
     let (mut model, mut messages, mut stream) = (None, None, None);
     let (mut max_tokens, mut max_completion_tokens) = (None, None);
     let (mut temperature, mut top_p) = (None, None);
-    // A count as `Field::count(1)` takes it: a whole number from 1 to `u32::MAX`.
-    let count = |scan: &mut Scan<'_>| scan.u32().filter(|count| *count >= 1);
-    let within = |scan: &mut Scan<'_>, max: f64| {
-        scan.f64().filter(|number| (0.0..=max).contains(number)).map(|number| number as f32)
-    };
     scan.object(|scan, key| match key {
         "model" => first(&mut model, scan.string().filter(|model| !model.trim().is_empty())),
         "messages" => {
@@ -158,10 +153,10 @@ fn plain_request(text: &str) -> Option<ClientRequest> {
             first(&mut messages, Some(list).filter(|list| !list.is_empty()))
         }
         "stream" => first(&mut stream, scan.boolean()),
-        "max_tokens" => first(&mut max_tokens, count(scan)),
-        "max_completion_tokens" => first(&mut max_completion_tokens, count(scan)),
-        "temperature" => first(&mut temperature, within(scan, 2.0)),
-        "top_p" => first(&mut top_p, within(scan, 1.0)),
+        "max_tokens" => first(&mut max_tokens, scan.count()),
+        "max_completion_tokens" => first(&mut max_completion_tokens, scan.count()),
+        "temperature" => first(&mut temperature, scan.f32_within(2.0)),
+        "top_p" => first(&mut top_p, scan.f32_within(1.0)),
         _ => None,
     })?;
     scan.at_end().then_some(())?;

@@ -162,6 +162,18 @@ impl<'a> Scan<'a> {
         self.unsigned()
     }
 
+    /// Reads a count as the request validator takes one (`Field::count(1)`): a whole number
+    /// from 1 to `u32::MAX`.
+    pub(crate) fn count(&mut self) -> Option<u32> {
+        self.u32().filter(|count| *count >= 1)
+    }
+
+    /// Reads a number in `[0, max]` as the request validator takes one
+    /// (`Field::number_in(0.0, max)`).
+    pub(crate) fn f32_within(&mut self, max: f64) -> Option<f32> {
+        self.f64().filter(|number| (0.0..=max).contains(number)).map(|number| number as f32)
+    }
+
     fn unsigned<T: std::str::FromStr>(&mut self) -> Option<T> {
         self.number_text()?.parse().ok()
     }
