@@ -1,16 +1,18 @@
-//! A forward-only reader for the JSON an upstream sends many times a stream, so that the
-//! stream decoders can read their commonest event — a piece of text — without serde.
+//! A forward-only reader for the JSON that crosses the gateway on every request — a plain
+//! client request, the upstream's answer, each event of its stream — so that the wire formats
+//! can read their common shapes without serde.
 //!
-//! serde's derived decoders spend most of a stream chunk's cost on what the gateway then
-//! drops: matching and skipping the chunk's id, model, timestamps and fingerprints, and (for
-//! Anthropic's internally tagged events) buffering the whole event before it knows its type.
-//! This reader walks the bytes once and lets its caller pick out the fields it wants.
+//! serde's derived decoders spend most of their time on what the gateway then drops: matching
+//! and skipping ids, timestamps, fingerprints and log-probabilities, and (for Anthropic's
+//! internally tagged events) buffering the whole event before they know its type; the request
+//! validator first builds a `serde_json::Value` tree of the whole body. This reader walks the
+//! bytes once and lets its caller pick out the fields it wants.
 //!
 //! It only ever answers for JSON it has read to the end: every method returns `None` on
-//! anything it does not expect, and the callers then decode the event with serde, so an
-//! unusual or broken event gets serde's exact reading or error. What it skips it checks as
-//! serde checks what it ignores (string escapes, control characters, number syntax), so a
-//! chunk this reader accepts is one serde would accept too.
+//! anything it does not expect, and the callers then read the input with serde, so an
+//! unusual or broken input gets exactly the reading or the error it always got. What it skips
+//! it checks as serde checks what it ignores (string escapes, control characters, number
+//! syntax), so an input this reader accepts is one serde would accept too.
 
 use std::borrow::Cow;
 
