@@ -7,6 +7,7 @@
 #     bench/instructions.sh --requests 1000 --body prompt.json
 #     bench/instructions.sh --path /v1/messages --body anthropic.json
 #     bench/instructions.sh --bin /tmp/before        # another build's llm-router and router-sim
+#     bench/instructions.sh --body stream.json --chunk-ms 2   # a stream paced as a model paces it
 #
 # It starts the fake upstream (`router-sim`) and the gateway under
 # `valgrind --tool=callgrind --separate-threads=yes` (SQLite store on, judge and dashboard
@@ -25,6 +26,7 @@ requests=3000
 path=/v1/chat/completions
 body=""
 out=""
+chunk_ms=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --bin) bin="$2"; shift 2 ;;
@@ -32,6 +34,7 @@ while [ $# -gt 0 ]; do
         --path) path="$2"; shift 2 ;;
         --body) body="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
+        --chunk-ms) chunk_ms="$2"; shift 2 ;;
         *) echo "unknown option: $1 (see the top of $0)" >&2; exit 2 ;;
     esac
 done
@@ -52,7 +55,7 @@ rm -f "$out"/callgrind.* "$out"/gateway.db*
 port_gw="${INSTRUCTIONS_PORT:-39200}"
 port_up=$((port_gw + 1))
 "$bin/router-sim" --listen "127.0.0.1:$port_up" --model bench-small --model bench-large \
-    >"$out/sim.log" 2>&1 &
+    --chunk-ms "$chunk_ms" >"$out/sim.log" 2>&1 &
 sim=$!
 # The next run may want the same ports at once: wait for both to be gone.
 trap 'kill $sim ${gateway:-} 2>/dev/null || true; wait 2>/dev/null || true' EXIT

@@ -8,7 +8,10 @@
 //! write system call per event (30 for a short burst). So once the first token has gone out,
 //! the relay gathers events while more are ready, giving the connection's task a couple of
 //! turns of the scheduler to deliver them (never waiting on the network), and writes them as
-//! one chunk as soon as none comes.
+//! one chunk as soon as none comes. Those turns are only given in a burst — an event that
+//! came less than [`BURST_GAP`] after the one before: a model that paces its tokens sends
+//! them further apart, and each then goes out as it comes, without the two idle passes
+//! through the server's connection that a turn costs.
 //!
 //! The relay owns the end of the request: it records the outcome when the stream finishes,
 //! when it breaks (after writing a proper error event, so the client never hangs), or when
@@ -18,7 +21,7 @@
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::Stream;
@@ -93,6 +96,12 @@ pub struct Relay<E: Encoding> {
     batch: Vec<u8>,
     /// Scheduler turns given up, with events gathered, since the last event arrived.
     turns: u8,
+    /// When the last event arrived, and whether it came in a burst.
+    last_event: Option<Instant>,
+    in_burst: bool,
+    /// [`BURST_GAP`], but for tests that need their events to count as a burst, or not,
+    /// however slowly they run.
+    burst_gap: Duration,
 }
 
 /// A gathered batch is written once it reaches this size, whatever else is ready.
@@ -100,6 +109,10 @@ const MAX_BATCH: usize = 16 * 1024;
 /// Room a batch starts with: a few events' frames, so that gathering them does not grow it
 /// two or three times over.
 const BATCH_BYTES: usize = 1024;
+/// Events closer together than this are a burst, worth gathering into one write. A model
+/// streams a token every few milliseconds at the fastest; an upstream that has its whole
+/// answer (or a cache, or a batching proxy) sends many within microseconds.
+const BURST_GAP: Duration = Duration::from_micros(500);
 /// Turns to give the upstream connection's task before writing what was gathered. Measured:
 /// the HTTP client passes on an event it has already read within two turns; with one, a
 /// 30-event burst still went out in 29 writes, with two in one.
@@ -128,12 +141,19 @@ impl<E: Encoding> Relay<E> {
             finished: false,
             batch: Vec::new(),
             turns: 0,
+            last_event: None,
+            in_burst: false,
+            burst_gap: BURST_GAP,
         }
     }
 
     /// Adds an event's frames to the batch; true when the batch should go out now: it holds
     /// the first token (time to first token is what the client waits on) or is full.
     fn gather(&mut self, event: &StreamEvent) -> bool {
+        let now = Instant::now();
+        self.in_burst =
+            self.last_event.is_some_and(|last| now.duration_since(last) < self.burst_gap);
+        self.last_event = Some(now);
         let before = self.ttft.is_some();
         if self.batch.capacity() == 0 {
             // A batch leaves as the body's next chunk, taking its buffer along.
@@ -208,7 +228,7 @@ impl<E: Encoding> Stream for Relay<E> {
                         this.turns = 0;
                         return Poll::Pending;
                     }
-                    if this.turns < TURNS {
+                    if this.turns < TURNS && this.in_burst {
                         // More events may already be read and waiting in the connection's
                         // task, which runs before this one is polled again.
                         this.turns += 1;
@@ -355,7 +375,7 @@ output_price = 0.6
         };
         let meta = ResponseMeta { id: "chatcmpl-1".into(), model: "small".into(), created: 1 };
         let upstream = Upstream { events: events.into(), ready: true, quiet };
-        Relay::new(
+        let mut relay = Relay::new(
             gateway,
             trace,
             served,
@@ -363,7 +383,11 @@ output_price = 0.6
             StreamEvent::Start { id: "up-1".into(), model: "small".into() },
             Box::pin(upstream),
             openai::StreamEncoder::new(meta, false),
-        )
+        );
+        // The upstream here hands over its events back to back: a burst, however slowly
+        // the test runs.
+        relay.burst_gap = Duration::from_secs(3600);
+        relay
     }
 
     /// Polls until the relay ends or waits with no wake-up to come; returns what it wrote.
@@ -403,6 +427,24 @@ output_price = 0.6
             (1..20).map(|i| rest.find(&format!("w{i} ")).expect("every word")).collect();
         assert!(positions.windows(2).all(|p| p[0] < p[1]), "in order");
         assert!(rest.ends_with("data: [DONE]\n\n"));
+    }
+
+    #[tokio::test]
+    async fn events_far_apart_go_out_one_by_one_as_they_come() {
+        let mut events = words(20);
+        events.push(StreamEvent::Finish { reason: FinishReason::Stop, stop_sequence: None });
+        let mut relay = relay(events, false).await;
+        // As if every event came long after the one before, as a paced model's tokens do.
+        relay.burst_gap = Duration::ZERO;
+        let chunks = drain(&mut relay);
+        // The first token with the opening, each other word alone, the finish, `[DONE]`.
+        assert_eq!(chunks.len(), 22, "{chunks:#?}");
+        for (i, chunk) in chunks[..20].iter().enumerate() {
+            assert!(chunk.contains(&format!("w{i} ")), "{chunk}");
+            assert!(!chunk.contains(&format!("w{} ", i + 1)), "{chunk}");
+        }
+        assert!(chunks[20].contains("\"finish_reason\":\"stop\""));
+        assert_eq!(chunks[21], "data: [DONE]\n\n");
     }
 
     #[tokio::test]
