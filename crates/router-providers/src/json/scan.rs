@@ -349,6 +349,18 @@ fn hex_value(digit: u8) -> u16 {
     })
 }
 
+/// Reads a message that is a `role` and a string `content` and nothing else, the shape of
+/// nearly every message in a chat request, as both wire formats write it.
+pub(crate) fn role_and_text<'a>(scan: &mut Scan<'a>) -> Option<(Cow<'a, str>, Cow<'a, str>)> {
+    let (mut role, mut content) = (None, None);
+    scan.object(|scan, key| match key {
+        "role" => first(&mut role, scan.string()),
+        "content" => first(&mut content, scan.string()),
+        _ => None,
+    })?;
+    Some((role?, content?))
+}
+
 /// Reads a member's value once: a second member of the same name is left to serde, which
 /// refuses duplicates of the fields it reads.
 pub(crate) fn first<T>(slot: &mut Option<T>, value: Option<T>) -> Option<()> {
@@ -379,6 +391,25 @@ pub(crate) fn one_edit_away(sample: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// Checks a fast reader against the full one on every text one edit away from each sample:
+/// `read_alike` says whether the fast reader took a text, having checked that it read it as
+/// the full reader does. Some edits leave a text the fast reader takes (an edit inside a
+/// string, say), most do not; a count outside that says the samples test nothing.
+#[cfg(test)]
+pub(crate) fn check_one_edit_away<'s>(
+    samples: impl IntoIterator<Item = &'s &'s str>,
+    read_alike: impl Fn(&str) -> bool,
+) {
+    let (mut fast, mut all) = (0, 0);
+    for sample in samples {
+        for edited in one_edit_away(sample) {
+            all += 1;
+            fast += usize::from(read_alike(&edited));
+        }
+    }
+    assert!(fast > all / 100 && fast < all * 3 / 4, "{fast} of {all} read by the fast path");
 }
 
 #[cfg(test)]
