@@ -62,6 +62,7 @@ fn meta() -> ResponseMeta {
 }
 
 const OPENAI_ANSWER: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1795741950,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Use an idempotency key: give each order a unique id from the producer, make it the table's primary key, and insert with ON CONFLICT (order_id) DO NOTHING so a redelivered message changes nothing."},"finish_reason":"stop"}],"usage":{"prompt_tokens":62,"completion_tokens":41,"total_tokens":103}}"#;
+const ANTHROPIC_ANSWER: &str = r#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"Use an idempotency key: give each order a unique id from the producer, make it the table's primary key, and insert with ON CONFLICT (order_id) DO NOTHING so a redelivered message changes nothing."}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":62,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":41}}"#;
 
 mod parse {
     use super::*;
@@ -117,6 +118,11 @@ mod answer {
     #[divan::bench]
     fn openai_parse(bencher: Bencher) {
         bencher.bench(|| openai::parse_response(black_box(OPENAI_ANSWER.as_bytes())));
+    }
+
+    #[divan::bench]
+    fn anthropic_parse(bencher: Bencher) {
+        bencher.bench(|| anthropic::parse_response(black_box(ANTHROPIC_ANSWER.as_bytes())));
     }
 
     #[divan::bench]

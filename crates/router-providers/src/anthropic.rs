@@ -1137,6 +1137,84 @@ fn parse_stop_reason(reason: Option<&str>) -> FinishReason {
 
 /// Reads an upstream `message` body.
 pub fn parse_response(body: &[u8]) -> Result<ChatResponse, UpstreamError> {
+    if let Ok(text) = std::str::from_utf8(body)
+        && let Some(response) = plain_text_message(text)
+    {
+        return Ok(response);
+    }
+    parse_response_with_serde(body)
+}
+
+/// A message whose content is text blocks only — the common answer — read without serde;
+/// `None` for any other body (tool use, thinking, anything this reader does not expect),
+/// which serde then reads.
+fn plain_text_message(text: &str) -> Option<ChatResponse> {
+    let mut scan = Scan::new(text);
+    let (mut id, mut model, mut content, mut stop_reason, mut stop_sequence, mut usage) =
+        (None, None, None, None, None, None);
+    scan.object(|scan, key| match key {
+        "id" => first(&mut id, scan.string_or_null()),
+        "model" => first(&mut model, scan.string_or_null()),
+        "content" => {
+            let mut blocks = Vec::new();
+            scan.array(|scan| {
+                blocks.push(scan_text_block(scan)?);
+                Some(())
+            })?;
+            first(&mut content, Some(blocks))
+        }
+        "stop_reason" => first(&mut stop_reason, scan.string_or_null()),
+        "stop_sequence" => first(&mut stop_sequence, scan.string_or_null()),
+        "usage" => first(&mut usage, if scan.null() { Some(None) } else { scan_usage(scan) }),
+        _ => scan.skip(),
+    })?;
+    scan.at_end().then_some(())?;
+    let usage = usage.flatten().unwrap_or_default();
+    Some(ChatResponse {
+        id: id.flatten().map(Cow::into_owned).unwrap_or_default(),
+        model: model.flatten().map(Cow::into_owned).unwrap_or_default(),
+        content: content.unwrap_or_default(),
+        finish_reason: parse_stop_reason(stop_reason.flatten().as_deref()),
+        stop_sequence: stop_sequence.flatten().map(Cow::into_owned),
+        usage: Usage {
+            input_tokens: usage.input().unwrap_or(0),
+            output_tokens: usage.output_tokens.unwrap_or(0),
+        },
+    })
+}
+
+/// A `text` block, its text (a missing or null text is empty, as serde reads it).
+fn scan_text_block(scan: &mut Scan<'_>) -> Option<ContentPart> {
+    let (mut kind, mut text) = (None, None);
+    scan.object(|scan, key| match key {
+        "type" => first(&mut kind, scan.string()),
+        "text" => first(&mut text, scan.string_or_null()),
+        _ => scan.skip(),
+    })?;
+    (kind? == "text").then_some(())?;
+    Some(ContentPart::Text { text: text.flatten().map(Cow::into_owned).unwrap_or_default() })
+}
+
+/// `usage`'s token counts, each `None` when missing or null.
+fn scan_usage(scan: &mut Scan<'_>) -> Option<Option<WireUsage>> {
+    let mut usage = WireUsage::default();
+    let (mut input, mut output, mut created, mut read) = (None, None, None, None);
+    let count = |scan: &mut Scan<'_>| if scan.null() { Some(None) } else { scan.u64().map(Some) };
+    scan.object(|scan, key| match key {
+        "input_tokens" => first(&mut input, count(scan)),
+        "output_tokens" => first(&mut output, count(scan)),
+        "cache_creation_input_tokens" => first(&mut created, count(scan)),
+        "cache_read_input_tokens" => first(&mut read, count(scan)),
+        _ => scan.skip(),
+    })?;
+    usage.input_tokens = input.flatten();
+    usage.output_tokens = output.flatten();
+    usage.cache_creation_input_tokens = created.flatten();
+    usage.cache_read_input_tokens = read.flatten();
+    Some(Some(usage))
+}
+
+fn parse_response_with_serde(body: &[u8]) -> Result<ChatResponse, UpstreamError> {
     let wire: WireMessage = crate::json::from_body(body).map_err(|error| {
         UpstreamError::Protocol { message: format!("not an Anthropic message: {error}") }
     })?;
@@ -1370,6 +1448,60 @@ impl AnthropicEvents {
 mod tests {
     use super::*;
     use crate::json::scan::check_one_edit_away;
+
+    /// Messages as Anthropic sends them, which the fast path must read.
+    const TEXT_MESSAGES: &[&str] = &[
+        r#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"Hello \"there\"\n caf\u00e9 \ud83d\ude00 中文"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12,"cache_creation_input_tokens":0,"cache_read_input_tokens":30,"output_tokens":6,"service_tier":"standard"}}"#,
+        r#"{"content":[{"text":"a","type":"text","citations":null},{"type":"text"},{"type":"text","text":"b"}],"stop_reason":"stop_sequence","stop_sequence":"END","usage":{"output_tokens":2},"id":null}"#,
+        r#"{"content":[],"stop_reason":"max_tokens","usage":null}"#,
+        " { \"content\" : [ { \"type\" : \"text\" , \"text\" : \"x\" } ] , \"usage\" : { \"input_tokens\" : null } } ",
+    ];
+
+    /// Messages the fast path must leave to serde.
+    const OTHER_MESSAGES: &[&str] = &[
+        r#"{"content":[{"type":"tool_use","id":"toolu_1","name":"f","input":{"a":1}}],"stop_reason":"tool_use"}"#,
+        r#"{"content":[{"type":"thinking","thinking":"hm","signature":"s"},{"type":"text","text":"a"}]}"#,
+        r#"{"content":[{"type":"text","text":"a","type":"text"}]}"#,
+        r#"{"content":[{"type":"text","text":"a"}],"usage":{"input_tokens":-1}}"#,
+        r#"{"content":{"type":"text","text":"a"}}"#,
+    ];
+
+    /// Whether the fast path read `body`; if it did, that it read it as serde does.
+    fn message_read_as_serde_does(body: &str) -> bool {
+        let Some(fast) = plain_text_message(body) else { return false };
+        match parse_response_with_serde(body.as_bytes()) {
+            Ok(slow) => assert_eq!(fast, slow, "{body:?}"),
+            Err(error) => panic!("the fast path read {body:?}, which serde refuses: {error}"),
+        }
+        true
+    }
+
+    #[test]
+    fn text_messages_take_the_fast_path_and_read_as_serde_reads_them() {
+        for body in TEXT_MESSAGES {
+            assert!(message_read_as_serde_does(body), "not read by the fast path: {body}");
+        }
+        let answer = parse_response(TEXT_MESSAGES[0].as_bytes()).unwrap();
+        assert_eq!(answer.text(), "Hello \"there\"\n café 😀 中文");
+        assert_eq!(answer.usage, Usage { input_tokens: 42, output_tokens: 6 });
+        let stopped = parse_response(TEXT_MESSAGES[1].as_bytes()).unwrap();
+        assert_eq!(stopped.content.len(), 3);
+        assert_eq!(stopped.stop_sequence.as_deref(), Some("END"));
+    }
+
+    #[test]
+    fn other_messages_are_left_to_serde() {
+        for body in OTHER_MESSAGES {
+            assert_eq!(plain_text_message(body), None, "{body}");
+        }
+        let called = parse_response(OTHER_MESSAGES[0].as_bytes()).unwrap();
+        assert_eq!(called.finish_reason, FinishReason::ToolCalls);
+    }
+
+    #[test]
+    fn no_message_one_edit_from_a_real_one_is_read_differently_from_serde() {
+        check_one_edit_away(TEXT_MESSAGES.iter().chain(OTHER_MESSAGES), message_read_as_serde_does);
+    }
 
     /// Requests as Anthropic's SDKs send them, which the fast path must read.
     const PLAIN_REQUESTS: &[&str] = &[
