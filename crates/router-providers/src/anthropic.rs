@@ -29,7 +29,7 @@ use crate::chat::{
     StreamEvent, ToolCall, ToolChoice, ToolDef, Usage,
 };
 use crate::error::{UpstreamError, from_error_event};
-use crate::json::scan::{Scan, first, role_and_text};
+use crate::json::scan::{Scan, first, read_fast, role_and_text};
 use crate::json::{
     body_capacity, f32_json, null_as_default, put_escaped, put_fields, put_str, text_bytes,
 };
@@ -46,9 +46,7 @@ pub const VERSION: &str = "2023-06-01";
 
 /// Parses and validates a `/v1/messages` body.
 pub fn parse_request(body: &[u8]) -> Result<ChatRequest, RequestError> {
-    if let Ok(text) = std::str::from_utf8(body)
-        && let Some(request) = plain_request(text)
-    {
+    if let Some(request) = read_fast(body, plain_request) {
         return Ok(request);
     }
     let value = parse_body(body, Dialect::Anthropic)?;
@@ -1137,9 +1135,7 @@ fn parse_stop_reason(reason: Option<&str>) -> FinishReason {
 
 /// Reads an upstream `message` body.
 pub fn parse_response(body: &[u8]) -> Result<ChatResponse, UpstreamError> {
-    if let Ok(text) = std::str::from_utf8(body)
-        && let Some(response) = plain_text_message(text)
-    {
+    if let Some(response) = read_fast(body, plain_text_message) {
         return Ok(response);
     }
     parse_response_with_serde(body)
@@ -1447,7 +1443,7 @@ impl AnthropicEvents {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::json::scan::check_one_edit_away;
+    use crate::json::scan::check_fast_reader;
 
     /// Messages as Anthropic sends them, which the fast path must read.
     const TEXT_MESSAGES: &[&str] = &[
@@ -1466,41 +1462,19 @@ mod tests {
         r#"{"content":{"type":"text","text":"a"}}"#,
     ];
 
-    /// Whether the fast path read `body`; if it did, that it read it as serde does.
-    fn message_read_as_serde_does(body: &str) -> bool {
-        let Some(fast) = plain_text_message(body) else { return false };
-        match parse_response_with_serde(body.as_bytes()) {
-            Ok(slow) => assert_eq!(fast, slow, "{body:?}"),
-            Err(error) => panic!("the fast path read {body:?}, which serde refuses: {error}"),
-        }
-        true
-    }
-
     #[test]
-    fn text_messages_take_the_fast_path_and_read_as_serde_reads_them() {
-        for body in TEXT_MESSAGES {
-            assert!(message_read_as_serde_does(body), "not read by the fast path: {body}");
-        }
+    fn text_messages_are_read_without_serde_as_serde_reads_them() {
+        check_fast_reader(TEXT_MESSAGES, OTHER_MESSAGES, plain_text_message, |body| {
+            parse_response_with_serde(body.as_bytes())
+        });
         let answer = parse_response(TEXT_MESSAGES[0].as_bytes()).unwrap();
         assert_eq!(answer.text(), "Hello \"there\"\n café 😀 中文");
         assert_eq!(answer.usage, Usage { input_tokens: 42, output_tokens: 6 });
         let stopped = parse_response(TEXT_MESSAGES[1].as_bytes()).unwrap();
         assert_eq!(stopped.content.len(), 3);
         assert_eq!(stopped.stop_sequence.as_deref(), Some("END"));
-    }
-
-    #[test]
-    fn other_messages_are_left_to_serde() {
-        for body in OTHER_MESSAGES {
-            assert_eq!(plain_text_message(body), None, "{body}");
-        }
         let called = parse_response(OTHER_MESSAGES[0].as_bytes()).unwrap();
         assert_eq!(called.finish_reason, FinishReason::ToolCalls);
-    }
-
-    #[test]
-    fn no_message_one_edit_from_a_real_one_is_read_differently_from_serde() {
-        check_one_edit_away(TEXT_MESSAGES.iter().chain(OTHER_MESSAGES), message_read_as_serde_does);
     }
 
     /// Requests as Anthropic's SDKs send them, which the fast path must read.
@@ -1523,50 +1497,24 @@ mod tests {
         r#"{"model":"","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#,
     ];
 
-    /// Whether the fast path read `body`; if it did, that it read it as the full path does.
-    fn request_read_as_full_path_does(body: &str) -> bool {
-        let Some(fast) = plain_request(body) else { return false };
-        let full = parse_body(body.as_bytes(), Dialect::Anthropic).and_then(|mut value| {
-            // Forces the full path: a field the fast path never reads, checked and dropped
-            // by the other.
-            value.as_object_mut().unwrap().insert("top_k".into(), 0.into());
-            parse_request(value.to_string().as_bytes())
-        });
-        match full {
-            Ok(full) => assert_eq!(fast, full, "{body:?}"),
-            Err(error) => {
-                panic!("the fast path read {body:?}, which the full path refuses: {error:?}")
-            }
-        }
-        true
+    /// What the full path makes of a request, made to take it: a field the fast path never
+    /// reads, which the full path checks and drops, is added.
+    fn full_request(body: &str) -> Result<ChatRequest, RequestError> {
+        let mut value = parse_body(body.as_bytes(), Dialect::Anthropic)?;
+        let Some(root) = value.as_object_mut() else { return parse_request(body.as_bytes()) };
+        root.insert("top_k".into(), 0.into());
+        parse_request(value.to_string().as_bytes())
     }
 
     #[test]
-    fn plain_requests_take_the_fast_path_and_read_as_the_full_path_reads_them() {
-        for body in PLAIN_REQUESTS {
-            assert!(request_read_as_full_path_does(body), "not read by the fast path: {body}");
-        }
+    fn plain_requests_are_read_without_a_value_tree_as_the_full_parser_reads_them() {
+        check_fast_reader(PLAIN_REQUESTS, OTHER_REQUESTS, plain_request, full_request);
         let request = parse_request(PLAIN_REQUESTS[1].as_bytes()).unwrap();
         assert_eq!(request.messages.len(), 4);
         assert_eq!(request.messages[0].role, Role::System);
         assert_eq!(request.max_tokens, Some(1));
-    }
-
-    #[test]
-    fn other_requests_are_left_to_the_full_parser() {
-        for body in OTHER_REQUESTS {
-            assert_eq!(plain_request(body), None, "{body}");
-        }
         let error = parse_request(OTHER_REQUESTS[0].as_bytes()).unwrap_err();
         assert!(error.message.contains("max_tokens"), "{}", error.message);
-    }
-
-    #[test]
-    fn no_request_one_edit_from_a_real_one_is_read_differently_from_the_full_path() {
-        check_one_edit_away(
-            PLAIN_REQUESTS.iter().chain(OTHER_REQUESTS),
-            request_read_as_full_path_does,
-        );
     }
 
     /// Text deltas as Anthropic sends them, which the fast path must read.
@@ -1594,41 +1542,21 @@ mod tests {
         AnthropicEvents::default().decode_with_serde(data, &mut out).map(|()| out)
     }
 
-    /// Whether the fast path read `data`; if it did, that it read it as serde does.
-    fn read_as_serde_does(data: &str) -> bool {
-        let Some(text) = plain_text_delta(data) else { return false };
-        let fast: Vec<StreamEvent> = Some(text)
-            .filter(|text| !text.is_empty())
-            .map(|text| StreamEvent::TextDelta { text: text.into_owned() })
-            .into_iter()
-            .collect();
-        match with_serde(data) {
-            Ok(events) => assert_eq!(fast, events, "{data:?}"),
-            Err(error) => panic!("the fast path read {data:?}, which serde refuses: {error}"),
-        }
-        true
+    fn fast_delta_events(data: &str) -> Option<Vec<StreamEvent>> {
+        let text = plain_text_delta(data)?;
+        Some(if text.is_empty() {
+            Vec::new()
+        } else {
+            vec![StreamEvent::TextDelta { text: text.into_owned() }]
+        })
     }
 
     #[test]
-    fn text_deltas_take_the_fast_path_and_read_as_serde_reads_them() {
-        for event in TEXT_DELTAS {
-            assert!(read_as_serde_does(event), "not read by the fast path: {event}");
-        }
+    fn text_deltas_are_read_without_serde_as_serde_reads_them() {
+        check_fast_reader(TEXT_DELTAS, OTHER_EVENTS, fast_delta_events, with_serde);
         assert_eq!(
             with_serde(TEXT_DELTAS[1]).unwrap(),
             [StreamEvent::TextDelta { text: "Hi \"there\"\n café 😀 中文".into() }]
         );
-    }
-
-    #[test]
-    fn other_events_are_left_to_serde() {
-        for event in OTHER_EVENTS {
-            assert_eq!(plain_text_delta(event), None, "{event}");
-        }
-    }
-
-    #[test]
-    fn nothing_one_edit_from_a_real_event_is_read_differently_from_serde() {
-        check_one_edit_away(TEXT_DELTAS.iter().chain(OTHER_EVENTS), read_as_serde_does);
     }
 }

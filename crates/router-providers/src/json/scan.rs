@@ -349,6 +349,12 @@ fn hex_value(digit: u8) -> u16 {
     })
 }
 
+/// What `fast` makes of `body`, if the body is text and `fast` takes it: the first try of
+/// every reader here, before the full one.
+pub(crate) fn read_fast<T>(body: &[u8], fast: impl FnOnce(&str) -> Option<T>) -> Option<T> {
+    fast(std::str::from_utf8(body).ok()?)
+}
+
 /// Reads a message that is a `role` and a string `content` and nothing else, the shape of
 /// nearly every message in a chat request, as both wire formats write it.
 pub(crate) fn role_and_text<'a>(scan: &mut Scan<'a>) -> Option<(Cow<'a, str>, Cow<'a, str>)> {
@@ -375,7 +381,7 @@ pub(crate) fn first<T>(slot: &mut Option<T>, value: Option<T>) -> Option<()> {
 /// by each of a few pieces that JSON gives meaning to — for the tests that check a fast path
 /// accepts nothing serde would refuse or read differently.
 #[cfg(test)]
-pub(crate) fn one_edit_away(sample: &str) -> Vec<String> {
+fn one_edit_away(sample: &str) -> Vec<String> {
     const PIECES: [&str; 14] =
         ["\"", "\\", ",", ":", "{", "}", "[", "]", "0", "-", "e", "n", " ", "\u{1}"];
     let mut edges: Vec<usize> = sample.char_indices().map(|(at, _)| at).collect();
@@ -393,23 +399,42 @@ pub(crate) fn one_edit_away(sample: &str) -> Vec<String> {
     out
 }
 
-/// Checks a fast reader against the full one on every text one edit away from each sample:
-/// `read_alike` says whether the fast reader took a text, having checked that it read it as
-/// the full reader does. Some edits leave a text the fast reader takes (an edit inside a
-/// string, say), most do not; a count outside that says the samples test nothing.
+/// Checks a fast reader against the full one: it takes every text of `plain` and makes of it
+/// exactly what `full` does, leaves every text of `other`, and makes nothing different from
+/// `full` of any text one edit away from either. Some edits leave a text the fast reader
+/// takes (an edit inside a string, say), most do not; a count outside that says the samples
+/// test nothing.
 #[cfg(test)]
-pub(crate) fn check_one_edit_away<'s>(
-    samples: impl IntoIterator<Item = &'s &'s str>,
-    read_alike: impl Fn(&str) -> bool,
+pub(crate) fn check_fast_reader<T: PartialEq + std::fmt::Debug, E: std::fmt::Debug>(
+    plain: &[&str],
+    other: &[&str],
+    fast: impl Fn(&str) -> Option<T>,
+    full: impl Fn(&str) -> Result<T, E>,
 ) {
-    let (mut fast, mut all) = (0, 0);
-    for sample in samples {
+    let read_alike = |text: &str| {
+        let Some(quick) = fast(text) else { return false };
+        match full(text) {
+            Ok(slow) => assert_eq!(quick, slow, "{text:?}"),
+            Err(error) => {
+                panic!("the fast reader took {text:?}, which the full one refuses: {error:?}")
+            }
+        }
+        true
+    };
+    for text in plain {
+        assert!(read_alike(text), "not taken by the fast reader: {text}");
+    }
+    for text in other {
+        assert!(fast(text).is_none(), "taken by the fast reader: {text}");
+    }
+    let (mut taken, mut all) = (0, 0);
+    for sample in plain.iter().chain(other) {
         for edited in one_edit_away(sample) {
             all += 1;
-            fast += usize::from(read_alike(&edited));
+            taken += usize::from(read_alike(&edited));
         }
     }
-    assert!(fast > all / 100 && fast < all * 3 / 4, "{fast} of {all} read by the fast path");
+    assert!(taken > all / 100 && taken < all * 3 / 4, "{taken} of {all} taken by the fast reader");
 }
 
 #[cfg(test)]
