@@ -154,7 +154,7 @@ mod stream_chunk {
         .into_bytes()
     }
 
-    fn anthropic_chunk(i: usize) -> Vec<u8> {
+    pub(super) fn anthropic_chunk(i: usize) -> Vec<u8> {
         format!(
             "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\" word{i}\"}}}}\n\n"
         )
@@ -162,7 +162,7 @@ mod stream_chunk {
     }
 
     const OPENAI_START: &str = "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1795741950,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n";
-    const ANTHROPIC_START: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-5\",\"content\":[],\"stop_reason\":null,\"usage\":{\"input_tokens\":62,\"output_tokens\":1}}}\n\nevent: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n";
+    pub(super) const ANTHROPIC_START: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-5\",\"content\":[],\"stop_reason\":null,\"usage\":{\"input_tokens\":62,\"output_tokens\":1}}}\n\nevent: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n";
 
     /// Feeds the stream's opening, then one chunk per iteration (cycling through `chunks`),
     /// encoding every event the chunk yields. `prime` says whether the opening's events are
@@ -234,6 +234,37 @@ mod stream_chunk {
             |bytes, events| drop(decoder.feed(bytes, events)),
             |event| encoder.encode(event).len(),
         );
+    }
+}
+
+/// A whole upstream stream decoded, opening and ending events included: a fresh decoder per
+/// iteration, 30 text deltas between the ends.
+mod stream_whole {
+    use super::*;
+
+    fn anthropic_stream() -> Vec<u8> {
+        let mut stream = String::from(stream_chunk::ANTHROPIC_START);
+        stream.push_str("event: ping\ndata: {\"type\": \"ping\"}\n\n");
+        for i in 0..30 {
+            stream.push_str(&String::from_utf8(stream_chunk::anthropic_chunk(i)).unwrap());
+        }
+        stream.push_str(
+            "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+        );
+        stream.push_str("event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":31}}\n\n");
+        stream.push_str("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+        stream.into_bytes()
+    }
+
+    #[divan::bench]
+    fn anthropic_upstream(bencher: Bencher) {
+        let stream = anthropic_stream();
+        bencher.bench_local(|| {
+            let mut decoder = anthropic::StreamDecoder::new();
+            let mut events = Vec::new();
+            drop(decoder.feed(black_box(&stream), &mut events));
+            events.len()
+        });
     }
 }
 

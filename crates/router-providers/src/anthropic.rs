@@ -1154,7 +1154,7 @@ fn plain_text_message(text: &str) -> Option<ChatResponse> {
         "content" => {
             let mut blocks = Vec::new();
             scan.array(|scan| {
-                blocks.push(scan_text_block(scan)?);
+                blocks.push(ContentPart::Text { text: scan_text_block(scan)?.into_owned() });
                 Some(())
             })?;
             first(&mut content, Some(blocks))
@@ -1179,8 +1179,8 @@ fn plain_text_message(text: &str) -> Option<ChatResponse> {
     })
 }
 
-/// A `text` block, its text (a missing or null text is empty, as serde reads it).
-fn scan_text_block(scan: &mut Scan<'_>) -> Option<ContentPart> {
+/// A `text` block's text (a missing or null text is empty, as serde reads it).
+fn scan_text_block<'a>(scan: &mut Scan<'a>) -> Option<Cow<'a, str>> {
     let (mut kind, mut text) = (None, None);
     scan.object(|scan, key| match key {
         "type" => first(&mut kind, scan.string()),
@@ -1188,7 +1188,7 @@ fn scan_text_block(scan: &mut Scan<'_>) -> Option<ContentPart> {
         _ => scan.skip(),
     })?;
     (kind? == "text").then_some(())?;
-    Some(ContentPart::Text { text: text.flatten().map(Cow::into_owned).unwrap_or_default() })
+    Some(text.flatten().unwrap_or_default())
 }
 
 /// `usage`'s token counts, each `None` when missing or null.
@@ -1304,34 +1304,106 @@ struct WireError {
     message: String,
 }
 
-/// The text of a `content_block_delta` event with a `text_delta` — nearly every event of a
-/// stream — read without serde, which buffers a whole internally tagged event before it
-/// reads its tag. `None` for any other event (or anything this reader does not expect),
-/// which serde then reads.
-fn plain_text_delta(data: &str) -> Option<Cow<'_, str>> {
+/// An event of an Anthropic stream, read without serde — which buffers a whole internally
+/// tagged event before it reads its tag. Every event of a stream answered in text has one of
+/// these shapes; tool use, thinking, errors and anything unexpected are left to serde.
+enum PlainEvent<'a> {
+    /// `message_start`.
+    Start { id: Option<Cow<'a, str>>, model: Option<Cow<'a, str>>, usage: Option<WireUsage> },
+    /// A `content_block_delta` with a `text_delta`, or the opening text of a text block.
+    Text(Cow<'a, str>),
+    /// `message_delta`: how the answer ended, and the usage so far.
+    End {
+        stop_reason: Option<Cow<'a, str>>,
+        stop_sequence: Option<Cow<'a, str>>,
+        usage: Option<WireUsage>,
+    },
+    /// `message_stop`.
+    Stop,
+    /// `ping`, `content_block_stop`.
+    Nothing,
+}
+
+/// Reads a plain event; `None` for any other event (or anything this reader does not
+/// expect), which serde then reads.
+fn plain_event(data: &str) -> Option<PlainEvent<'_>> {
     let mut scan = Scan::new(data);
-    let (mut kind, mut index, mut text) = (None, None, None);
+    let (mut kind, mut index, mut delta, mut message, mut block, mut usage) =
+        (None, None, None, None, None, None);
     scan.object(|scan, key| match key {
         "type" => first(&mut kind, scan.string()),
         "index" => first(&mut index, scan.u32()),
-        "delta" => first(&mut text, scan_text_delta(scan)),
+        "delta" => first(&mut delta, scan_event_delta(scan)),
+        "message" => first(&mut message, scan_start_message(scan)),
+        "content_block" => first(&mut block, scan_text_block(scan)),
+        "usage" => first(&mut usage, if scan.null() { Some(None) } else { scan_usage(scan) }),
         _ => scan.skip(),
     })?;
-    // The index is required, though a text delta does not need it.
-    (scan.at_end() && kind? == "content_block_delta" && index.is_some()).then_some(())?;
-    text
+    scan.at_end().then_some(())?;
+    // serde requires a block event's index, though a text block does not need it.
+    Some(match kind?.as_ref() {
+        "content_block_delta" => {
+            let delta = delta.filter(|_| index.is_some())?;
+            (delta.kind? == "text_delta").then_some(())?;
+            PlainEvent::Text(delta.text?)
+        }
+        "content_block_start" => PlainEvent::Text(block.filter(|_| index.is_some())?),
+        "message_start" => {
+            let (id, model, usage) = message?;
+            PlainEvent::Start { id, model, usage }
+        }
+        "message_delta" => {
+            let delta = delta?;
+            PlainEvent::End {
+                stop_reason: delta.stop_reason,
+                stop_sequence: delta.stop_sequence,
+                usage: usage.flatten(),
+            }
+        }
+        "message_stop" => PlainEvent::Stop,
+        "ping" | "content_block_stop" => PlainEvent::Nothing,
+        _ => return None,
+    })
 }
 
-/// A `text_delta`'s text.
-fn scan_text_delta<'a>(scan: &mut Scan<'a>) -> Option<Cow<'a, str>> {
-    let (mut kind, mut text) = (None, None);
+/// The `delta` of a `content_block_delta` (its type and text) or of a `message_delta` (how
+/// the answer stopped): read as one, since the event's type may come after it.
+struct EventDelta<'a> {
+    kind: Option<Cow<'a, str>>,
+    text: Option<Cow<'a, str>>,
+    stop_reason: Option<Cow<'a, str>>,
+    stop_sequence: Option<Cow<'a, str>>,
+}
+
+fn scan_event_delta<'a>(scan: &mut Scan<'a>) -> Option<EventDelta<'a>> {
+    let (mut kind, mut text, mut stop_reason, mut stop_sequence) = (None, None, None, None);
     scan.object(|scan, key| match key {
         "type" => first(&mut kind, scan.string()),
         "text" => first(&mut text, scan.string()),
+        "stop_reason" => first(&mut stop_reason, scan.string_or_null()),
+        "stop_sequence" => first(&mut stop_sequence, scan.string_or_null()),
         _ => scan.skip(),
     })?;
-    (kind? == "text_delta").then_some(())?;
-    text
+    Some(EventDelta {
+        kind,
+        text,
+        stop_reason: stop_reason.flatten(),
+        stop_sequence: stop_sequence.flatten(),
+    })
+}
+
+/// A `message_start`'s message: its id, model and usage.
+type StartMessage<'a> = (Option<Cow<'a, str>>, Option<Cow<'a, str>>, Option<WireUsage>);
+
+fn scan_start_message<'a>(scan: &mut Scan<'a>) -> Option<StartMessage<'a>> {
+    let (mut id, mut model, mut usage) = (None, None, None);
+    scan.object(|scan, key| match key {
+        "id" => first(&mut id, scan.string_or_null()),
+        "model" => first(&mut model, scan.string_or_null()),
+        "usage" => first(&mut usage, if scan.null() { Some(None) } else { scan_usage(scan) }),
+        _ => scan.skip(),
+    })?;
+    Some((id.flatten(), model.flatten(), usage.flatten()))
 }
 
 /// Decodes the stream: bytes in, neutral events out.
@@ -1357,17 +1429,49 @@ impl SseFormat for AnthropicEvents {
         event: &SseEvent,
         out: &mut Vec<StreamEvent>,
     ) -> Result<(), UpstreamError> {
-        if let Some(text) = plain_text_delta(&event.data) {
-            if !text.is_empty() {
-                out.push(StreamEvent::TextDelta { text: text.into_owned() });
+        match plain_event(&event.data) {
+            Some(plain) => {
+                self.decode_plain(plain, out);
+                Ok(())
             }
-            return Ok(());
+            None => self.decode_with_serde(&event.data, out),
         }
-        self.decode_with_serde(&event.data, out)
     }
 }
 
 impl AnthropicEvents {
+    /// Turns a plain event into neutral ones, as [`decode_with_serde`](Self::decode_with_serde)
+    /// does any event.
+    fn decode_plain(&mut self, event: PlainEvent<'_>, out: &mut Vec<StreamEvent>) {
+        match event {
+            PlainEvent::Start { id, model, usage } => {
+                self.input_tokens = usage.and_then(|usage| usage.input()).unwrap_or(0);
+                out.push(StreamEvent::Start {
+                    id: id.unwrap_or_default().into_owned(),
+                    model: model.unwrap_or_default().into_owned(),
+                });
+            }
+            PlainEvent::Text(text) => {
+                if !text.is_empty() {
+                    out.push(StreamEvent::TextDelta { text: text.into_owned() });
+                }
+            }
+            PlainEvent::End { stop_reason, stop_sequence, usage } => {
+                let usage = usage.unwrap_or_default();
+                out.push(StreamEvent::Finish {
+                    reason: parse_stop_reason(stop_reason.as_deref()),
+                    stop_sequence: stop_sequence.map(Cow::into_owned),
+                });
+                out.push(StreamEvent::Usage(Usage {
+                    input_tokens: usage.input().unwrap_or(self.input_tokens),
+                    output_tokens: usage.output_tokens.unwrap_or(0),
+                }));
+            }
+            PlainEvent::Stop => self.finished = true,
+            PlainEvent::Nothing => {}
+        }
+    }
+
     /// Decodes any event, `data` being its JSON.
     fn decode_with_serde(
         &mut self,
@@ -1517,46 +1621,63 @@ mod tests {
         assert!(error.message.contains("max_tokens"), "{}", error.message);
     }
 
-    /// Text deltas as Anthropic sends them, which the fast path must read.
-    const TEXT_DELTAS: &[&str] = &[
+    /// Events as Anthropic sends them in a stream answered in text, which the fast path
+    /// must read.
+    const PLAIN_EVENTS: &[&str] = &[
+        r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":25,"cache_creation_input_tokens":0,"cache_read_input_tokens":10,"output_tokens":1}}}"#,
+        r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+        r#"{"type": "ping"}"#,
         r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" word"}}"#,
         r#"{"delta":{"text":"Hi \"there\"\n caf\u00e9 \ud83d\ude00 中文","type":"text_delta"},"index":2,"type":"content_block_delta"}"#,
+        r#"{"type":"content_block_stop","index":0}"#,
+        r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":15}}"#,
+        r#"{"usage":{"input_tokens":30,"output_tokens":2},"delta":{"stop_reason":"stop_sequence","stop_sequence":"END"},"type":"message_delta"}"#,
+        r#"{"type":"message_stop"}"#,
+        r#"{"type":"content_block_start","index":1,"content_block":{"type":"text","text":"opening"}}"#,
         " { \"type\" : \"content_block_delta\" , \"index\" : 0 , \"delta\" : { \"type\" : \"text_delta\" , \"text\" : \"\" } } ",
     ];
 
-    /// Events that are not text deltas, which serde must read.
+    /// Events the fast path must leave to serde.
     const OTHER_EVENTS: &[&str] = &[
+        r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_1","name":"f","input":{}}}"#,
         r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"a\":"}}"#,
         r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hm"}}"#,
         r#"{"type":"content_block_delta","delta":{"type":"text_delta","text":"no index"}}"#,
-        r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
-        r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":15}}"#,
-        r#"{"type":"message_stop"}"#,
-        r#"{"type":"ping"}"#,
+        r#"{"type":"content_block_start","content_block":{"type":"text","text":"no index"}}"#,
+        r#"{"type":"message_start"}"#,
+        r#"{"type":"message_delta","usage":{"output_tokens":1}}"#,
         r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+        r#"{"type":"something_new","data":1}"#,
         r#"{"type":"content_block_delta","type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a"}}"#,
     ];
 
-    fn with_serde(data: &str) -> Result<Vec<StreamEvent>, UpstreamError> {
-        let mut out = Vec::new();
-        AnthropicEvents::default().decode_with_serde(data, &mut out).map(|()| out)
+    /// The decoder's state after an event: what it made, whether the stream is over, and the
+    /// prompt's size it carries to the end.
+    type Decoded = (Vec<StreamEvent>, bool, u64);
+
+    /// A decoder part-way through a stream: the prompt's size already known.
+    fn decoder() -> AnthropicEvents {
+        AnthropicEvents { input_tokens: 7, ..AnthropicEvents::default() }
     }
 
-    fn fast_delta_events(data: &str) -> Option<Vec<StreamEvent>> {
-        let text = plain_text_delta(data)?;
-        Some(if text.is_empty() {
-            Vec::new()
-        } else {
-            vec![StreamEvent::TextDelta { text: text.into_owned() }]
-        })
+    fn with_serde(data: &str) -> Result<Decoded, UpstreamError> {
+        let (mut events, mut out) = (decoder(), Vec::new());
+        events.decode_with_serde(data, &mut out)?;
+        Ok((out, events.finished, events.input_tokens))
+    }
+
+    fn without_serde(data: &str) -> Option<Decoded> {
+        let (mut events, mut out) = (decoder(), Vec::new());
+        events.decode_plain(plain_event(data)?, &mut out);
+        Some((out, events.finished, events.input_tokens))
     }
 
     #[test]
-    fn text_deltas_are_read_without_serde_as_serde_reads_them() {
-        check_fast_reader(TEXT_DELTAS, OTHER_EVENTS, fast_delta_events, with_serde);
-        assert_eq!(
-            with_serde(TEXT_DELTAS[1]).unwrap(),
-            [StreamEvent::TextDelta { text: "Hi \"there\"\n café 😀 中文".into() }]
-        );
+    fn plain_events_are_read_without_serde_as_serde_reads_them() {
+        check_fast_reader(PLAIN_EVENTS, OTHER_EVENTS, without_serde, with_serde);
+        let (events, ..) = with_serde(PLAIN_EVENTS[4]).unwrap();
+        assert_eq!(events, [StreamEvent::TextDelta { text: "Hi \"there\"\n café 😀 中文".into() }]);
+        assert_eq!(with_serde(PLAIN_EVENTS[0]).unwrap().2, 35);
+        assert!(with_serde(PLAIN_EVENTS[8]).unwrap().1);
     }
 }
