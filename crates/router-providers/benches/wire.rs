@@ -6,7 +6,7 @@
 
 use divan::{Bencher, black_box};
 use router_providers::chat::ResponseMeta;
-use router_providers::{ChatRequest, FinishReason, StreamEvent, anthropic, openai};
+use router_providers::{ChatRequest, FinishReason, StreamEvent, anthropic, ollama, openai};
 use serde_json::json;
 
 fn main() {
@@ -261,6 +261,27 @@ mod stream_whole {
         let stream = anthropic_stream();
         bencher.bench_local(|| {
             let mut decoder = anthropic::StreamDecoder::new();
+            let mut events = Vec::new();
+            drop(decoder.feed(black_box(&stream), &mut events));
+            events.len()
+        });
+    }
+
+    /// Ollama's NDJSON, as the judge and local models answer: 30 text lines and the last.
+    fn ollama_stream() -> Vec<u8> {
+        let mut stream = String::new();
+        for i in 0..30 {
+            stream.push_str(&format!("{{\"model\":\"llama3.2\",\"created_at\":\"2026-11-29T08:52:19.385406455Z\",\"message\":{{\"role\":\"assistant\",\"content\":\" word{i}\"}},\"done\":false}}\n"));
+        }
+        stream.push_str("{\"model\":\"llama3.2\",\"created_at\":\"2026-11-29T08:52:21.499127Z\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,\"done_reason\":\"stop\",\"total_duration\":4883583458,\"load_duration\":1334875,\"prompt_eval_count\":26,\"prompt_eval_duration\":342546000,\"eval_count\":31,\"eval_duration\":4535599000}\n");
+        stream.into_bytes()
+    }
+
+    #[divan::bench]
+    fn ollama_upstream(bencher: Bencher) {
+        let stream = ollama_stream();
+        bencher.bench_local(|| {
+            let mut decoder = ollama::StreamDecoder::new();
             let mut events = Vec::new();
             drop(decoder.feed(black_box(&stream), &mut events));
             events.len()

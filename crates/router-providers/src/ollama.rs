@@ -8,6 +8,7 @@
 //! response or tool-call ids; stable ones are derived from the answer itself, so that a
 //! client can send tool results back and find its calls.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use router_core::Role;
@@ -19,6 +20,7 @@ use crate::chat::{
     ToolCall, ToolChoice, Usage,
 };
 use crate::error::{UpstreamError, from_error_event};
+use crate::json::scan::{Scan, first};
 use crate::json::{f32_json, null_as_default};
 
 /// Longest NDJSON line buffered (see [`crate::sse::MAX_LINE_BYTES`] for why there is one).
@@ -218,14 +220,6 @@ impl WireChunk {
             output_tokens: self.eval_count.unwrap_or(0),
         }
     }
-
-    fn finish_reason(&self, made_tool_calls: bool) -> FinishReason {
-        match self.done_reason.as_deref() {
-            Some("length") => FinishReason::Length,
-            _ if made_tool_calls => FinishReason::ToolCalls,
-            _ => FinishReason::Stop,
-        }
-    }
 }
 
 /// FNV-1a: ids derived from an answer must be the same every time it is read and differ
@@ -265,28 +259,129 @@ fn parse_chunk(line: &[u8]) -> Result<WireChunk, UpstreamError> {
     })
 }
 
+/// One line of an answer, as the decoders use it: borrowed from the text where the fast
+/// reader read it, owned where serde did.
+struct Line<'a> {
+    model: Cow<'a, str>,
+    created_at: Cow<'a, str>,
+    content: Cow<'a, str>,
+    tool_calls: Vec<WireToolCall>,
+    done: bool,
+    done_reason: Option<Cow<'a, str>>,
+    usage: Usage,
+    error: Option<String>,
+}
+
+impl From<WireChunk> for Line<'static> {
+    fn from(chunk: WireChunk) -> Self {
+        let usage = chunk.usage();
+        let message = chunk.message.unwrap_or_default();
+        Line {
+            model: Cow::Owned(chunk.model),
+            created_at: Cow::Owned(chunk.created_at),
+            content: Cow::Owned(message.content),
+            tool_calls: message.tool_calls.unwrap_or_default(),
+            done: chunk.done,
+            done_reason: chunk.done_reason.map(Cow::Owned),
+            usage,
+            error: chunk.error,
+        }
+    }
+}
+
+impl Line<'_> {
+    fn finish_reason(&self, made_tool_calls: bool) -> FinishReason {
+        match self.done_reason.as_deref() {
+            Some("length") => FinishReason::Length,
+            _ if made_tool_calls => FinishReason::ToolCalls,
+            _ => FinishReason::Stop,
+        }
+    }
+}
+
+/// Reads a line: without serde when it is plain, with serde otherwise.
+fn read_line(line: &[u8]) -> Result<Line<'_>, UpstreamError> {
+    match std::str::from_utf8(line).ok().and_then(plain_line) {
+        Some(line) => Ok(line),
+        None => parse_chunk(line).map(Line::from),
+    }
+}
+
+/// Reads a plain line without serde: text (or none) and the closing counts, no tool call and
+/// no error — every line of an answer in text. `None` for anything else, which serde reads.
+fn plain_line(text: &str) -> Option<Line<'_>> {
+    let mut scan = Scan::new(text);
+    let (mut model, mut created_at, mut content, mut done) = (None, None, None, None);
+    let (mut done_reason, mut prompt_tokens, mut output_tokens, mut error) =
+        (None, None, None, None);
+    scan.object(|scan, key| match key {
+        "model" => first(&mut model, scan.string_or_null()),
+        "created_at" => first(&mut created_at, scan.string_or_null()),
+        "message" => first(&mut content, scan_message(scan)),
+        "done" => first(&mut done, if scan.null() { Some(false) } else { scan.boolean() }),
+        "done_reason" => first(&mut done_reason, scan.string_or_null()),
+        "prompt_eval_count" => first(&mut prompt_tokens, optional_count(scan)),
+        "eval_count" => first(&mut output_tokens, optional_count(scan)),
+        "error" => first(&mut error, scan.null().then_some(())),
+        _ => scan.skip(),
+    })?;
+    scan.at_end().then_some(())?;
+    Some(Line {
+        model: model.flatten().unwrap_or_default(),
+        created_at: created_at.flatten().unwrap_or_default(),
+        content: content.flatten().unwrap_or_default(),
+        tool_calls: Vec::new(),
+        done: done.unwrap_or(false),
+        done_reason: done_reason.flatten(),
+        usage: Usage {
+            input_tokens: prompt_tokens.flatten().unwrap_or(0),
+            output_tokens: output_tokens.flatten().unwrap_or(0),
+        },
+        error: None,
+    })
+}
+
+/// A plain line's `message` (or `null`): its text, or `None` where it has none.
+fn scan_message<'a>(scan: &mut Scan<'a>) -> Option<Option<Cow<'a, str>>> {
+    if scan.null() {
+        return Some(None);
+    }
+    let (mut content, mut tool_calls) = (None, None);
+    scan.object(|scan, key| match key {
+        "content" => first(&mut content, scan.string_or_null()),
+        "tool_calls" => first(&mut tool_calls, scan.null().then_some(())),
+        _ => scan.skip(),
+    })?;
+    Some(content.flatten())
+}
+
+fn optional_count(scan: &mut Scan<'_>) -> Option<Option<u64>> {
+    if scan.null() { Some(None) } else { scan.u64().map(Some) }
+}
+
 /// Reads an upstream `/api/chat` body (`stream: false`).
 pub fn parse_response(body: &[u8]) -> Result<ChatResponse, UpstreamError> {
-    let mut chunk = parse_chunk(body)?;
-    if let Some(error) = chunk.error.take() {
+    response(read_line(body)?)
+}
+
+fn response(line: Line<'_>) -> Result<ChatResponse, UpstreamError> {
+    if let Some(error) = line.error {
         return Err(from_error_event(None, error));
     }
-    let id = response_id(&chunk.model, &chunk.created_at);
-    let message = chunk.message.take().unwrap_or_default();
+    let id = response_id(&line.model, &line.created_at);
+    let finish_reason = line.finish_reason(!line.tool_calls.is_empty());
     let mut content = Vec::new();
-    if !message.content.is_empty() {
-        content.push(ContentPart::Text { text: message.content });
+    if !line.content.is_empty() {
+        content.push(ContentPart::Text { text: line.content.into_owned() });
     }
-    let calls = message.tool_calls.unwrap_or_default();
-    let made_tool_calls = !calls.is_empty();
-    for (index, call) in calls.into_iter().enumerate() {
+    for (index, call) in line.tool_calls.into_iter().enumerate() {
         content.push(ContentPart::ToolCall(tool_call(&id, index as u32, call)));
     }
     Ok(ChatResponse {
         id,
-        model: chunk.model.clone(),
-        finish_reason: chunk.finish_reason(made_tool_calls),
-        usage: chunk.usage(),
+        model: line.model.into_owned(),
+        finish_reason,
+        usage: line.usage,
         content,
         stop_sequence: None,
     })
@@ -317,17 +412,24 @@ impl StreamDecoder {
     /// error; events decoded before it are in `out`.
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), UpstreamError> {
         let mut rest = chunk;
-        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+        while let Some(end) = memchr::memchr(b'\n', rest) {
             if self.finished {
                 return Ok(());
             }
-            self.push(&rest[..end])?;
+            let (line, after) = (&rest[..end], &rest[end + 1..]);
+            rest = after;
+            self.check_length(line)?;
+            if self.line.is_empty() {
+                // The whole line is in this chunk, as nearly every line is: read it in place.
+                self.decode_line(line, out)?;
+                continue;
+            }
+            self.line.extend_from_slice(line);
             let line = std::mem::take(&mut self.line);
             let result = self.decode_line(&line, out);
             self.line = line;
             self.line.clear();
             result?;
-            rest = &rest[end + 1..];
         }
         if self.finished { Ok(()) } else { self.push(rest) }
     }
@@ -342,12 +444,18 @@ impl StreamDecoder {
     }
 
     fn push(&mut self, bytes: &[u8]) -> Result<(), UpstreamError> {
+        self.check_length(bytes)?;
+        self.line.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    /// Refuses a line that `bytes` would make longer than [`MAX_LINE_BYTES`].
+    fn check_length(&self, bytes: &[u8]) -> Result<(), UpstreamError> {
         if self.line.len() + bytes.len() > MAX_LINE_BYTES {
             return Err(UpstreamError::Protocol {
                 message: format!("NDJSON line longer than {MAX_LINE_BYTES} bytes"),
             });
         }
-        self.line.extend_from_slice(bytes);
         Ok(())
     }
 
@@ -360,40 +468,144 @@ impl StreamDecoder {
         if line.is_empty() {
             return Ok(());
         }
-        let mut chunk = parse_chunk(line)?;
-        if let Some(error) = chunk.error.take() {
+        self.decode(read_line(line)?, out)
+    }
+
+    fn decode(&mut self, line: Line<'_>, out: &mut Vec<StreamEvent>) -> Result<(), UpstreamError> {
+        if let Some(error) = line.error {
             return Err(from_error_event(None, error));
         }
+        let finish = line.done.then(|| line.finish_reason(self.tool_calls > 0));
         if !self.started {
             self.started = true;
-            self.id = response_id(&chunk.model, &chunk.created_at);
-            out.push(StreamEvent::Start { id: self.id.clone(), model: chunk.model.clone() });
+            self.id = response_id(&line.model, &line.created_at);
+            out.push(StreamEvent::Start { id: self.id.clone(), model: line.model.into_owned() });
         }
-        let usage = chunk.usage();
-        let done = chunk.done;
-        let finish = done.then(|| chunk.finish_reason(self.tool_calls > 0));
-        let message = chunk.message.take().unwrap_or_default();
-        if !message.content.is_empty() {
-            out.push(StreamEvent::TextDelta { text: message.content });
+        if !line.content.is_empty() {
+            out.push(StreamEvent::TextDelta { text: line.content.into_owned() });
         }
         // Ollama sends each tool call whole, in one line.
-        for call in message.tool_calls.unwrap_or_default() {
+        for call in line.tool_calls {
             let index = self.tool_calls;
             self.tool_calls += 1;
             let call = tool_call(&self.id, index, call);
             out.push(StreamEvent::ToolCallStart { index, id: call.id, name: call.name });
             out.push(StreamEvent::ToolCallDelta { index, arguments: call.arguments });
         }
-        if done {
+        if line.done {
             let reason = if self.tool_calls > 0 && finish == Some(FinishReason::Stop) {
                 FinishReason::ToolCalls
             } else {
                 finish.unwrap_or(FinishReason::Stop)
             };
             out.push(StreamEvent::Finish { reason, stop_sequence: None });
-            out.push(StreamEvent::Usage(usage));
+            out.push(StreamEvent::Usage(line.usage));
             self.finished = true;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::scan::check_fast_reader;
+
+    /// Lines as Ollama writes them, which the fast path must read.
+    const PLAIN_LINES: &[&str] = &[
+        r#"{"model":"llama3.2","created_at":"2026-11-29T08:52:19.385406455Z","message":{"role":"assistant","content":"The","images":null},"done":false}"#,
+        r#"{"model":"llama3.2","created_at":"2026-11-29T08:52:19.385406455Z","message":{"role":"assistant","content":" sky \"is\"\n caf\u00e9 \ud83d\ude00 中文"},"done":false}"#,
+        // A thinking model's reasoning, which the gateway does not pass on.
+        r#"{"model":"qwen3","created_at":"2026-11-29T08:52:20Z","message":{"role":"assistant","content":"","thinking":"Let me see"},"done":false}"#,
+        // The last line, and a whole `stream: false` answer.
+        r#"{"model":"llama3.2","created_at":"2026-11-29T08:52:21.499127Z","message":{"role":"assistant","content":""},"done":true,"done_reason":"stop","total_duration":4883583458,"load_duration":1334875,"prompt_eval_count":26,"prompt_eval_duration":342546000,"eval_count":282,"eval_duration":4535599000}"#,
+        r#"{"model":"llama3.2","created_at":"2026-11-29T08:52:21Z","message":{"role":"assistant","content":"A whole answer."},"done_reason":"length","done":true,"prompt_eval_count":9,"eval_count":4}"#,
+        // Nulls where serde takes defaults, and whitespace.
+        " { \"model\" : null , \"message\" : null , \"done\" : null , \"error\" : null , \"eval_count\" : null } ",
+        r#"{"message":{"content":null,"tool_calls":null},"done_reason":null,"done":false}"#,
+    ];
+
+    /// Lines that carry what the fast path does not read, which serde must read.
+    const OTHER_LINES: &[&str] = &[
+        r#"{"model":"llama3.2","created_at":"2026-11-29T08:52:21Z","message":{"role":"assistant","content":"","tool_calls":[{"function":{"name":"get_weather","arguments":{"city":"Paris"}}}]},"done":false}"#,
+        r#"{"error":"model 'llama9' not found"}"#,
+        r#"{"model":"a","model":"b","done":false}"#,
+        r#"{"message":{"content":"a"},"done":false} trailing"#,
+        r#"{"done":true,"eval_count":-1}"#,
+        r#"{"done":true,"eval_count":2.5}"#,
+    ];
+
+    /// What a line makes as a stream's first line and as a later one after a tool call: the
+    /// events, and whether the stream is then finished.
+    type Decoded = [(Vec<StreamEvent>, bool); 2];
+
+    fn decoded<'a>(
+        read: impl Fn() -> Result<Line<'a>, UpstreamError>,
+    ) -> Result<Decoded, UpstreamError> {
+        let later = StreamDecoder {
+            started: true,
+            id: "ollama-0000000000000001".into(),
+            tool_calls: 1,
+            ..StreamDecoder::default()
+        };
+        let mut both = Decoded::default();
+        for (mut decoder, (out, finished)) in
+            [StreamDecoder::new(), later].into_iter().zip(&mut both)
+        {
+            decoder.decode(read()?, out)?;
+            *finished = decoder.is_finished();
+        }
+        Ok(both)
+    }
+
+    fn with_serde(text: &str) -> Result<Line<'static>, UpstreamError> {
+        parse_chunk(text.as_bytes()).map(Line::from)
+    }
+
+    #[test]
+    fn plain_lines_are_read_without_serde_as_serde_reads_them() {
+        check_fast_reader(
+            PLAIN_LINES,
+            OTHER_LINES,
+            |text| {
+                plain_line(text)?;
+                decoded(|| plain_line(text).ok_or(UpstreamError::Protocol { message: text.into() }))
+                    .ok()
+            },
+            |text| decoded(|| with_serde(text)),
+        );
+    }
+
+    #[test]
+    fn a_line_over_the_limit_is_refused_whole_or_in_pieces() {
+        let long = format!("{{\"message\":{{\"content\":\"{}\"}}}}\n", "a".repeat(MAX_LINE_BYTES));
+        let refused = |error: UpstreamError| error.to_string().contains("longer than");
+        let mut out = Vec::new();
+        let whole = StreamDecoder::new().feed(long.as_bytes(), &mut out);
+        assert!(whole.is_err_and(refused));
+        let (first, second) = long.as_bytes().split_at(long.len() / 2);
+        let mut decoder = StreamDecoder::new();
+        decoder.feed(first, &mut out).unwrap();
+        assert!(decoder.feed(second, &mut out).is_err_and(refused));
+        assert!(out.is_empty());
+        // Under the limit, a line in pieces reads as one.
+        let mut decoder = StreamDecoder::new();
+        let (first, second) = PLAIN_LINES[0].split_at(40);
+        decoder.feed(first.as_bytes(), &mut out).unwrap();
+        decoder.feed(format!("{second}\n").as_bytes(), &mut out).unwrap();
+        assert!(matches!(&out[1], StreamEvent::TextDelta { text } if text == "The"));
+    }
+
+    #[test]
+    fn plain_answers_are_read_without_serde_as_serde_reads_them() {
+        check_fast_reader(
+            PLAIN_LINES,
+            OTHER_LINES,
+            |text| response(plain_line(text)?).ok(),
+            |text| with_serde(text).and_then(response),
+        );
+        let answer = parse_response(PLAIN_LINES[4].as_bytes()).unwrap();
+        assert_eq!(answer.content, [ContentPart::Text { text: "A whole answer.".into() }]);
+        assert_eq!((answer.finish_reason, answer.usage.output_tokens), (FinishReason::Length, 4));
     }
 }
