@@ -8,6 +8,7 @@
 #     bench/instructions.sh --path /v1/messages --body anthropic.json
 #     bench/instructions.sh --bin /tmp/before        # another build's llm-router and router-sim
 #     bench/instructions.sh --body stream.json --chunk-ms 2   # a stream paced as a model paces it
+#     bench/instructions.sh --upstream ollama --body stream.json  # the models behind Ollama's API
 #
 # It starts the fake upstream (`router-sim`) and the gateway under
 # `valgrind --tool=callgrind --separate-threads=yes` (SQLite store on, judge and dashboard
@@ -27,6 +28,7 @@ path=/v1/chat/completions
 body=""
 out=""
 chunk_ms=0
+upstream=openai
 while [ $# -gt 0 ]; do
     case "$1" in
         --bin) bin="$2"; shift 2 ;;
@@ -35,9 +37,15 @@ while [ $# -gt 0 ]; do
         --body) body="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
         --chunk-ms) chunk_ms="$2"; shift 2 ;;
+        --upstream) upstream="$2"; shift 2 ;;
         *) echo "unknown option: $1 (see the top of $0)" >&2; exit 2 ;;
     esac
 done
+case "$upstream" in
+    openai) provider=openai-compatible; base_url_path=/v1 ;;
+    ollama) provider=ollama; base_url_path="" ;;
+    *) echo "--upstream is openai or ollama, not $upstream" >&2; exit 2 ;;
+esac
 for program in llm-router router-sim; do
     [ -x "$bin/$program" ] || {
         echo "no $bin/$program: cargo build --release -p llm-router -p router-sim" >&2
@@ -52,7 +60,9 @@ fi
 mkdir -p "$out"
 rm -f "$out"/callgrind.* "$out"/gateway.db*
 
-port_gw="${INSTRUCTIONS_PORT:-39200}"
+# Below Linux's ephemeral range (32768-60999): a health check sent to a port in that range
+# before anything listens there can connect to itself and hold the port in TIME_WAIT.
+port_gw="${INSTRUCTIONS_PORT:-29200}"
 port_up=$((port_gw + 1))
 "$bin/router-sim" --listen "127.0.0.1:$port_up" --model bench-small --model bench-large \
     --chunk-ms "$chunk_ms" >"$out/sim.log" 2>&1 &
@@ -71,14 +81,14 @@ mode = "off"
 url = "sqlite://$out/gateway.db"
 [[models]]
 name = "bench-small"
-provider = "openai-compatible"
-base_url = "http://127.0.0.1:$port_up/v1"
+provider = "$provider"
+base_url = "http://127.0.0.1:$port_up$base_url_path"
 input_price = 0.15
 output_price = 0.6
 [[models]]
 name = "bench-large"
-provider = "openai-compatible"
-base_url = "http://127.0.0.1:$port_up/v1"
+provider = "$provider"
+base_url = "http://127.0.0.1:$port_up$base_url_path"
 input_price = 2.5
 output_price = 10.0
 EOF

@@ -18,8 +18,9 @@ if [ "${1:-}" = "-r" ]; then rate="$2"; shift 2; fi
 work="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
-port_gw=39200
-port_up=39201
+# Below Linux's ephemeral range, where a port can be held by a connection to itself.
+port_gw=29200
+port_up=29201
 "$bin/router-sim" --listen "127.0.0.1:$port_up" --model bench >"$work/sim.log" 2>&1 &
 sleep 0.5
 

@@ -109,6 +109,18 @@ mod upstream_body {
             anthropic::request_bytes(black_box(&request), "claude-sonnet-4-5", 4096, false)
         });
     }
+
+    #[divan::bench]
+    fn ollama_short(bencher: Bencher) {
+        let request = request(QUESTION);
+        bencher.bench(|| ollama::request_bytes(black_box(&request), "llama3.2", false));
+    }
+
+    #[divan::bench]
+    fn ollama_2k_tokens(bencher: Bencher) {
+        let request = request(&long_text());
+        bencher.bench(|| ollama::request_bytes(black_box(&request), "llama3.2", false));
+    }
 }
 
 /// A complete answer: the upstream's JSON read, the client's written.

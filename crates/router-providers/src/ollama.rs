@@ -21,7 +21,8 @@ use crate::chat::{
 };
 use crate::error::{UpstreamError, from_error_event};
 use crate::json::scan::{Scan, first};
-use crate::json::{f32_json, null_as_default};
+use crate::json::{body_capacity, f32_json, null_as_default, put_escaped, put_str};
+use crate::openai::unwritable;
 
 /// Longest NDJSON line buffered (see [`crate::sse::MAX_LINE_BYTES`] for why there is one).
 const MAX_LINE_BYTES: usize = crate::sse::MAX_LINE_BYTES;
@@ -62,22 +63,7 @@ pub fn request_body(
     }
 
     let mut body = json!({"model": model_id, "messages": messages, "stream": stream});
-    let mut options = Map::new();
-    if let Some(temperature) = request.temperature {
-        options.insert("temperature".into(), f32_json(temperature));
-    }
-    if let Some(top_p) = request.top_p {
-        options.insert("top_p".into(), f32_json(top_p));
-    }
-    if let Some(max_tokens) = request.max_tokens {
-        options.insert("num_predict".into(), json!(max_tokens));
-    }
-    if !request.stop.is_empty() {
-        options.insert("stop".into(), json!(request.stop));
-    }
-    if let Some(seed) = request.seed {
-        options.insert("seed".into(), json!(seed));
-    }
+    let options = options(request);
     if !options.is_empty() {
         body["options"] = Value::Object(options);
     }
@@ -101,6 +87,88 @@ pub fn request_body(
         body["tools"] = Value::Array(tools);
     }
     Ok(body)
+}
+
+/// The `/api/chat` body for `model_id`, written straight to the bytes sent on the wire.
+///
+/// A conversation in text alone, with no tools and no structured output — nearly every
+/// request — is written by hand, its strings escaped eight bytes at a time; anything else is
+/// the serialised [`request_body`]. Both write the same JSON (the tests hold them equal).
+pub fn request_bytes(
+    request: &ChatRequest,
+    model_id: &str,
+    stream: bool,
+) -> Result<Vec<u8>, UpstreamError> {
+    let in_text = |message: &Message| {
+        message.content.iter().all(|part| matches!(part, ContentPart::Text { .. }))
+    };
+    if !request.tools.is_empty()
+        || request.json_output.is_some()
+        || !request.messages.iter().all(in_text)
+    {
+        let body = request_body(request, model_id, stream)?;
+        return serde_json::to_vec(&body).map_err(unwritable);
+    }
+    let mut out = Vec::with_capacity(body_capacity(request));
+    out.extend_from_slice(b"{\"model\":");
+    put_str(&mut out, model_id);
+    out.extend_from_slice(b",\"messages\":[");
+    // A message with nothing in it is left out, as `push_message` leaves it out.
+    for (index, message) in request.messages.iter().filter(|m| !m.content.is_empty()).enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"role\":\"");
+        out.extend_from_slice(role_name(message.role).as_bytes());
+        out.extend_from_slice(b"\",\"content\":\"");
+        for (index, part) in message.content.iter().enumerate() {
+            if index > 0 {
+                out.extend_from_slice(b"\\n\\n");
+            }
+            if let ContentPart::Text { text } = part {
+                put_escaped(&mut out, text);
+            }
+        }
+        out.extend_from_slice(b"\"}");
+    }
+    out.extend_from_slice(if stream { b"],\"stream\":true" } else { b"],\"stream\":false" });
+    let options = options(request);
+    if !options.is_empty() {
+        out.extend_from_slice(b",\"options\":");
+        serde_json::to_writer(&mut out, &options).map_err(unwritable)?;
+    }
+    out.push(b'}');
+    Ok(out)
+}
+
+/// The sampling parameters, which Ollama takes under `options`.
+fn options(request: &ChatRequest) -> Map<String, Value> {
+    let mut options = Map::new();
+    if let Some(temperature) = request.temperature {
+        options.insert("temperature".into(), f32_json(temperature));
+    }
+    if let Some(top_p) = request.top_p {
+        options.insert("top_p".into(), f32_json(top_p));
+    }
+    if let Some(max_tokens) = request.max_tokens {
+        options.insert("num_predict".into(), json!(max_tokens));
+    }
+    if !request.stop.is_empty() {
+        options.insert("stop".into(), json!(request.stop));
+    }
+    if let Some(seed) = request.seed {
+        options.insert("seed".into(), json!(seed));
+    }
+    options
+}
+
+/// Ollama has no tool role: a tool's result goes back as the user's turn.
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::System => "system",
+        Role::User | Role::Tool => "user",
+        Role::Assistant => "assistant",
+    }
 }
 
 fn push_message(
@@ -158,12 +226,7 @@ fn push_message(
     if texts.is_empty() && images.is_empty() && calls.is_empty() {
         return Ok(());
     }
-    let role = match message.role {
-        Role::System => "system",
-        Role::User | Role::Tool => "user",
-        Role::Assistant => "assistant",
-    };
-    let mut turn = json!({"role": role, "content": texts.join("\n\n")});
+    let mut turn = json!({"role": role_name(message.role), "content": texts.join("\n\n")});
     if !images.is_empty() {
         turn["images"] = json!(images);
     }

@@ -353,7 +353,7 @@ impl Upstream {
                     let max_tokens = self.default_max_tokens;
                     return anthropic::request_bytes(request, &self.model_id, max_tokens, stream);
                 }
-                Protocol::Ollama => {}
+                Protocol::Ollama => return ollama::request_bytes(request, &self.model_id, stream),
             }
         }
         let body = self.request_body(request, stream)?;

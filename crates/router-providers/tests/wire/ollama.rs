@@ -207,3 +207,47 @@ fn a_final_line_without_newline_ends_with_the_body_and_errors_are_typed() {
         StreamDecoder::new().feed(b"{\"error\":\"out of memory\"}\n", &mut Vec::new()).unwrap_err();
     assert_eq!(error.kind(), "server_error");
 }
+
+/// What the hand-written body must equal: the tree `request_body` builds.
+fn bytes_match_the_tree(request: &ChatRequest) {
+    for stream in [false, true] {
+        let bytes = ollama::request_bytes(request, "llama3.1:8b", stream).unwrap();
+        let written: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(written, ollama::request_body(request, "llama3.1:8b", stream).unwrap());
+    }
+}
+
+#[test]
+fn a_conversation_in_text_is_written_as_the_tree_says() {
+    let text_only = |role, parts: &[&str]| Message {
+        role,
+        content: parts.iter().map(|text| ContentPart::Text { text: (*text).into() }).collect(),
+    };
+    let mut plain = ChatRequest {
+        messages: vec![
+            Message::text(Role::System, "Be brief."),
+            text_only(Role::User, &["first part", "", "third \"quoted\" \\ part\n\t\u{1}"]),
+            text_only(Role::Assistant, &[]),
+            Message::text(Role::Assistant, "café 中文 😀 </script>"),
+            Message::text(Role::Tool, "a tool's words, sent as the user's"),
+            Message::text(Role::User, ""),
+        ],
+        ..ChatRequest::default()
+    };
+    bytes_match_the_tree(&plain);
+    plain.max_tokens = Some(64);
+    plain.temperature = Some(0.3);
+    plain.top_p = Some(0.9);
+    plain.stop = vec!["<end>".into(), "\n\n".into()];
+    plain.seed = Some(-7);
+    bytes_match_the_tree(&plain);
+    // Tools offered but turned off: no tools go upstream, by the tree's path.
+    plain.tools = request().tools;
+    plain.tool_choice = Some(ToolChoice::None);
+    bytes_match_the_tree(&plain);
+    // Images, tool calls, tools and a schema: the tree's path.
+    bytes_match_the_tree(&request());
+    let mut forced = request();
+    forced.tool_choice = Some(ToolChoice::Required);
+    assert!(ollama::request_bytes(&forced, "m", false).is_err());
+}
