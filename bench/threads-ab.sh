@@ -22,8 +22,9 @@ command -v "$oha" >/dev/null || oha="$(command -v oha)"
 work="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
-port_gw=39100
-port_up=39101
+# Below Linux's ephemeral range, where a port can be held by a connection to itself.
+port_gw=29100
+port_up=29101
 "$bin/router-sim" --listen "127.0.0.1:$port_up" --model bench-small --model bench-large \
     >"$work/sim.log" 2>&1 &
 sleep 0.5

@@ -138,10 +138,16 @@ impl Target {
         match self {
             Target::SqliteMemory { .. } => Ok(None),
             Target::SqliteFile { url, .. } => {
+                // A batch's multi-row INSERT keeps a statement journal, the pages it changed
+                // as they were, so that a failing row undoes only its own statement. SQLite
+                // spills that journal to a new temporary file past 64 KiB — four of these
+                // 16 KiB pages, so nearly every batch — and creates, writes and deletes the
+                // file each time; in memory it costs neither the calls nor the file.
                 let connect = SqliteConnectOptions::from_str(url)?
                     .busy_timeout(options.busy_timeout)
                     .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal);
+                    .synchronous(SqliteSynchronous::Normal)
+                    .pragma("temp_store", "memory");
                 let pool = SqlitePoolOptions::new()
                     .max_connections(1)
                     .acquire_timeout(options.acquire_timeout)
@@ -279,6 +285,29 @@ mod tests {
                 Target::SqliteMemory { url: memory.to_owned() }
             );
         }
+    }
+
+    #[test]
+    fn the_batch_writers_sqlite_connection_keeps_its_temporary_files_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = Target::parse(&format!("sqlite://{}/store.db", dir.path().display())).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let (temp_store, journal) = runtime
+            .block_on(async {
+                let Some(Bulk::Sqlite(pool)) =
+                    target.bulk_writer(&StoreOptions::default()).unwrap()
+                else {
+                    panic!("an SQLite file gets an SQLite batch writer");
+                };
+                let temp_store: i64 =
+                    sqlx::query_scalar("PRAGMA temp_store").fetch_one(&pool).await?;
+                let journal: String =
+                    sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&pool).await?;
+                Ok::<_, sqlx::Error>((temp_store, journal))
+            })
+            .unwrap();
+        // 2 is MEMORY.
+        assert_eq!((temp_store, journal.as_str()), (2, "wal"));
     }
 
     #[test]
