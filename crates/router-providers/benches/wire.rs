@@ -268,18 +268,27 @@ mod stream_whole {
         stream.into_bytes()
     }
 
-    #[divan::bench]
-    fn anthropic_upstream(bencher: Bencher) {
-        let stream = anthropic_stream();
+    /// Decodes `stream` in one piece, `decode` starting a fresh decoder each iteration.
+    fn decode_whole(
+        bencher: Bencher,
+        stream: &[u8],
+        decode: impl Fn(&[u8], &mut Vec<StreamEvent>),
+    ) {
         bencher.bench_local(|| {
-            let mut decoder = anthropic::StreamDecoder::new();
             let mut events = Vec::new();
-            drop(decoder.feed(black_box(&stream), &mut events));
+            decode(black_box(stream), &mut events);
             events.len()
         });
     }
 
-    /// Ollama's NDJSON, as the judge and local models answer: 30 text lines and the last.
+    #[divan::bench]
+    fn anthropic_upstream(bencher: Bencher) {
+        decode_whole(bencher, &anthropic_stream(), |bytes, events| {
+            drop(anthropic::StreamDecoder::new().feed(bytes, events))
+        });
+    }
+
+    /// Ollama's NDJSON, as a local model behind it answers: 30 text lines and the last.
     fn ollama_stream() -> Vec<u8> {
         let mut stream = String::new();
         for i in 0..30 {
@@ -291,12 +300,8 @@ mod stream_whole {
 
     #[divan::bench]
     fn ollama_upstream(bencher: Bencher) {
-        let stream = ollama_stream();
-        bencher.bench_local(|| {
-            let mut decoder = ollama::StreamDecoder::new();
-            let mut events = Vec::new();
-            drop(decoder.feed(black_box(&stream), &mut events));
-            events.len()
+        decode_whole(bencher, &ollama_stream(), |bytes, events| {
+            drop(ollama::StreamDecoder::new().feed(bytes, events))
         });
     }
 }
