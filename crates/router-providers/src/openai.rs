@@ -15,6 +15,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::ops::Range;
 
 use bytes::Bytes;
 use router_core::Role;
@@ -1346,6 +1347,8 @@ struct PlainChunk<'a> {
     id: Option<Cow<'a, str>>,
     model: Option<Cow<'a, str>>,
     text: Option<Cow<'a, str>>,
+    /// Where the text's string stands in the chunk, its quotes included.
+    text_at: Option<Range<usize>>,
     finish_reason: Option<Cow<'a, str>>,
     usage: Option<Usage>,
 }
@@ -1365,17 +1368,19 @@ fn plain_chunk(data: &str) -> Option<PlainChunk<'_>> {
     })?;
     scan.at_end().then_some(())?;
     let (text, finish_reason) = choices.flatten().unwrap_or((None, None));
+    let (text, text_at) = text.map_or((None, None), |(text, at)| (Some(text), Some(at)));
     Some(PlainChunk {
         id: id.flatten(),
         model: model.flatten(),
         text,
+        text_at,
         finish_reason,
         usage: usage.flatten(),
     })
 }
 
-/// A plain chunk's choice: its text and its finish reason.
-type PlainChoice<'a> = (Option<Cow<'a, str>>, Option<Cow<'a, str>>);
+/// A plain chunk's choice: its text (and where it stands) and its finish reason.
+type PlainChoice<'a> = (Option<(Cow<'a, str>, Range<usize>)>, Option<Cow<'a, str>>);
 
 /// `choices` of a plain chunk: none, or the first alone.
 fn scan_choices<'a>(scan: &mut Scan<'a>) -> Option<Option<PlainChoice<'a>>> {
@@ -1396,10 +1401,12 @@ fn scan_choice<'a>(scan: &mut Scan<'a>) -> Option<PlainChoice<'a>> {
     (index.unwrap_or(0) == 0).then_some((delta.flatten(), finish.flatten()))
 }
 
-fn scan_delta<'a>(scan: &mut Scan<'a>) -> Option<Option<Cow<'a, str>>> {
+fn scan_delta<'a>(scan: &mut Scan<'a>) -> Option<Option<(Cow<'a, str>, Range<usize>)>> {
     let (mut content, mut refusal, mut tool_calls) = (None, None, None);
     scan.object(|scan, key| match key {
-        "content" => first(&mut content, scan.string_or_null()),
+        "content" => {
+            first(&mut content, if scan.null() { Some(None) } else { scan.string_at().map(Some) })
+        }
         "refusal" => first(&mut refusal, scan.null().then_some(())),
         "tool_calls" => first(&mut tool_calls, scan.null().then_some(())),
         _ => scan.skip(),
@@ -1420,6 +1427,45 @@ pub struct OpenAiEvents {
     /// The upstream's tool-call index → ours (they agree with OpenAI, but a compatible
     /// server may number from anywhere).
     tool_indexes: HashMap<u32, u32>,
+    text_chunk: TextChunkShape,
+}
+
+/// The bytes around the text of the last chunk that carried text and nothing else. Servers
+/// repeat a chunk's other fields byte for byte from chunk to chunk (the id, the model, the
+/// creation time, the fingerprint), so a later chunk with exactly these bytes around one
+/// string is that chunk with another text: the string is all there is left to read. Such a
+/// chunk makes one text delta and nothing else, whatever the decoder has seen since.
+#[derive(Debug, Default)]
+struct TextChunkShape {
+    /// Empty until a chunk is remembered (a chunk starts with `{`).
+    before: Vec<u8>,
+    after: Vec<u8>,
+}
+
+impl TextChunkShape {
+    fn remember(&mut self, data: &str, text_at: Range<usize>) {
+        let bytes = data.as_bytes();
+        self.before.clear();
+        self.before.extend_from_slice(&bytes[..text_at.start]);
+        self.after.clear();
+        self.after.extend_from_slice(&bytes[text_at.end..]);
+    }
+
+    /// The text of `data`, if it is the remembered chunk with another string for its text.
+    fn text_of<'a>(&self, data: &'a str) -> Option<Cow<'a, str>> {
+        let bytes = data.as_bytes();
+        let end = bytes.len().checked_sub(self.after.len())?;
+        if self.before.is_empty()
+            || end < self.before.len()
+            || !bytes.starts_with(&self.before)
+            || !bytes.ends_with(&self.after)
+        {
+            return None;
+        }
+        let mut scan = Scan::new(data.get(self.before.len()..end)?);
+        let text = scan.string()?;
+        scan.at_end().then_some(text)
+    }
 }
 
 impl SseFormat for OpenAiEvents {
@@ -1440,8 +1486,20 @@ impl SseFormat for OpenAiEvents {
         if data.is_empty() {
             return Ok(());
         }
+        // Only a chunk read since remembers a shape, so the stream has started: all that
+        // such a chunk makes is its text.
+        if let Some(text) = self.text_chunk.text_of(data) {
+            if !text.is_empty() {
+                out.push(StreamEvent::TextDelta { text: text.into_owned() });
+            }
+            return Ok(());
+        }
         match plain_chunk(data) {
             Some(chunk) => {
+                if let (Some(at), None, None) = (&chunk.text_at, &chunk.finish_reason, &chunk.usage)
+                {
+                    self.text_chunk.remember(data, at.clone());
+                }
                 self.decode_plain(chunk, out);
                 Ok(())
             }
@@ -1608,6 +1666,52 @@ mod tests {
         check_fast_reader(PLAIN_CHUNKS, OTHER_CHUNKS, fast_chunk_events, serde_chunk_events);
         let events = with_serde(PLAIN_CHUNKS[4], true).unwrap();
         assert_eq!(events, [StreamEvent::TextDelta { text: "Hi \"there\"\n café 😀 中文".into() }]);
+    }
+
+    #[test]
+    fn a_chunk_that_is_the_last_but_for_its_text_is_read_as_serde_reads_it() {
+        let router_sim = r#"{"choices":[{"delta":{"content":" Good"},"finish_reason":null,"index":0,"logprobs":null}],"created":1795932360,"id":"chatcmpl-sim0073ab0000000000","model":"bench-small","object":"chat.completion.chunk","system_fingerprint":"fp_sim"}"#;
+        // What the decoder reads is the event's data trimmed.
+        for base in [PLAIN_CHUNKS[1], PLAIN_CHUNKS[4], PLAIN_CHUNKS[5].trim(), router_sim] {
+            // The decoder remembers a text chunk as it reads it.
+            let mut events = OpenAiEvents::default();
+            let event = SseEvent { data: base.into(), ..SseEvent::default() };
+            events.decode(&event, &mut Vec::new()).unwrap();
+            assert!(!events.text_chunk.before.is_empty(), "{base}");
+            let at = plain_chunk(base).and_then(|chunk| chunk.text_at).unwrap();
+            let with = |text: &str| format!("{}{text}{}", &base[..at.start], &base[at.end..]);
+            let same_shape = [
+                "\"other words\"",
+                "\"\"",
+                r#"" \"quoted\"\n caf\u00e9 \ud83d\ude00 中文 ""#,
+                " \"spaced\" ",
+            ]
+            .map(with);
+            let other = ["null", "1", "\"a\" \"b\"", "\"a\",\"b\"", "\"unterminated"].map(with);
+            let same_shape: Vec<&str> = same_shape.iter().map(String::as_str).collect();
+            let other: Vec<&str> = other.iter().map(String::as_str).collect();
+            check_fast_reader(
+                &same_shape,
+                &other,
+                |data| {
+                    let text = events.text_chunk.text_of(data)?;
+                    Some(if text.is_empty() {
+                        vec![]
+                    } else {
+                        vec![StreamEvent::TextDelta { text: text.into_owned() }]
+                    })
+                },
+                |data| with_serde(data, true),
+            );
+        }
+        // A finish or a usage chunk is not remembered: its shape would bring those back.
+        let mut events = OpenAiEvents::default();
+        for chunk in &PLAIN_CHUNKS[2..4] {
+            events
+                .decode(&SseEvent { data: (*chunk).into(), ..SseEvent::default() }, &mut Vec::new())
+                .unwrap();
+        }
+        assert!(events.text_chunk.before.is_empty());
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! syntax), so an input this reader accepts is one serde would accept too.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use super::next_escape;
 
@@ -133,6 +134,14 @@ impl<'a> Scan<'a> {
                 _ => return None,
             }
         }
+    }
+
+    /// Reads a string, and says where in the text it stood (its quotes included).
+    pub(crate) fn string_at(&mut self) -> Option<(Cow<'a, str>, Range<usize>)> {
+        self.peek()?;
+        let start = self.at;
+        let string = self.string()?;
+        Some((string, start..self.at))
     }
 
     /// Reads a string or `null`.
