@@ -1349,6 +1349,9 @@ struct PlainChunk<'a> {
     text: Option<Cow<'a, str>>,
     /// Where the text's string stands in the chunk, its quotes included.
     text_at: Option<Range<usize>>,
+    /// Where the chunk's last member's value stands, when it is a string the reader skips
+    /// (OpenAI's `obfuscation`, which changes from chunk to chunk).
+    last_string_at: Option<Range<usize>>,
     finish_reason: Option<Cow<'a, str>>,
     usage: Option<Usage>,
 }
@@ -1358,13 +1361,21 @@ struct PlainChunk<'a> {
 fn plain_chunk(data: &str) -> Option<PlainChunk<'_>> {
     let mut scan = Scan::new(data);
     let (mut id, mut model, mut choices, mut usage, mut error) = (None, None, None, None, None);
-    scan.object(|scan, key| match key {
-        "id" => first(&mut id, scan.string_or_null()),
-        "model" => first(&mut model, scan.string_or_null()),
-        "choices" => first(&mut choices, scan_choices(scan)),
-        "usage" => first(&mut usage, if scan.null() { Some(None) } else { scan_usage(scan) }),
-        "error" => first(&mut error, scan.null().then_some(())),
-        _ => scan.skip(),
+    let mut last_string_at = None;
+    scan.object(|scan, key| {
+        last_string_at = None;
+        match key {
+            "id" => first(&mut id, scan.string_or_null()),
+            "model" => first(&mut model, scan.string_or_null()),
+            "choices" => first(&mut choices, scan_choices(scan)),
+            "usage" => first(&mut usage, if scan.null() { Some(None) } else { scan_usage(scan) }),
+            "error" => first(&mut error, scan.null().then_some(())),
+            _ => {
+                let at = scan.skip_at()?;
+                last_string_at = (data.as_bytes()[at.start] == b'"').then_some(at);
+                Some(())
+            }
+        }
     })?;
     scan.at_end().then_some(())?;
     let (text, finish_reason) = choices.flatten().unwrap_or((None, None));
@@ -1374,6 +1385,7 @@ fn plain_chunk(data: &str) -> Option<PlainChunk<'_>> {
         model: model.flatten(),
         text,
         text_at,
+        last_string_at,
         finish_reason,
         usage: usage.flatten(),
     })
@@ -1435,20 +1447,41 @@ pub struct OpenAiEvents {
 /// creation time, the fingerprint), so a later chunk with exactly these bytes around one
 /// string is that chunk with another text: the string is all there is left to read. Such a
 /// chunk makes one text delta and nothing else, whatever the decoder has seen since.
+///
+/// A last member whose value is a string the reader skips may differ too: OpenAI pads every
+/// chunk with an `obfuscation` string of its own.
 #[derive(Debug, Default)]
 struct TextChunkShape {
-    /// Empty until a chunk is remembered (a chunk starts with `{`).
+    /// The bytes before the text; empty until a chunk is remembered (a chunk starts with `{`).
     before: Vec<u8>,
+    /// The bytes after the text, up to the last member's string if it may differ.
+    between: Vec<u8>,
+    /// Whether a string follows `between` (the last member's, which may differ), and then
+    /// `after`.
+    last_string: bool,
     after: Vec<u8>,
 }
 
 impl TextChunkShape {
-    fn remember(&mut self, data: &str, text_at: Range<usize>) {
+    fn remember(
+        &mut self,
+        data: &str,
+        text_at: Range<usize>,
+        last_string_at: Option<Range<usize>>,
+    ) {
         let bytes = data.as_bytes();
+        let (between, after) = match last_string_at.filter(|at| at.start >= text_at.end) {
+            Some(at) => (text_at.end..at.start, at.end..bytes.len()),
+            None => (text_at.end..bytes.len(), bytes.len()..bytes.len()),
+        };
+        self.last_string = after.start > between.end;
         self.before.clear();
         self.before.extend_from_slice(&bytes[..text_at.start]);
+        // What follows the text's closing quote is read after any whitespace.
+        self.between.clear();
+        self.between.extend_from_slice(bytes[between].trim_ascii_start());
         self.after.clear();
-        self.after.extend_from_slice(&bytes[text_at.end..]);
+        self.after.extend_from_slice(&bytes[after]);
     }
 
     /// The text of `data`, if it is the remembered chunk with another string for its text.
@@ -1464,6 +1497,10 @@ impl TextChunkShape {
         }
         let mut scan = Scan::new(data.get(self.before.len()..end)?);
         let text = scan.string()?;
+        scan.exactly(&self.between)?;
+        if self.last_string {
+            scan.string()?;
+        }
         scan.at_end().then_some(text)
     }
 }
@@ -1498,7 +1535,7 @@ impl SseFormat for OpenAiEvents {
             Some(chunk) => {
                 if let (Some(at), None, None) = (&chunk.text_at, &chunk.finish_reason, &chunk.usage)
                 {
-                    self.text_chunk.remember(data, at.clone());
+                    self.text_chunk.remember(data, at.clone(), chunk.last_string_at.clone());
                 }
                 self.decode_plain(chunk, out);
                 Ok(())
@@ -1704,6 +1741,30 @@ mod tests {
                 |data| with_serde(data, true),
             );
         }
+        // OpenAI's padding, which differs from chunk to chunk, may differ.
+        let mut events = OpenAiEvents::default();
+        let openai = PLAIN_CHUNKS[1];
+        events
+            .decode(&SseEvent { data: openai.into(), ..SseEvent::default() }, &mut Vec::new())
+            .unwrap();
+        assert!(events.text_chunk.last_string);
+        let padded = [
+            openai.replace(r#"" word""#, r#"" more""#).replace(r#""x7""#, r#""Qz0\u0041""#),
+            openai.replace(r#""x7""#, r#""""#),
+        ];
+        let moved = openai
+            .replace(r#","usage":null,"obfuscation":"x7""#, r#","obfuscation":"x7","usage":null"#);
+        check_fast_reader(
+            &padded.iter().map(String::as_str).collect::<Vec<_>>(),
+            &[&moved, &openai.replace(r#""x7""#, "7"), &openai.replace(r#""x7""#, r#""a" "b""#)],
+            |data| {
+                events
+                    .text_chunk
+                    .text_of(data)
+                    .map(|text| vec![StreamEvent::TextDelta { text: text.into_owned() }])
+            },
+            |data| with_serde(data, true),
+        );
         // A finish or a usage chunk is not remembered: its shape would bring those back.
         let mut events = OpenAiEvents::default();
         for chunk in &PLAIN_CHUNKS[2..4] {

@@ -144,6 +144,20 @@ impl<'a> Scan<'a> {
         Some((string, start..self.at))
     }
 
+    /// Skips any value, and says where in the text it stood.
+    pub(crate) fn skip_at(&mut self) -> Option<Range<usize>> {
+        self.peek()?;
+        let start = self.at;
+        self.skip()?;
+        Some(start..self.at)
+    }
+
+    /// Reads exactly `bytes` (which must not start with whitespace), after any whitespace.
+    pub(crate) fn exactly(&mut self, bytes: &[u8]) -> Option<()> {
+        self.peek();
+        self.literal(bytes)
+    }
+
     /// Reads a string or `null`.
     pub(crate) fn string_or_null(&mut self) -> Option<Option<Cow<'a, str>>> {
         if self.null() { Some(None) } else { self.string().map(Some) }
