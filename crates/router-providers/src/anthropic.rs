@@ -17,6 +17,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::ops::Range;
 
 use bytes::Bytes;
 use router_core::Role;
@@ -30,6 +31,7 @@ use crate::chat::{
 };
 use crate::error::{UpstreamError, from_error_event};
 use crate::json::scan::{Scan, first, read_fast, role_and_text};
+use crate::json::shape::TextShape;
 use crate::json::{
     body_capacity, f32_json, null_as_default, put_escaped, put_fields, put_str, text_bytes,
 };
@@ -1310,8 +1312,9 @@ struct WireError {
 enum PlainEvent<'a> {
     /// `message_start`.
     Start { id: Option<Cow<'a, str>>, model: Option<Cow<'a, str>>, usage: Option<WireUsage> },
-    /// A `content_block_delta` with a `text_delta`, or the opening text of a text block.
-    Text(Cow<'a, str>),
+    /// A `content_block_delta` with a `text_delta` (and where its text's string stands), or
+    /// the opening text of a text block.
+    Text(Cow<'a, str>, Option<Range<usize>>),
     /// `message_delta`: how the answer ended, and the usage so far.
     End {
         stop_reason: Option<Cow<'a, str>>,
@@ -1345,9 +1348,10 @@ fn plain_event(data: &str) -> Option<PlainEvent<'_>> {
         "content_block_delta" => {
             let delta = delta.filter(|_| index.is_some())?;
             (delta.kind? == "text_delta").then_some(())?;
-            PlainEvent::Text(delta.text?)
+            let (text, at) = delta.text?;
+            PlainEvent::Text(text, Some(at))
         }
-        "content_block_start" => PlainEvent::Text(block.filter(|_| index.is_some())?),
+        "content_block_start" => PlainEvent::Text(block.filter(|_| index.is_some())?, None),
         "message_start" => {
             let (id, model, usage) = message?;
             PlainEvent::Start { id, model, usage }
@@ -1370,7 +1374,7 @@ fn plain_event(data: &str) -> Option<PlainEvent<'_>> {
 /// the answer stopped): read as one, since the event's type may come after it.
 struct EventDelta<'a> {
     kind: Option<Cow<'a, str>>,
-    text: Option<Cow<'a, str>>,
+    text: Option<(Cow<'a, str>, Range<usize>)>,
     stop_reason: Option<Cow<'a, str>>,
     stop_sequence: Option<Cow<'a, str>>,
 }
@@ -1379,7 +1383,7 @@ fn scan_event_delta<'a>(scan: &mut Scan<'a>) -> Option<EventDelta<'a>> {
     let (mut kind, mut text, mut stop_reason, mut stop_sequence) = (None, None, None, None);
     scan.object(|scan, key| match key {
         "type" => first(&mut kind, scan.string()),
-        "text" => first(&mut text, scan.string()),
+        "text" => first(&mut text, scan.string_at()),
         "stop_reason" => first(&mut stop_reason, scan.string_or_null()),
         "stop_sequence" => first(&mut stop_sequence, scan.string_or_null()),
         _ => scan.skip(),
@@ -1417,6 +1421,8 @@ pub struct AnthropicEvents {
     input_tokens: u64,
     /// Content block index → neutral tool-call index, for tool_use blocks.
     tool_blocks: HashMap<u32, u32>,
+    /// The last text delta, for reading the next ones by their text.
+    text_delta: TextShape,
 }
 
 impl SseFormat for AnthropicEvents {
@@ -1429,8 +1435,18 @@ impl SseFormat for AnthropicEvents {
         event: &SseEvent,
         out: &mut Vec<StreamEvent>,
     ) -> Result<(), UpstreamError> {
+        // A text delta makes its text and nothing else, whatever came before it.
+        if let Some(text) = self.text_delta.text_of(&event.data) {
+            if !text.is_empty() {
+                out.push(StreamEvent::TextDelta { text: text.into_owned() });
+            }
+            return Ok(());
+        }
         match plain_event(&event.data) {
             Some(plain) => {
+                if let PlainEvent::Text(_, Some(at)) = &plain {
+                    self.text_delta.remember(&event.data, at.clone(), None);
+                }
                 self.decode_plain(plain, out);
                 Ok(())
             }
@@ -1451,7 +1467,7 @@ impl AnthropicEvents {
                     model: model.unwrap_or_default().into_owned(),
                 });
             }
-            PlainEvent::Text(text) => {
+            PlainEvent::Text(text, _) => {
                 if !text.is_empty() {
                     out.push(StreamEvent::TextDelta { text: text.into_owned() });
                 }
@@ -1679,5 +1695,44 @@ mod tests {
         assert_eq!(events, [StreamEvent::TextDelta { text: "Hi \"there\"\n café 😀 中文".into() }]);
         assert_eq!(with_serde(PLAIN_EVENTS[0]).unwrap().2, 35);
         assert!(with_serde(PLAIN_EVENTS[8]).unwrap().1);
+    }
+
+    #[test]
+    fn a_text_delta_like_the_last_but_for_its_text_is_read_as_serde_reads_it() {
+        for base in [PLAIN_EVENTS[3], PLAIN_EVENTS[4], PLAIN_EVENTS[10]] {
+            let mut events = decoder();
+            let event = SseEvent { data: base.into(), ..SseEvent::default() };
+            events.decode(&event, &mut Vec::new()).unwrap();
+            assert!(events.text_delta.remembers(), "{base}");
+            let Some(PlainEvent::Text(_, Some(at))) = plain_event(base) else {
+                panic!("not a text delta: {base}");
+            };
+            let with = |text: &str| format!("{}{text}{}", &base[..at.start], &base[at.end..]);
+            let same_shape =
+                ["\"other words\"", "\"\"", r#"" \"q\"\n \u00e9 \ud83d\ude00 ""#, " \"x\" "]
+                    .map(with);
+            let other = ["null", "1", "\"a\" \"b\"", "\"a\",\"text\":\"b\"", "\"open"].map(with);
+            let same_shape: Vec<&str> = same_shape.iter().map(String::as_str).collect();
+            let other: Vec<&str> = other.iter().map(String::as_str).collect();
+            check_fast_reader(
+                &same_shape,
+                &other,
+                |data| {
+                    let text = events.text_delta.text_of(data)?;
+                    let out = if text.is_empty() {
+                        vec![]
+                    } else {
+                        vec![StreamEvent::TextDelta { text: text.into_owned() }]
+                    };
+                    Some((out, false, 7))
+                },
+                with_serde,
+            );
+        }
+        // The opening text of a block is not remembered: it is not a delta.
+        let mut events = decoder();
+        let event = SseEvent { data: PLAIN_EVENTS[9].into(), ..SseEvent::default() };
+        events.decode(&event, &mut Vec::new()).unwrap();
+        assert!(!events.text_delta.remembers());
     }
 }

@@ -6,6 +6,7 @@ use serde_json::{Number, Value};
 use crate::chat::{ChatRequest, ContentPart};
 
 pub(crate) mod scan;
+pub(crate) mod shape;
 
 /// Reads `body` as JSON. Valid UTF-8 (nearly every body) is checked once, in one fast
 /// pass, and then parsed as text: `serde_json::from_slice` checks every string it meets

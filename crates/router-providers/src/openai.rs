@@ -29,6 +29,7 @@ use crate::chat::{
 };
 use crate::error::{UpstreamError, from_error_event};
 use crate::json::scan::{Scan, first, read_fast, role_and_text};
+use crate::json::shape::TextShape;
 use crate::json::{body_capacity, f32_json, null_as_default, put_fields, put_str, text_bytes};
 use crate::sse::{self, SseDecoder, SseEvent, SseFormat};
 use crate::validate::{Dialect, Field, Obj, parse_body};
@@ -1439,70 +1440,8 @@ pub struct OpenAiEvents {
     /// The upstream's tool-call index → ours (they agree with OpenAI, but a compatible
     /// server may number from anywhere).
     tool_indexes: HashMap<u32, u32>,
-    text_chunk: TextChunkShape,
-}
-
-/// The bytes around the text of the last chunk that carried text and nothing else. Servers
-/// repeat a chunk's other fields byte for byte from chunk to chunk (the id, the model, the
-/// creation time, the fingerprint), so a later chunk with exactly these bytes around one
-/// string is that chunk with another text: the string is all there is left to read. Such a
-/// chunk makes one text delta and nothing else, whatever the decoder has seen since.
-///
-/// A last member whose value is a string the reader skips may differ too: OpenAI pads every
-/// chunk with an `obfuscation` string of its own.
-#[derive(Debug, Default)]
-struct TextChunkShape {
-    /// The bytes before the text; empty until a chunk is remembered (a chunk starts with `{`).
-    before: Vec<u8>,
-    /// The bytes after the text, up to the last member's string if it may differ.
-    between: Vec<u8>,
-    /// Whether a string follows `between` (the last member's, which may differ), and then
-    /// `after`.
-    last_string: bool,
-    after: Vec<u8>,
-}
-
-impl TextChunkShape {
-    fn remember(
-        &mut self,
-        data: &str,
-        text_at: Range<usize>,
-        last_string_at: Option<Range<usize>>,
-    ) {
-        let bytes = data.as_bytes();
-        let (between, after) = match last_string_at.filter(|at| at.start >= text_at.end) {
-            Some(at) => (text_at.end..at.start, at.end..bytes.len()),
-            None => (text_at.end..bytes.len(), bytes.len()..bytes.len()),
-        };
-        self.last_string = after.start > between.end;
-        self.before.clear();
-        self.before.extend_from_slice(&bytes[..text_at.start]);
-        // What follows the text's closing quote is read after any whitespace.
-        self.between.clear();
-        self.between.extend_from_slice(bytes[between].trim_ascii_start());
-        self.after.clear();
-        self.after.extend_from_slice(&bytes[after]);
-    }
-
-    /// The text of `data`, if it is the remembered chunk with another string for its text.
-    fn text_of<'a>(&self, data: &'a str) -> Option<Cow<'a, str>> {
-        let bytes = data.as_bytes();
-        let end = bytes.len().checked_sub(self.after.len())?;
-        if self.before.is_empty()
-            || end < self.before.len()
-            || !bytes.starts_with(&self.before)
-            || !bytes.ends_with(&self.after)
-        {
-            return None;
-        }
-        let mut scan = Scan::new(data.get(self.before.len()..end)?);
-        let text = scan.string()?;
-        scan.exactly(&self.between)?;
-        if self.last_string {
-            scan.string()?;
-        }
-        scan.at_end().then_some(text)
-    }
+    /// The last chunk that carried text alone, for reading the next ones by their text.
+    text_chunk: TextShape,
 }
 
 impl SseFormat for OpenAiEvents {
@@ -1714,7 +1653,7 @@ mod tests {
             let mut events = OpenAiEvents::default();
             let event = SseEvent { data: base.into(), ..SseEvent::default() };
             events.decode(&event, &mut Vec::new()).unwrap();
-            assert!(!events.text_chunk.before.is_empty(), "{base}");
+            assert!(events.text_chunk.remembers(), "{base}");
             let at = plain_chunk(base).and_then(|chunk| chunk.text_at).unwrap();
             let with = |text: &str| format!("{}{text}{}", &base[..at.start], &base[at.end..]);
             let same_shape = [
@@ -1747,7 +1686,7 @@ mod tests {
         events
             .decode(&SseEvent { data: openai.into(), ..SseEvent::default() }, &mut Vec::new())
             .unwrap();
-        assert!(events.text_chunk.last_string);
+        assert!(events.text_chunk.lets_the_last_string_vary());
         let padded = [
             openai.replace(r#"" word""#, r#"" more""#).replace(r#""x7""#, r#""Qz0\u0041""#),
             openai.replace(r#""x7""#, r#""""#),
@@ -1772,7 +1711,7 @@ mod tests {
                 .decode(&SseEvent { data: (*chunk).into(), ..SseEvent::default() }, &mut Vec::new())
                 .unwrap();
         }
-        assert!(events.text_chunk.before.is_empty());
+        assert!(!events.text_chunk.remembers());
     }
 
     #[test]

@@ -1,0 +1,89 @@
+//! The shape of a stream's text events, remembered so that the next ones can be read by
+//! their text alone.
+//!
+//! A server writes every event of a stream that carries text the same way, byte for byte,
+//! but for the text: the same id, model, creation time and fingerprint, the same keys in the
+//! same order. So once an event carrying text and nothing else has been read in full, a
+//! later event with exactly the same bytes around one JSON string is that event with
+//! another text, and the string is all there is left to read.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use super::scan::Scan;
+
+/// The bytes around the text of the last event that carried text and nothing else.
+///
+/// A last member whose value is a string the reader skips may differ too: OpenAI pads every
+/// chunk with an `obfuscation` string of its own.
+#[derive(Debug, Default)]
+pub(crate) struct TextShape {
+    /// The bytes before the text; empty until an event is remembered (an event starts with
+    /// `{`).
+    before: Vec<u8>,
+    /// The bytes after the text, up to the last member's string if it may differ.
+    between: Vec<u8>,
+    /// Whether a string follows `between` (the last member's, which may differ), and then
+    /// `after`.
+    last_string: bool,
+    after: Vec<u8>,
+}
+
+impl TextShape {
+    /// Remembers `data`, an event that carries text and nothing else: its text's string is
+    /// at `text_at`, and the string value of its last member, if one the reader skips, at
+    /// `last_string_at`.
+    pub(crate) fn remember(
+        &mut self,
+        data: &str,
+        text_at: Range<usize>,
+        last_string_at: Option<Range<usize>>,
+    ) {
+        let bytes = data.as_bytes();
+        let (between, after) = match last_string_at.filter(|at| at.start >= text_at.end) {
+            Some(at) => (text_at.end..at.start, at.end..bytes.len()),
+            None => (text_at.end..bytes.len(), bytes.len()..bytes.len()),
+        };
+        self.last_string = after.start > between.end;
+        self.before.clear();
+        self.before.extend_from_slice(&bytes[..text_at.start]);
+        // What follows the text's closing quote is read after any whitespace.
+        self.between.clear();
+        self.between.extend_from_slice(bytes[between].trim_ascii_start());
+        self.after.clear();
+        self.after.extend_from_slice(&bytes[after]);
+    }
+
+    /// The text of `data`, if it is the remembered event with another string for its text.
+    pub(crate) fn text_of<'a>(&self, data: &'a str) -> Option<Cow<'a, str>> {
+        let bytes = data.as_bytes();
+        let end = bytes.len().checked_sub(self.after.len())?;
+        if self.before.is_empty()
+            || end < self.before.len()
+            || !bytes.starts_with(&self.before)
+            || !bytes.ends_with(&self.after)
+        {
+            return None;
+        }
+        let mut scan = Scan::new(data.get(self.before.len()..end)?);
+        let text = scan.string()?;
+        scan.exactly(&self.between)?;
+        if self.last_string {
+            scan.string()?;
+        }
+        scan.at_end().then_some(text)
+    }
+}
+
+#[cfg(test)]
+impl TextShape {
+    /// Whether an event has been remembered.
+    pub(crate) fn remembers(&self) -> bool {
+        !self.before.is_empty()
+    }
+
+    /// Whether the remembered event's last string may differ.
+    pub(crate) fn lets_the_last_string_vary(&self) -> bool {
+        self.last_string
+    }
+}
