@@ -1564,6 +1564,7 @@ impl AnthropicEvents {
 mod tests {
     use super::*;
     use crate::json::scan::check_fast_reader;
+    use crate::json::shape::check_text_shape;
 
     /// Messages as Anthropic sends them, which the fast path must read.
     const TEXT_MESSAGES: &[&str] = &[
@@ -1707,27 +1708,7 @@ mod tests {
             let Some(PlainEvent::Text(_, Some(at))) = plain_event(base) else {
                 panic!("not a text delta: {base}");
             };
-            let with = |text: &str| format!("{}{text}{}", &base[..at.start], &base[at.end..]);
-            let same_shape =
-                ["\"other words\"", "\"\"", r#"" \"q\"\n \u00e9 \ud83d\ude00 ""#, " \"x\" "]
-                    .map(with);
-            let other = ["null", "1", "\"a\" \"b\"", "\"a\",\"text\":\"b\"", "\"open"].map(with);
-            let same_shape: Vec<&str> = same_shape.iter().map(String::as_str).collect();
-            let other: Vec<&str> = other.iter().map(String::as_str).collect();
-            check_fast_reader(
-                &same_shape,
-                &other,
-                |data| {
-                    let text = events.text_delta.text_of(data)?;
-                    let out = if text.is_empty() {
-                        vec![]
-                    } else {
-                        vec![StreamEvent::TextDelta { text: text.into_owned() }]
-                    };
-                    Some((out, false, 7))
-                },
-                with_serde,
-            );
+            check_text_shape(&events.text_delta, base, at, |out| (out, false, 7), with_serde);
         }
         // The opening text of a block is not remembered: it is not a delta.
         let mut events = decoder();

@@ -1586,6 +1586,7 @@ impl OpenAiEvents {
 mod tests {
     use super::*;
     use crate::json::scan::check_fast_reader;
+    use crate::json::shape::check_text_shape;
 
     /// Chunks as servers send them, which the fast path must read.
     const PLAIN_CHUNKS: &[&str] = &[
@@ -1655,28 +1656,11 @@ mod tests {
             events.decode(&event, &mut Vec::new()).unwrap();
             assert!(events.text_chunk.remembers(), "{base}");
             let at = plain_chunk(base).and_then(|chunk| chunk.text_at).unwrap();
-            let with = |text: &str| format!("{}{text}{}", &base[..at.start], &base[at.end..]);
-            let same_shape = [
-                "\"other words\"",
-                "\"\"",
-                r#"" \"quoted\"\n caf\u00e9 \ud83d\ude00 中文 ""#,
-                " \"spaced\" ",
-            ]
-            .map(with);
-            let other = ["null", "1", "\"a\" \"b\"", "\"a\",\"b\"", "\"unterminated"].map(with);
-            let same_shape: Vec<&str> = same_shape.iter().map(String::as_str).collect();
-            let other: Vec<&str> = other.iter().map(String::as_str).collect();
-            check_fast_reader(
-                &same_shape,
-                &other,
-                |data| {
-                    let text = events.text_chunk.text_of(data)?;
-                    Some(if text.is_empty() {
-                        vec![]
-                    } else {
-                        vec![StreamEvent::TextDelta { text: text.into_owned() }]
-                    })
-                },
+            check_text_shape(
+                &events.text_chunk,
+                base,
+                at,
+                |out| out,
                 |data| with_serde(data, true),
             );
         }

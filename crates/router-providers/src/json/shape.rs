@@ -87,3 +87,42 @@ impl TextShape {
         self.last_string
     }
 }
+
+/// Checks the reading by shape against the full reader: `base`, a remembered event whose
+/// text's string stands at `at`, with other texts must be taken and read as `full` reads
+/// it; with something else where the text was must not be; and nothing one edit away from
+/// either may be read differently. `made` turns the events a text makes into what `full`
+/// returns.
+#[cfg(test)]
+pub(crate) fn check_text_shape<T: PartialEq + std::fmt::Debug, E: std::fmt::Debug>(
+    shape: &TextShape,
+    base: &str,
+    at: Range<usize>,
+    made: impl Fn(Vec<crate::chat::StreamEvent>) -> T,
+    full: impl Fn(&str) -> Result<T, E>,
+) {
+    use crate::chat::StreamEvent;
+    let with = |text: &str| format!("{}{text}{}", &base[..at.start], &base[at.end..]);
+    let same_shape = [
+        "\"other words\"",
+        "\"\"",
+        r#"" \"quoted\"\n caf\u00e9 \ud83d\ude00 中文 ""#,
+        " \"spaced\" ",
+    ]
+    .map(with);
+    let other = ["null", "1", "\"a\" \"b\"", "\"a\",\"text\":\"b\"", "\"unterminated"].map(with);
+    super::scan::check_fast_reader(
+        &same_shape.iter().map(String::as_str).collect::<Vec<_>>(),
+        &other.iter().map(String::as_str).collect::<Vec<_>>(),
+        |data| {
+            let text = shape.text_of(data)?;
+            let events = if text.is_empty() {
+                vec![]
+            } else {
+                vec![StreamEvent::TextDelta { text: text.into_owned() }]
+            };
+            Some(made(events))
+        },
+        full,
+    );
+}
