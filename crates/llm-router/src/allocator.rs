@@ -7,14 +7,22 @@
 //! jemalloc's per-thread caches the gateway spends about a tenth less CPU a request
 //! (BENCHMARKS.md, "jemalloc"). The gateway's idle trim then purges jemalloc's arenas
 //! instead of calling glibc's `malloc_trim`, which would find nothing to release.
+//!
+//! jemalloc is built without the prefix on its names (everywhere but Android, DragonFly and
+//! Apple's systems, where tikv-jemalloc-sys keeps it), so it is the C code's `malloc` and
+//! `free` too. The C code that allocates most is SQLite's: it copies every text the store's
+//! writer binds into a block of its own and frees it after the statement, which in glibc's
+//! malloc cost about 7 k instructions a request; through jemalloc, SQLite's thread runs about
+//! a tenth fewer (BENCHMARKS.md, "SQLite's memory through jemalloc").
 
 #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// jemalloc's options, which it reads before `main` from this symbol (its `malloc_conf`, under
-/// the prefix this build of jemalloc gives its names). Options in the environment
-/// (`_RJEM_MALLOC_CONF`) are read after these and win.
+/// jemalloc's options, which it reads before `main` from this symbol: `malloc_conf`, under the
+/// prefix this build of jemalloc gives its names (`_rjem_` on the platforms where
+/// tikv-jemalloc-sys keeps it, none elsewhere). Options in the environment (`MALLOC_CONF`, or
+/// `_RJEM_MALLOC_CONF` where prefixed) are read after these and win.
 ///
 /// `tcache_gc_incr_bytes`: how much a thread allocates between two collections of its cache,
 /// which hand back to the shared arena what the thread did not use since the last one. At
@@ -22,7 +30,14 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// a sixteenth as often, for 2 % fewer instructions a request and about 2 MB more resident
 /// memory, kept in the threads' caches (BENCHMARKS.md, "JSON strings a word at a time").
 #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
-#[unsafe(export_name = "_rjem_malloc_conf")]
+#[cfg_attr(
+    any(target_os = "android", target_os = "dragonfly", target_vendor = "apple"),
+    unsafe(export_name = "_rjem_malloc_conf")
+)]
+#[cfg_attr(
+    not(any(target_os = "android", target_os = "dragonfly", target_vendor = "apple")),
+    unsafe(export_name = "malloc_conf")
+)]
 static MALLOC_CONF: &[u8; 29] = b"tcache_gc_incr_bytes:1048576\0";
 
 /// Tells the gateway how the allocator gives free memory back (nothing to tell for the
@@ -91,6 +106,20 @@ mod tests {
         };
         assert_eq!(status, 0, "jemalloc has no opt.tcache_gc_incr_bytes");
         assert_eq!(value, 1 << 20, "the binary's malloc_conf was not read");
+    }
+
+    #[test]
+    fn c_code_allocates_through_jemalloc() {
+        // The `malloc` every C library in the process calls (SQLite's, glibc's own) is the
+        // one the dynamic linker finds first: jemalloc's, when it is built unprefixed.
+        // SAFETY: the name is NUL-terminated, and the pointer is only compared.
+        let found = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"malloc".as_ptr()) };
+        assert!(!found.is_null(), "no malloc in the process");
+        assert_eq!(
+            found as usize,
+            tikv_jemalloc_sys::malloc as *const () as usize,
+            "C's malloc is not jemalloc's: is tikv-jemalloc-sys built with a prefix?"
+        );
     }
 
     #[test]
