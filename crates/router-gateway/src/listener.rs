@@ -16,21 +16,20 @@
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 
 use crate::busy_poll::{self, Watched};
+use crate::proxy::Front;
 
 /// Serves `app` until `stop` turns true, then shuts down gracefully within `grace`.
 /// Returns true when requests had to be cut at the end of the grace period.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: Front,
     stop: watch::Receiver<bool>,
     grace: Duration,
 ) -> bool {
@@ -41,7 +40,7 @@ pub async fn serve(
 /// busy poller when `watched`.
 async fn serve_connections(
     listener: TcpListener,
-    app: Router,
+    app: Front,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
     watched: bool,
@@ -61,7 +60,7 @@ async fn serve_connections(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(app.clone());
+                let service = app.clone();
                 let mut shutdown = draining_rx.clone();
                 connections.spawn(async move {
                     let builder = Builder::new(TokioExecutor::new());
@@ -102,7 +101,7 @@ async fn serve_connections(
 /// Returns true when any of them had to cut requests.
 pub async fn serve_on_threads(
     listener: TcpListener,
-    app: Router,
+    app: Front,
     stop: watch::Receiver<bool>,
     grace: Duration,
     threads: NonZeroUsize,
@@ -153,7 +152,7 @@ pub async fn serve_on_threads(
 /// One serving thread: a single-threaded runtime running [`serve`] until it returns.
 fn serve_here(
     listener: std::net::TcpListener,
-    app: Router,
+    app: Front,
     stop: watch::Receiver<bool>,
     grace: Duration,
     busy_poll: Option<Duration>,

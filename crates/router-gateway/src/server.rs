@@ -270,7 +270,7 @@ pub async fn start_with_credentials(
             }
         })
     });
-    let app = embedded.proxy_api();
+    let app = crate::proxy::Front::new(gateway.clone());
     let prepare = {
         let gateway = gateway.clone();
         move || gateway.prepare_thread()

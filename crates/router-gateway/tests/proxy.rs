@@ -377,6 +377,37 @@ async fn bad_input_gets_clear_4xx_errors() {
     assert_eq!(upstream.stats().endpoint(Endpoint::OpenAiChat).requests, 0);
 }
 
+/// The listener hands a `POST` to either chat path straight to its handler and everything
+/// else to the router (`proxy::Front`): both must answer as the router alone would.
+#[tokio::test]
+async fn the_chat_paths_answer_as_the_router_does() {
+    let upstream = sim(vec![SimModel::new("m")]).await;
+    let gw = start(&openai_model("m", &upstream.base_url(), "")).await;
+    let chat = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+    // A query string does not change the path.
+    let r = gw.post("/v1/chat/completions?trace=1", chat.clone()).await;
+    assert_eq!(r.status(), 200);
+    let length: usize = r.headers()["content-length"].to_str().unwrap().parse().unwrap();
+    assert_eq!(length, r.bytes().await.unwrap().len());
+    let messages =
+        json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]});
+    let r = gw.post("/v1/messages", messages).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key("content-length"));
+    // Another method on a chat path: the router's 405, with what is allowed.
+    for path in ["/v1/chat/completions", "/v1/messages"] {
+        let r = gw.client.get(format!("{}{path}", gw.url)).send().await.unwrap();
+        assert_eq!(r.status(), 405, "GET {path}");
+        assert_eq!(r.headers()["allow"], "POST", "GET {path}");
+    }
+    // A path that only starts like one: the router's JSON 404.
+    let r = gw.post("/v1/chat/completions/", chat).await;
+    assert_eq!(r.status(), 404);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("/v1/chat/completions/"), "{body}");
+    assert_eq!(upstream.stats().endpoint(Endpoint::OpenAiChat).requests, 2);
+}
+
 #[tokio::test]
 async fn auto_and_the_simple_api_route_among_healthy_models() {
     let upstream = sim(vec![SimModel::new("a"), SimModel::new("b")]).await;

@@ -6,10 +6,12 @@
 //! [`serve_chat`], parameterised by the client's wire format ([`Dialect`]).
 
 mod anthropic;
+mod front;
 mod info;
 mod openai;
 mod simple;
 
+pub use front::Front;
 pub use openai::error_response;
 
 use std::time::{Duration, Instant};
