@@ -1445,7 +1445,7 @@ impl SseFormat for AnthropicEvents {
         match plain_event(&event.data) {
             Some(plain) => {
                 if let PlainEvent::Text(_, Some(at)) = &plain {
-                    self.text_delta.remember(&event.data, at.clone(), None);
+                    self.text_delta.remember(&event.data, at.clone(), None, None);
                 }
                 self.decode_plain(plain, out);
                 Ok(())

@@ -10,6 +10,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::ops::Range;
 
 use router_core::Role;
 use serde::Deserialize;
@@ -21,6 +22,7 @@ use crate::chat::{
 };
 use crate::error::{UpstreamError, from_error_event};
 use crate::json::scan::{Scan, first};
+use crate::json::shape::TextShape;
 use crate::json::{body_capacity, f32_json, null_as_default, put_escaped, put_str};
 use crate::openai::unwritable;
 
@@ -373,14 +375,27 @@ fn read_line(line: &[u8]) -> Result<Line<'_>, UpstreamError> {
 /// Reads a plain line without serde: text (or none) and the closing counts, no tool call and
 /// no error — every line of an answer in text. `None` for anything else, which serde reads.
 fn plain_line(text: &str) -> Option<Line<'_>> {
+    plain_line_at(text).map(|(line, _)| line)
+}
+
+/// Where a plain line's strings stood, for its [`TextShape`].
+#[derive(Debug, Default)]
+struct Spans {
+    created_at: Option<Range<usize>>,
+    content: Option<Range<usize>>,
+}
+
+/// [`plain_line`], saying where its `created_at` and its text stood.
+fn plain_line_at(text: &str) -> Option<(Line<'_>, Spans)> {
     let mut scan = Scan::new(text);
+    let mut spans = Spans::default();
     let (mut model, mut created_at, mut content, mut done) = (None, None, None, None);
     let (mut done_reason, mut prompt_tokens, mut output_tokens, mut error) =
         (None, None, None, None);
     scan.object(|scan, key| match key {
         "model" => first(&mut model, scan.string_or_null()),
-        "created_at" => first(&mut created_at, scan.string_or_null()),
-        "message" => first(&mut content, scan_message(scan)),
+        "created_at" => first(&mut created_at, string_or_null_at(scan, &mut spans.created_at)),
+        "message" => first(&mut content, scan_message(scan, &mut spans.content)),
         "done" => first(&mut done, if scan.null() { Some(false) } else { scan.boolean() }),
         "done_reason" => first(&mut done_reason, scan.string_or_null()),
         "prompt_eval_count" => first(&mut prompt_tokens, optional_count(scan)),
@@ -389,7 +404,7 @@ fn plain_line(text: &str) -> Option<Line<'_>> {
         _ => scan.skip(),
     })?;
     scan.at_end().then_some(())?;
-    Some(Line {
+    let line = Line {
         model: model.flatten().unwrap_or_default(),
         created_at: created_at.flatten().unwrap_or_default(),
         content: content.flatten().unwrap_or_default(),
@@ -401,21 +416,39 @@ fn plain_line(text: &str) -> Option<Line<'_>> {
             output_tokens: output_tokens.flatten().unwrap_or(0),
         },
         error: None,
-    })
+    };
+    Some((line, spans))
 }
 
-/// A plain line's `message` (or `null`): its text, or `None` where it has none.
-fn scan_message<'a>(scan: &mut Scan<'a>) -> Option<Option<Cow<'a, str>>> {
+/// A plain line's `message` (or `null`): its text, or `None` where it has none; `at` is
+/// where the text's string stood.
+fn scan_message<'a>(
+    scan: &mut Scan<'a>,
+    at: &mut Option<Range<usize>>,
+) -> Option<Option<Cow<'a, str>>> {
     if scan.null() {
         return Some(None);
     }
     let (mut content, mut tool_calls) = (None, None);
     scan.object(|scan, key| match key {
-        "content" => first(&mut content, scan.string_or_null()),
+        "content" => first(&mut content, string_or_null_at(scan, at)),
         "tool_calls" => first(&mut tool_calls, scan.null().then_some(())),
         _ => scan.skip(),
     })?;
     Some(content.flatten())
+}
+
+/// [`Scan::string_or_null`], noting in `at` where a string stood.
+fn string_or_null_at<'a>(
+    scan: &mut Scan<'a>,
+    at: &mut Option<Range<usize>>,
+) -> Option<Option<Cow<'a, str>>> {
+    if scan.null() {
+        return Some(None);
+    }
+    let (string, span) = scan.string_at()?;
+    *at = Some(span);
+    Some(Some(string))
 }
 
 fn optional_count(scan: &mut Scan<'_>) -> Option<Option<u64>> {
@@ -459,6 +492,8 @@ pub struct StreamDecoder {
     finished: bool,
     id: String,
     tool_calls: u32,
+    /// The last line that carried text alone, for reading the next ones by their text.
+    text_line: TextShape,
 }
 
 impl StreamDecoder {
@@ -531,7 +566,30 @@ impl StreamDecoder {
         if line.is_empty() {
             return Ok(());
         }
-        self.decode(read_line(line)?, out)
+        let Ok(text) = std::str::from_utf8(line) else {
+            return self.decode(parse_chunk(line).map(Line::from)?, out);
+        };
+        // Only a line read since remembers a shape, so the stream has started: all that such
+        // a line makes is its text.
+        if let Some(delta) = self.text_line.text_of(text) {
+            if !delta.is_empty() {
+                out.push(StreamEvent::TextDelta { text: delta.into_owned() });
+            }
+            return Ok(());
+        }
+        match plain_line_at(text) {
+            Some((line, spans)) => {
+                // A line that is not the last carries its text alone; the shape of the last
+                // would bring its ending back.
+                if let (Some(at), false, false) =
+                    (spans.content, line.done, line.content.is_empty())
+                {
+                    self.text_line.remember(text, at, spans.created_at, None);
+                }
+                self.decode(line, out)
+            }
+            None => self.decode(parse_chunk(line).map(Line::from)?, out),
+        }
     }
 
     fn decode(&mut self, line: Line<'_>, out: &mut Vec<StreamEvent>) -> Result<(), UpstreamError> {
@@ -573,6 +631,7 @@ impl StreamDecoder {
 mod tests {
     use super::*;
     use crate::json::scan::check_fast_reader;
+    use crate::json::shape::check_text_shape;
 
     /// Lines as Ollama writes them, which the fast path must read.
     const PLAIN_LINES: &[&str] = &[
@@ -657,6 +716,79 @@ mod tests {
         decoder.feed(first.as_bytes(), &mut out).unwrap();
         decoder.feed(format!("{second}\n").as_bytes(), &mut out).unwrap();
         assert!(matches!(&out[1], StreamEvent::TextDelta { text } if text == "The"));
+    }
+
+    /// The events a started decoder makes of a later line, read in full.
+    fn later_line(text: &str) -> Result<Vec<StreamEvent>, UpstreamError> {
+        let mut decoder =
+            StreamDecoder { started: true, id: "ollama-1".into(), ..StreamDecoder::default() };
+        let mut out = Vec::new();
+        decoder.decode(read_line(text.as_bytes())?, &mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn a_line_that_is_the_last_but_for_its_text_and_time_is_read_as_serde_reads_it() {
+        let router_sim = r#"{"model":"bench-small","created_at":"2026-11-29T08:00:00.000000000Z","message":{"role":"assistant","content":" Good"},"done":false}"#;
+        for base in [PLAIN_LINES[0], PLAIN_LINES[1], router_sim] {
+            // The decoder remembers a text line as it reads it.
+            let mut decoder = StreamDecoder::new();
+            decoder.feed(format!("{base}\n").as_bytes(), &mut Vec::new()).unwrap();
+            assert!(decoder.text_line.lets_the_first_string_vary(), "{base}");
+            let (_, spans) = plain_line_at(base).unwrap();
+            let (text_at, time_at) = (spans.content.unwrap(), spans.created_at.unwrap());
+            check_text_shape(&decoder.text_line, base, text_at, |out| out, later_line);
+            // Ollama stamps every line with its own time: any other string there is read too,
+            // anything but a string is not.
+            let with_time =
+                |time: &str| format!("{}{time}{}", &base[..time_at.start], &base[time_at.end..]);
+            let times = [r#""2026-11-29T08:52:19.4Z""#, r#""""#, r#" "\u0032026" "#].map(with_time);
+            let others = ["null", "1", r#""a" "b""#, r#""unterminated"#].map(with_time);
+            check_fast_reader(
+                &times.iter().map(String::as_str).collect::<Vec<_>>(),
+                &others.iter().map(String::as_str).collect::<Vec<_>>(),
+                |data| {
+                    let text = decoder.text_line.text_of(data)?;
+                    Some(vec![StreamEvent::TextDelta { text: text.into_owned() }])
+                },
+                later_line,
+            );
+        }
+        // Neither a line without text nor the last line is remembered: the shape of the last
+        // would bring its ending back.
+        let mut decoder = StreamDecoder::new();
+        for line in &PLAIN_LINES[2..4] {
+            decoder.feed(format!("{line}\n").as_bytes(), &mut Vec::new()).unwrap();
+        }
+        assert!(!decoder.text_line.remembers());
+        // A stream whose lines differ in time and text reads as its lines do one by one.
+        let stream: String = ["The", " sky", " is"]
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                format!(
+                    "{{\"model\":\"llama3.2\",\"created_at\":\"2026-11-29T08:52:1{i}Z\",\"message\":{{\"role\":\"assistant\",\"content\":\"{text}\"}},\"done\":false}}\n"
+                )
+            })
+            .collect::<String>()
+            + PLAIN_LINES[3]
+            + "\n";
+        let mut out = Vec::new();
+        let mut decoder = StreamDecoder::new();
+        decoder.feed(stream.as_bytes(), &mut out).unwrap();
+        assert!(decoder.is_finished());
+        let texts: Vec<&str> = out
+            .iter()
+            .filter_map(|e| match e {
+                StreamEvent::TextDelta { text } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(texts, ["The", " sky", " is"]);
+        assert!(matches!(&out[0], StreamEvent::Start { model, .. } if model == "llama3.2"));
+        assert!(
+            matches!(out.last(), Some(StreamEvent::Usage(usage)) if usage.output_tokens == 282)
+        );
     }
 
     #[test]

@@ -1474,7 +1474,7 @@ impl SseFormat for OpenAiEvents {
             Some(chunk) => {
                 if let (Some(at), None, None) = (&chunk.text_at, &chunk.finish_reason, &chunk.usage)
                 {
-                    self.text_chunk.remember(data, at.clone(), chunk.last_string_at.clone());
+                    self.text_chunk.remember(data, at.clone(), None, chunk.last_string_at.clone());
                 }
                 self.decode_plain(chunk, out);
                 Ok(())

@@ -14,12 +14,17 @@ use super::scan::Scan;
 
 /// The bytes around the text of the last event that carried text and nothing else.
 ///
-/// A last member whose value is a string the reader skips may differ too: OpenAI pads every
-/// chunk with an `obfuscation` string of its own.
+/// One string before the text may differ (Ollama stamps every line with its own
+/// `created_at`), and so may a last member whose value is a string the reader skips (OpenAI
+/// pads every chunk with an `obfuscation` string of its own).
 #[derive(Debug, Default)]
 pub(crate) struct TextShape {
-    /// The bytes before the text; empty until an event is remembered (an event starts with
-    /// `{`).
+    /// The bytes before the text, or before the string that may differ ahead of it; empty
+    /// until an event is remembered (an event starts with `{`).
+    lead: Vec<u8>,
+    /// Whether a string that may differ follows `lead`, and then `before`.
+    first_string: bool,
+    /// The bytes between that string and the text.
     before: Vec<u8>,
     /// The bytes after the text, up to the last member's string if it may differ.
     between: Vec<u8>,
@@ -31,23 +36,32 @@ pub(crate) struct TextShape {
 
 impl TextShape {
     /// Remembers `data`, an event that carries text and nothing else: its text's string is
-    /// at `text_at`, and the string value of its last member, if one the reader skips, at
-    /// `last_string_at`.
+    /// at `text_at`; a string before it that may differ from event to event, if any, at
+    /// `first_string_at`; and the string value of its last member, if one the reader skips,
+    /// at `last_string_at`.
     pub(crate) fn remember(
         &mut self,
         data: &str,
         text_at: Range<usize>,
+        first_string_at: Option<Range<usize>>,
         last_string_at: Option<Range<usize>>,
     ) {
         let bytes = data.as_bytes();
+        let (lead, before) = match first_string_at.filter(|at| at.end <= text_at.start) {
+            Some(at) => (..at.start, at.end..text_at.start),
+            None => (..text_at.start, text_at.start..text_at.start),
+        };
         let (between, after) = match last_string_at.filter(|at| at.start >= text_at.end) {
             Some(at) => (text_at.end..at.start, at.end..bytes.len()),
             None => (text_at.end..bytes.len(), bytes.len()..bytes.len()),
         };
+        self.first_string = before.start > lead.end;
         self.last_string = after.start > between.end;
+        self.lead.clear();
+        self.lead.extend_from_slice(&bytes[lead]);
+        // What follows a string's closing quote is read after any whitespace.
         self.before.clear();
-        self.before.extend_from_slice(&bytes[..text_at.start]);
-        // What follows the text's closing quote is read after any whitespace.
+        self.before.extend_from_slice(bytes[before].trim_ascii_start());
         self.between.clear();
         self.between.extend_from_slice(bytes[between].trim_ascii_start());
         self.after.clear();
@@ -58,14 +72,18 @@ impl TextShape {
     pub(crate) fn text_of<'a>(&self, data: &'a str) -> Option<Cow<'a, str>> {
         let bytes = data.as_bytes();
         let end = bytes.len().checked_sub(self.after.len())?;
-        if self.before.is_empty()
-            || end < self.before.len()
-            || !bytes.starts_with(&self.before)
+        if self.lead.is_empty()
+            || end < self.lead.len()
+            || !bytes.starts_with(&self.lead)
             || !bytes.ends_with(&self.after)
         {
             return None;
         }
-        let mut scan = Scan::new(data.get(self.before.len()..end)?);
+        let mut scan = Scan::new(data.get(self.lead.len()..end)?);
+        if self.first_string {
+            scan.string()?;
+            scan.exactly(&self.before)?;
+        }
         let text = scan.string()?;
         scan.exactly(&self.between)?;
         if self.last_string {
@@ -79,7 +97,12 @@ impl TextShape {
 impl TextShape {
     /// Whether an event has been remembered.
     pub(crate) fn remembers(&self) -> bool {
-        !self.before.is_empty()
+        !self.lead.is_empty()
+    }
+
+    /// Whether the remembered event's first string may differ.
+    pub(crate) fn lets_the_first_string_vary(&self) -> bool {
+        self.first_string
     }
 
     /// Whether the remembered event's last string may differ.
