@@ -579,10 +579,11 @@ impl StreamDecoder {
         }
         match plain_line_at(text) {
             Some((line, spans)) => {
-                // A line that is not the last carries its text alone; the shape of the last
-                // would bring its ending back.
-                if let (Some(at), false, false) =
-                    (spans.content, line.done, line.content.is_empty())
+                // Only a line with text that is not the last is remembered: the shape of the
+                // last would bring its ending back.
+                if let Some(at) = spans.content
+                    && !line.content.is_empty()
+                    && !line.done
                 {
                     self.text_line.remember(text, at, spans.created_at, None);
                 }
