@@ -9,6 +9,10 @@
 #     bench/run.sh                                  # the full matrix, 10 s a scenario
 #     bench/run.sh --duration 3 --loads c1,c16,r500
 #     bench/run.sh --write BENCHMARKS.md            # also update the results section there
+#     bench/run.sh --with-litellm                   # also LiteLLM's proxy, for comparison
+#
+# `--with-litellm` installs LiteLLM's proxy (a pinned version, from PyPI) into a virtual
+# environment under bench/.tools/litellm once, and measures it as a third hop.
 #
 # Results, logs and configs land in bench/results/<time>/. Run it on a quiet machine: the
 # load generators, the fake upstream, nginx and the gateway all share its cores.
@@ -22,6 +26,13 @@ as_root() {
 }
 
 tools="bench/.tools"
+# The LiteLLM release the comparison was made with; change it to measure another.
+litellm_version="1.108.7"
+args=()
+with_litellm=""
+for arg in "$@"; do
+    if [ "$arg" = "--with-litellm" ]; then with_litellm=1; else args+=("$arg"); fi
+done
 if [ ! -x "$tools/bin/oha" ] && ! command -v oha >/dev/null; then
     log "installing oha (the HTTP load generator) into $tools — once; a few minutes"
     cargo install oha --locked --root "$tools"
@@ -34,9 +45,19 @@ if [ ! -x /usr/sbin/nginx ]; then
         DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq nginx
 fi
 
+if [ -n "$with_litellm" ]; then
+    venv="$tools/litellm"
+    if ! "$venv/bin/litellm" --version 2>/dev/null | grep -q "$litellm_version"; then
+        log "installing LiteLLM's proxy $litellm_version into $venv — once; a minute or two"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q "litellm[proxy]==$litellm_version"
+    fi
+    args+=(--litellm "$venv/bin/litellm")
+fi
+
 log "building the release binaries (the first build takes a while)"
 cargo build --release -p llm-router -p router-sim -p router-bench
 
 read -r load _ < /proc/loadavg
 log "load average now: $load (on $(nproc) cores) — the quieter, the truer the tails"
-exec target/release/router-bench run "$@"
+exec target/release/router-bench run "${args[@]}"

@@ -2,8 +2,9 @@
 //!
 //! One command measures, on one machine and in one run, what the gateway adds to a request:
 //! straight to a fast fake upstream (the floor), through nginx (one plain hop, the physical
-//! reference), and through the gateway — named model, `auto`, `auto` with the judge's cache,
-//! streaming — at fixed concurrencies and fixed rates. It reports throughput, latency
+//! reference), optionally through LiteLLM's proxy (the most used LLM gateway), and through
+//! the gateway — named model, `auto`, `auto` with the judge's cache, streaming — at fixed
+//! concurrencies and fixed rates. It reports throughput, latency
 //! percentiles and the overhead over the floor, the gateway's CPU and memory, time to first
 //! token and chunk pacing, and whether the store recorded every answer; and writes it all as
 //! the Markdown section of BENCHMARKS.md. `bench/run.sh` installs the tools, builds the
@@ -78,6 +79,11 @@ struct RunArgs {
     /// Leave out the nginx rows.
     #[arg(long)]
     no_nginx: bool,
+    /// LiteLLM's `litellm` command (`pip install 'litellm[proxy]'`; `bench/run.sh --with-litellm`
+    /// installs it): also measure its proxy in front of the fake upstream, at every
+    /// concurrency and at the fixed rates it can keep up with.
+    #[arg(long, value_name = "PATH")]
+    litellm: Option<PathBuf>,
     /// The gateway's `server.threads` (default: its own default, one per CPU; 0: one shared
     /// work-stealing runtime).
     #[arg(long)]
@@ -164,6 +170,13 @@ async fn run_matrix(args: RunArgs) -> anyhow::Result<()> {
             nginx.display()
         );
     }
+    if let Some(litellm) = &args.litellm {
+        anyhow::ensure!(
+            litellm.is_file(),
+            "{} is missing: install LiteLLM's proxy (`bench/run.sh --with-litellm` does) or leave out --litellm",
+            litellm.display()
+        );
+    }
     // Absolute, since nginx resolves a relative path against its own prefix.
     let out = match args.out {
         Some(dir) => repo.join(dir),
@@ -174,6 +187,7 @@ async fn run_matrix(args: RunArgs) -> anyhow::Result<()> {
         build: args.build,
         oha: oha::locate(args.oha.as_deref(), &repo)?,
         nginx,
+        litellm: args.litellm.map(|path| repo.join(path)),
         duration: seconds(args.duration)?,
         warmup: seconds(args.warmup)?,
         loads: args.loads,

@@ -86,6 +86,28 @@ fn intro(out: &mut String, r: &Results) {
         secs(r.duration),
         secs(r.warmup),
     );
+    if r.unary.iter().any(|row| row.subject == Subject::LiteLlm) {
+        let _ = writeln!(
+            out,
+            "\nFor comparison, LiteLLM's proxy ran as a third hop in front of the same fake \
+             upstream: a worker process per CPU, no database, no keys, no line logged a request \
+             — its lightest setup. It was asked for the named model only, since it has no \
+             `auto`."
+        );
+        let skipped: Vec<String> = unary_loads(r)
+            .into_iter()
+            .filter(|&load| r.unary(load, Subject::LiteLlm).is_none())
+            .map(|load| load.to_string())
+            .collect();
+        if let Some(capacity) = r.capacity(Subject::LiteLlm).filter(|_| !skipped.is_empty()) {
+            let _ = writeln!(
+                out,
+                "It was left out at {}: the most it answered at any concurrency was {capacity:.0} \
+                 requests a second, and an open-loop load beyond that measures only the queue.",
+                skipped.join(", ")
+            );
+        }
+    }
     if !r.versions.is_empty() {
         let list: Vec<String> = r.versions.iter().map(|(what, v)| format!("{what}: {v}")).collect();
         let _ = writeln!(out, "\nVersions — {}.", list.join("; "));
@@ -487,9 +509,10 @@ fn ledgers(out: &mut String, r: &Results) {
     let _ = writeln!(out);
 }
 
-const SUBJECTS: [Subject; 5] = [
+const SUBJECTS: [Subject; 6] = [
     Subject::Floor,
     Subject::Nginx,
+    Subject::LiteLlm,
     Subject::Gateway(Route::Named),
     Subject::Gateway(Route::Auto),
     Subject::Gateway(Route::JudgeHit),
@@ -761,6 +784,35 @@ mod tests {
         r.ledgers[0].outcomes -= 1;
         assert!(!r.ledgers[0].balanced());
         assert!(markdown(&r).contains("| g | 6,000 | 6,000 | 5,999 | yes | **no** |"));
+    }
+
+    #[test]
+    fn litellm_rows_are_shown_beside_nginx_and_their_errors_are_its_own() {
+        let mut r = sample();
+        assert!(!markdown(&r).contains("LiteLLM"));
+        let mut litellm = row(Load::Concurrency(16), Subject::LiteLlm, 9_100, 12_300, 3);
+        litellm.summary.rps = 210.0;
+        r.unary.push(litellm);
+        let text = markdown(&r);
+        assert!(
+            text.contains("| c=16 | LiteLLM proxy | 210 | 9.100 | 9.100 | 12.3 | +9000 / +12000 |"),
+            "{text}"
+        );
+        // Its rows come between nginx's and the gateway's.
+        let at = |label: &str| text.find(&format!("| c=16 | {label} |")).unwrap();
+        assert!(
+            at("nginx hop") < at("LiteLLM proxy") && at("LiteLLM proxy") < at("gateway, `auto`")
+        );
+        assert!(text.contains("no keys, no line logged a request"), "{text}");
+        // It was not run at 2,000 a second, past the 210 it answered at 16 clients.
+        assert!(
+            text.contains("It was left out at 2,000 RPS: the most it answered at any concurrency was 210 requests a second"),
+            "{text}"
+        );
+        // Its failures are not the gateway's.
+        assert!(text.contains("0 failed request(s)"), "{text}");
+        assert_eq!(r.capacity(Subject::LiteLlm), Some(210.0));
+        assert_eq!(r.capacity(Subject::Nginx), Some(1000.0));
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub enum Subject {
     Floor,
     /// nginx in front of the fake upstream: the reference for one more hop.
     Nginx,
+    /// LiteLLM's proxy in front of the fake upstream: the most used LLM gateway, for
+    /// comparison (only when the run is given one).
+    LiteLlm,
     Gateway(Route),
 }
 
@@ -36,6 +39,7 @@ impl Subject {
         match self {
             Subject::Floor => "direct (floor)",
             Subject::Nginx => "nginx hop",
+            Subject::LiteLlm => "LiteLLM proxy",
             Subject::Gateway(Route::Named) => "gateway, named model",
             Subject::Gateway(Route::Auto) => "gateway, `auto`",
             Subject::Gateway(Route::JudgeHit) => "gateway, `auto` + judge cache hit",
@@ -174,10 +178,27 @@ impl Results {
         self.streaming.iter().find(|r| r.load == load && r.subject == subject)
     }
 
-    /// Requests that failed anywhere in the run.
+    /// The most responses a second `subject` gave at any concurrency load so far: what an
+    /// open-loop rate beyond it would only measure the queue of.
+    pub fn capacity(&self, subject: Subject) -> Option<f64> {
+        self.unary
+            .iter()
+            .filter(|r| r.subject == subject && matches!(r.load, Load::Concurrency(_)))
+            .map(|r| r.summary.rps)
+            .max_by(f64::total_cmp)
+    }
+
+    /// Requests that failed anywhere in the run, LiteLLM's aside: they are its own, shown in
+    /// its rows, and say nothing of the gateway or the machine.
     pub fn errors(&self) -> u64 {
-        self.unary.iter().map(|r| r.summary.errors).sum::<u64>()
-            + self.streaming.iter().map(|r| r.report.failed).sum::<u64>()
+        let ours = |subject: Subject| subject != Subject::LiteLlm;
+        self.unary.iter().filter(|r| ours(r.subject)).map(|r| r.summary.errors).sum::<u64>()
+            + self
+                .streaming
+                .iter()
+                .filter(|r| ours(r.subject))
+                .map(|r| r.report.failed)
+                .sum::<u64>()
             + self.pacing.as_ref().map_or(0, |p| p.direct.failed + p.gateway.failed)
             + self.memory.held.failed
     }

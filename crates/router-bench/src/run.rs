@@ -1,8 +1,8 @@
-//! One run of the harness: start the fake upstream, nginx and the gateway; measure every
-//! scenario; stop them; check the books.
+//! One run of the harness: start the fake upstream, nginx (and LiteLLM's proxy, when given)
+//! and the gateway; measure every scenario; stop them; check the books.
 //!
-//! The scenarios of one load run back to back (floor, nginx, gateway), so slow drift in the
-//! machine's state touches the floor and the hops alike.
+//! The scenarios of one load run back to back (floor, nginx, LiteLLM, gateway), so slow drift
+//! in the machine's state touches the floor and the hops alike.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,7 +21,10 @@ use crate::results::{
     StreamRow, Subject, UnaryRow,
 };
 use crate::scrape;
-use crate::services::{JudgeSetup, Service, Serving, free_port, gateway_config, nginx_config};
+use crate::services::{
+    JudgeSetup, LITELLM_ENV, LITELLM_LOG_CONFIG, Service, Serving, free_port, gateway_config,
+    litellm_config, nginx_config,
+};
 use crate::stream::{self, StreamLoad, StreamReport};
 
 /// What to run and with what.
@@ -34,6 +37,8 @@ pub struct Options {
     pub oha: PathBuf,
     /// nginx, for the reference hop; without it those rows are left out.
     pub nginx: Option<PathBuf>,
+    /// LiteLLM's `litellm` command, for its proxy's rows; without it they are left out.
+    pub litellm: Option<PathBuf>,
     /// Each scenario's measured time.
     pub duration: Duration,
     /// Load before each scenario that is not measured: connections open, caches warm.
@@ -103,23 +108,18 @@ pub async fn run(options: &Options) -> anyhow::Result<Results> {
     let sim_url = format!("http://127.0.0.1:{sim_port}");
     sim.wait_for_http(&format!("{sim_url}/api/version"), Duration::from_secs(10)).await?;
     let nginx = match &options.nginx {
-        Some(bin) => {
-            let port = free_port()?;
-            let conf = dir.join("nginx.conf");
-            std::fs::write(&conf, nginx_config(dir, port, sim_port))?;
-            let mut command = Command::new(bin);
-            command.arg("-c").arg(&conf).arg("-p").arg(dir).args(["-e", "stderr"]);
-            let mut service = Service::spawn("nginx", command, &dir.join("nginx.log"))?;
-            let url = format!("http://127.0.0.1:{port}");
-            service.wait_for_http(&format!("{url}/api/version"), Duration::from_secs(10)).await?;
-            Some((service, url))
-        }
+        Some(bin) => Some(start_nginx(bin, dir, sim_port).await?),
         None => {
             eprintln!("router-bench: no nginx; the reference-hop rows are left out");
             None
         }
     };
+    let litellm = match &options.litellm {
+        Some(bin) => Some(start_litellm(bin, dir, &sim_url).await?),
+        None => None,
+    };
     let nginx_url = nginx.as_ref().map(|(_, url)| url.clone());
+    let litellm_url = litellm.as_ref().map(|(_, url)| url.clone());
 
     // The gateway: named, auto and streaming scenarios.
     let models = [(SMALL, sim_url.as_str()), (LARGE, sim_url.as_str())];
@@ -137,6 +137,13 @@ pub async fn run(options: &Options) -> anyhow::Result<Results> {
         results.unary.push(floor);
         if let Some(url) = &nginx_url {
             results.unary.push(bench.unary(load, Subject::Nginx, url, &bodies.named, None).await?);
+        }
+        let litellm_url =
+            litellm_url.as_ref().filter(|_| keeps_up(&results, Subject::LiteLlm, load));
+        if let Some(url) = litellm_url {
+            results
+                .unary
+                .push(bench.unary(load, Subject::LiteLlm, url, &bodies.named, None).await?);
         }
         for (route, body) in [(Route::Named, &bodies.named), (Route::Auto, &bodies.auto)] {
             let row = bench
@@ -157,6 +164,11 @@ pub async fn run(options: &Options) -> anyhow::Result<Results> {
             results
                 .streaming
                 .push(bench.stream(load, Subject::Nginx, url, &bodies.stream_named, None).await?);
+        }
+        if let Some(url) = litellm_url {
+            results
+                .streaming
+                .push(bench.stream(load, Subject::LiteLlm, url, &bodies.stream_named, None).await?);
         }
         let url = gateway.url.clone();
         let row = bench
@@ -249,11 +261,72 @@ pub async fn run(options: &Options) -> anyhow::Result<Results> {
     results.memory.held = report;
     results.ledgers.push(gateway.stop().await?);
 
-    for service in [Some(paced), Some(held), nginx.map(|(s, _)| s), Some(sim)].into_iter().flatten()
-    {
+    let references = [nginx, litellm].into_iter().flatten().map(|(service, _)| service);
+    for service in [paced, held].into_iter().chain(references).chain([sim]) {
         service.stop(Duration::from_secs(10)).await?;
     }
     Ok(results)
+}
+
+/// Whether `subject` is measured at `load`: at every concurrency, and at a fixed rate only
+/// if it has answered that many requests a second at some concurrency of this run. Past its
+/// capacity an open-loop load measures nothing but the queue it builds, for as long as the
+/// scenario lasts.
+fn keeps_up(results: &Results, subject: Subject, load: Load) -> bool {
+    match load {
+        Load::Concurrency(_) => true,
+        Load::Rate(rate) => {
+            let capacity = results.capacity(subject);
+            let keeps_up = capacity.is_some_and(|c| c >= f64::from(rate));
+            if !keeps_up {
+                eprintln!(
+                    "{load:>9}  {:<34} left out: it answered at most {} requests a second at the concurrencies measured",
+                    subject.label(),
+                    capacity.map_or("-".into(), |c| format!("{c:.0}")),
+                );
+            }
+            keeps_up
+        }
+    }
+}
+
+/// nginx as a plain reverse proxy in front of the fake upstream.
+async fn start_nginx(bin: &Path, dir: &Path, sim_port: u16) -> anyhow::Result<(Service, String)> {
+    let port = free_port()?;
+    let conf = dir.join("nginx.conf");
+    std::fs::write(&conf, nginx_config(dir, port, sim_port))?;
+    let mut command = Command::new(bin);
+    command.arg("-c").arg(&conf).arg("-p").arg(dir).args(["-e", "stderr"]);
+    let mut service = Service::spawn("nginx", command, &dir.join("nginx.log"))?;
+    let url = format!("http://127.0.0.1:{port}");
+    service.wait_for_http(&format!("{url}/api/version"), Duration::from_secs(10)).await?;
+    Ok((service, url))
+}
+
+/// LiteLLM's proxy in front of the fake upstream, serving the named model, with a worker
+/// process per CPU (as nginx has a worker per CPU and the gateway a serving thread).
+async fn start_litellm(bin: &Path, dir: &Path, sim_url: &str) -> anyhow::Result<(Service, String)> {
+    let port = free_port()?;
+    let config = dir.join("litellm.yaml");
+    std::fs::write(&config, litellm_config(SMALL, sim_url))?;
+    let logging = dir.join("litellm-logging.json");
+    std::fs::write(&logging, LITELLM_LOG_CONFIG)?;
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut command = Command::new(bin);
+    command
+        .arg("--config")
+        .arg(&config)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--num_workers", &workers.to_string()])
+        .arg("--log_config")
+        .arg(&logging)
+        .envs(LITELLM_ENV);
+    let mut service = Service::spawn("litellm", command, &dir.join("litellm.log"))?;
+    let url = format!("http://127.0.0.1:{port}");
+    // A Python program with many imports: it takes its time to start.
+    service.wait_for_http(&format!("{url}/health/liveliness"), Duration::from_secs(180)).await?;
+    eprintln!("router-bench: LiteLLM's proxy answers on {url} ({workers} workers)");
+    Ok((service, url))
 }
 
 /// The request bodies, as files for oha and bytes for the streaming client.
@@ -610,7 +683,9 @@ fn versions(options: &Options) -> Vec<(String, String)> {
             .map(|o| {
                 // nginx prints its version on stderr.
                 let text = if o.stdout.is_empty() { o.stderr } else { o.stdout };
-                String::from_utf8_lossy(&text).lines().next().unwrap_or("").trim().to_string()
+                let text = String::from_utf8_lossy(&text);
+                // LiteLLM's starts with an empty line.
+                text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("").to_string()
             })
             .unwrap_or_default()
     };
@@ -620,6 +695,9 @@ fn versions(options: &Options) -> Vec<(String, String)> {
     ];
     if let Some(nginx) = &options.nginx {
         out.push(("reference hop".to_string(), first_line(nginx, "-v")));
+    }
+    if let Some(litellm) = &options.litellm {
+        out.push(("compared gateway".to_string(), first_line(litellm, "--version")));
     }
     out
 }
@@ -641,6 +719,34 @@ mod tests {
     fn the_long_prompt_is_about_two_thousand_tokens() {
         let text = long_prompt(9_600);
         assert!((9_600..10_300).contains(&text.len()), "{}", text.len());
+    }
+
+    #[test]
+    fn a_fixed_rate_is_run_only_within_what_the_subject_answered() {
+        let mut results = Results::default();
+        // Nothing measured yet: no rate is known to be within reach.
+        assert!(!keeps_up(&results, Subject::LiteLlm, Load::Rate(500)));
+        assert!(keeps_up(&results, Subject::LiteLlm, Load::Concurrency(16)));
+        for (load, rps) in [(Load::Concurrency(1), 100.0), (Load::Concurrency(16), 600.0)] {
+            let summary = Summary { rps, ..Summary::default() };
+            results.unary.push(UnaryRow {
+                load,
+                subject: Subject::LiteLlm,
+                summary,
+                gateway: None,
+            });
+        }
+        // A rate row does not count as capacity: it is what was offered.
+        let offered = Summary { rps: 5000.0, ..Summary::default() };
+        results.unary.push(UnaryRow {
+            load: Load::Rate(5000),
+            subject: Subject::LiteLlm,
+            summary: offered,
+            gateway: None,
+        });
+        assert!(keeps_up(&results, Subject::LiteLlm, Load::Rate(500)));
+        assert!(!keeps_up(&results, Subject::LiteLlm, Load::Rate(1000)));
+        assert!(!keeps_up(&results, Subject::Nginx, Load::Rate(500)));
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The processes a run starts — the fake upstream, nginx, the gateway — and how they are
-//! started, waited for and stopped.
+//! The processes a run starts — the fake upstream, nginx, LiteLLM's proxy when asked for, the
+//! gateway — and how they are started, waited for and stopped.
 
 use std::fs::File;
 use std::net::{Ipv4Addr, TcpListener};
@@ -143,6 +143,48 @@ http {{
     )
 }
 
+/// LiteLLM's proxy configuration: one model, `model`, passed on in the OpenAI format to the
+/// fake upstream at `upstream_url`. No database, no virtual keys, no callbacks: LiteLLM's
+/// lightest way of proxying, as nginx and the gateway here authenticate no client either.
+pub fn litellm_config(model: &str, upstream_url: &str) -> String {
+    format!(
+        "model_list:
+  - model_name: {model}
+    litellm_params:
+      model: openai/{model}
+      api_base: {upstream_url}/v1
+      api_key: not-used
+litellm_settings:
+  telemetry: false
+"
+    )
+}
+
+/// Logging for LiteLLM's web server (uvicorn): start-up and errors, and no line a request,
+/// as nginx runs with `access_log off`.
+pub const LITELLM_LOG_CONFIG: &str = r#"{
+  "version": 1,
+  "disable_existing_loggers": false,
+  "formatters": { "plain": { "format": "%(asctime)s %(levelname)s %(name)s: %(message)s" } },
+  "handlers": {
+    "stderr": { "class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr" }
+  },
+  "loggers": {
+    "uvicorn": { "handlers": ["stderr"], "level": "INFO" },
+    "uvicorn.access": { "handlers": ["stderr"], "level": "WARNING", "propagate": false }
+  }
+}
+"#;
+
+/// The environment LiteLLM's proxy runs in.
+pub const LITELLM_ENV: [(&str, &str); 3] = [
+    // Its table of model prices from the installed package, not fetched from GitHub.
+    ("LITELLM_LOCAL_MODEL_COST_MAP", "True"),
+    // It refuses to start without a master key unless told that none is meant.
+    ("LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY", "true"),
+    ("LITELLM_LOG", "ERROR"),
+];
+
 /// The judge a gateway asks: the fake Ollama judge of the sim, asked about every `auto`
 /// request (its answers cached by prompt).
 pub struct JudgeSetup<'a> {
@@ -233,6 +275,16 @@ mod tests {
         assert!(conf.contains("server 127.0.0.1:9001;"));
         assert!(conf.contains("proxy_buffering off;"));
         assert!(conf.contains("pid /tmp/run/nginx.pid;"));
+    }
+
+    #[test]
+    fn litellm_config_passes_the_model_on_to_the_upstream() {
+        let conf = litellm_config("bench-small", "http://127.0.0.1:9001");
+        assert!(conf.contains("- model_name: bench-small\n"));
+        assert!(conf.contains("model: openai/bench-small\n"));
+        assert!(conf.contains("api_base: http://127.0.0.1:9001/v1\n"));
+        let logging: serde_json::Value = serde_json::from_str(LITELLM_LOG_CONFIG).unwrap();
+        assert_eq!(logging["loggers"]["uvicorn.access"]["level"], "WARNING");
     }
 
     #[test]
