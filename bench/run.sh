@@ -9,10 +9,12 @@
 #     bench/run.sh                                  # the full matrix, 10 s a scenario
 #     bench/run.sh --duration 3 --loads c1,c16,r500
 #     bench/run.sh --write BENCHMARKS.md            # also update the results section there
-#     bench/run.sh --with-litellm                   # also LiteLLM's proxy, for comparison
+#     bench/run.sh --with-litellm --with-portkey    # also two other LLM gateways, for comparison
 #
-# `--with-litellm` installs LiteLLM's proxy (a pinned version, from PyPI) into a virtual
-# environment under bench/.tools/litellm once, and measures it as a third hop.
+# `--with-litellm` installs LiteLLM's proxy (a pinned release, from PyPI) into a virtual
+# environment under bench/.tools/litellm once; `--with-portkey` installs Portkey's gateway (a
+# pinned release, from npm; it needs Node.js) under bench/.tools/portkey once. Each is then
+# measured as one more hop in front of the same fake upstream.
 #
 # Results, logs and configs land in bench/results/<time>/. Run it on a quiet machine: the
 # load generators, the fake upstream, nginx and the gateway all share its cores.
@@ -26,12 +28,19 @@ as_root() {
 }
 
 tools="bench/.tools"
-# The LiteLLM release the comparison was made with; change it to measure another.
+# The releases of the other gateways the comparison was made with; change them to measure
+# others.
 litellm_version="1.108.7"
+portkey_version="1.15.2"
 args=()
 with_litellm=""
+with_portkey=""
 for arg in "$@"; do
-    if [ "$arg" = "--with-litellm" ]; then with_litellm=1; else args+=("$arg"); fi
+    case "$arg" in
+        --with-litellm) with_litellm=1 ;;
+        --with-portkey) with_portkey=1 ;;
+        *) args+=("$arg") ;;
+    esac
 done
 if [ ! -x "$tools/bin/oha" ] && ! command -v oha >/dev/null; then
     log "installing oha (the HTTP load generator) into $tools — once; a few minutes"
@@ -53,6 +62,27 @@ if [ -n "$with_litellm" ]; then
         "$venv/bin/pip" install -q "litellm[proxy]==$litellm_version"
     fi
     args+=(--litellm "$venv/bin/litellm")
+fi
+
+if [ -n "$with_portkey" ]; then
+    prefix="$tools/portkey"
+    package="$prefix/node_modules/@portkey-ai/gateway"
+    if ! grep -q "\"version\": \"$portkey_version\"" "$package/package.json" 2>/dev/null; then
+        command -v npm >/dev/null || { echo "--with-portkey needs Node.js and npm" >&2; exit 1; }
+        log "installing Portkey's gateway $portkey_version into $prefix — once"
+        mkdir -p "$prefix"
+        # With a later @hono/node-server its streamed answers fail on Node's immutable
+        # response headers ("TypeError: immutable", Portkey-AI/gateway issue 1389).
+        cat > "$prefix/package.json" <<JSON
+{
+  "private": true,
+  "dependencies": { "@portkey-ai/gateway": "$portkey_version" },
+  "overrides": { "@hono/node-server": "1.13.8" }
+}
+JSON
+        (cd "$prefix" && npm install --silent --no-audit --no-fund)
+    fi
+    args+=(--portkey "$package/build/start-server.js")
 fi
 
 log "building the release binaries (the first build takes a while)"

@@ -2,7 +2,7 @@
 //!
 //! One command measures, on one machine and in one run, what the gateway adds to a request:
 //! straight to a fast fake upstream (the floor), through nginx (one plain hop, the physical
-//! reference), optionally through LiteLLM's proxy (the most used LLM gateway), and through
+//! reference), optionally through other LLM gateways (LiteLLM's proxy, Portkey's), and through
 //! the gateway — named model, `auto`, `auto` with the judge's cache, streaming — at fixed
 //! concurrencies and fixed rates. It reports throughput, latency
 //! percentiles and the overhead over the floor, the gateway's CPU and memory, time to first
@@ -31,6 +31,7 @@ use clap::{Parser, Subcommand};
 
 use crate::latency::Ms;
 use crate::load::Load;
+use crate::results::Peer;
 use crate::services::Serving;
 
 #[derive(Debug, Parser)]
@@ -84,6 +85,11 @@ struct RunArgs {
     /// concurrency and at the fixed rates it can keep up with.
     #[arg(long, value_name = "PATH")]
     litellm: Option<PathBuf>,
+    /// Portkey's gateway: the `build/start-server.js` of the npm package
+    /// `@portkey-ai/gateway`, run with `node` (`bench/run.sh --with-portkey` installs it):
+    /// also measure it in front of the fake upstream, as LiteLLM is measured.
+    #[arg(long, value_name = "PATH")]
+    portkey: Option<PathBuf>,
     /// The gateway's `server.threads` (default: its own default, one per CPU; 0: one shared
     /// work-stealing runtime).
     #[arg(long)]
@@ -170,12 +176,19 @@ async fn run_matrix(args: RunArgs) -> anyhow::Result<()> {
             nginx.display()
         );
     }
-    if let Some(litellm) = &args.litellm {
+    let mut peers = Vec::new();
+    for (peer, path, install) in [
+        (Peer::LiteLlm, args.litellm, "--with-litellm"),
+        (Peer::Portkey, args.portkey, "--with-portkey"),
+    ] {
+        let Some(path) = path else { continue };
         anyhow::ensure!(
-            litellm.is_file(),
-            "{} is missing: install LiteLLM's proxy (`bench/run.sh --with-litellm` does) or leave out --litellm",
-            litellm.display()
+            path.is_file(),
+            "{} is missing: install {} (`bench/run.sh {install}` does) or leave it out",
+            path.display(),
+            peer.name()
         );
+        peers.push((peer, repo.join(path)));
     }
     // Absolute, since nginx resolves a relative path against its own prefix.
     let out = match args.out {
@@ -187,7 +200,7 @@ async fn run_matrix(args: RunArgs) -> anyhow::Result<()> {
         build: args.build,
         oha: oha::locate(args.oha.as_deref(), &repo)?,
         nginx,
-        litellm: args.litellm.map(|path| repo.join(path)),
+        peers,
         duration: seconds(args.duration)?,
         warmup: seconds(args.warmup)?,
         loads: args.loads,
@@ -218,6 +231,7 @@ async fn run_stream(args: StreamArgs) -> anyhow::Result<()> {
     });
     let load = stream::StreamLoad {
         url: format!("{}/v1/chat/completions", args.url.trim_end_matches('/')),
+        headers: Vec::new(),
         body: Bytes::from(body.to_string()),
         load: args.load,
         duration: seconds(args.duration)?,

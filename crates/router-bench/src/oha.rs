@@ -16,6 +16,8 @@ pub struct OhaRun {
     pub oha: PathBuf,
     pub url: String,
     pub body_file: PathBuf,
+    /// Sent with every request besides `content-type` (what a hop needs to be told).
+    pub headers: Vec<(String, String)>,
     pub load: Load,
     pub duration: Duration,
 }
@@ -47,9 +49,11 @@ impl OhaRun {
             // Requests still in flight at the deadline are finished, not counted as errors.
             .arg("--wait-ongoing-requests-after-deadline")
             .args(["-m", "POST"])
-            .args(["-H", "content-type: application/json"])
-            .arg("-D")
-            .arg(&self.body_file);
+            .args(["-H", "content-type: application/json"]);
+        for (name, value) in &self.headers {
+            command.arg("-H").arg(format!("{name}: {value}"));
+        }
+        command.arg("-D").arg(&self.body_file);
         match self.load {
             Load::Concurrency(clients) => {
                 command.args(["-c", &clients.to_string()]);
@@ -182,6 +186,7 @@ mod tests {
             oha: "oha".into(),
             url: "http://127.0.0.1:1/v1/chat/completions".into(),
             body_file: "/tmp/body.json".into(),
+            headers: vec![("x-hop".into(), "a b".into())],
             load: Load::Rate(2000),
             duration: Duration::from_secs(10),
         };
@@ -190,6 +195,7 @@ mod tests {
         let joined = args.join(" ");
         assert!(joined.contains("-q 2000 -c 80 --latency-correction"), "{joined}");
         assert!(joined.contains("-z 10000ms"), "{joined}");
+        assert!(joined.contains("-H x-hop: a b -D"), "{joined}");
         assert_eq!(args.last().map(String::as_str), Some("http://127.0.0.1:1/v1/chat/completions"));
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::latency::{Ms, Overhead, Percentiles};
 use crate::load::{Load, thousands};
 use crate::process::mib;
-use crate::results::{DECISION_LOAD, DECISION_PAUSE, DecisionTime, Results, Route, Subject};
+use crate::results::{DECISION_LOAD, DECISION_PAUSE, DecisionTime, Peer, Results, Route, Subject};
 use crate::stream::StreamReport;
 
 /// The markers around the generated section in BENCHMARKS.md.
@@ -86,27 +86,8 @@ fn intro(out: &mut String, r: &Results) {
         secs(r.duration),
         secs(r.warmup),
     );
-    if r.unary.iter().any(|row| row.subject == Subject::LiteLlm) {
-        let _ = writeln!(
-            out,
-            "\nFor comparison, LiteLLM's proxy ran as a third hop in front of the same fake \
-             upstream: a worker process per CPU, no database, no keys, no line logged a request \
-             — its lightest setup. It was asked for the named model only, since it has no \
-             `auto`."
-        );
-        let skipped: Vec<String> = unary_loads(r)
-            .into_iter()
-            .filter(|&load| r.unary(load, Subject::LiteLlm).is_none())
-            .map(|load| load.to_string())
-            .collect();
-        if let Some(capacity) = r.capacity(Subject::LiteLlm).filter(|_| !skipped.is_empty()) {
-            let _ = writeln!(
-                out,
-                "It was left out at {}: the most it answered at any concurrency was {capacity:.0} \
-                 requests a second, and an open-loop load beyond that measures only the queue.",
-                skipped.join(", ")
-            );
-        }
+    for peer in Peer::ALL {
+        peer_intro(out, r, peer);
     }
     if !r.versions.is_empty() {
         let list: Vec<String> = r.versions.iter().map(|(what, v)| format!("{what}: {v}")).collect();
@@ -121,6 +102,43 @@ fn intro(out: &mut String, r: &Results) {
          sent as `x-router-overhead-us`) over the scenario, as the bucket bound it falls under. \
          Open-loop rows (RPS) count latency from when each request was due.\n"
     );
+}
+
+/// How another gateway was run, and where it was left out.
+fn peer_intro(out: &mut String, r: &Results, peer: Peer) {
+    let subject = Subject::Peer(peer);
+    if !r.unary.iter().any(|row| row.subject == subject) {
+        return;
+    }
+    let setup = match peer {
+        Peer::LiteLlm => {
+            "LiteLLM's proxy ran as a hop in front of the same fake upstream: a worker process \
+             per CPU, no database, no keys, no line logged a request — its lightest setup"
+        }
+        Peer::Portkey => {
+            "Portkey's gateway ran as a hop in front of the same fake upstream: one Node.js \
+             process (as it ships), headless, told the provider and the upstream's address in \
+             its request headers"
+        }
+    };
+    let _ = writeln!(
+        out,
+        "\nFor comparison, {setup}. It was asked for the named model only, since it has no \
+         `auto`."
+    );
+    let skipped: Vec<String> = unary_loads(r)
+        .into_iter()
+        .filter(|&load| r.unary(load, subject).is_none())
+        .map(|load| load.to_string())
+        .collect();
+    if let Some(capacity) = r.capacity(subject).filter(|_| !skipped.is_empty()) {
+        let _ = writeln!(
+            out,
+            "It was left out at {}: the most it answered at any concurrency was {capacity:.0} \
+             requests a second, and an open-loop load beyond that measures only the queue.",
+            skipped.join(", ")
+        );
+    }
 }
 
 /// A decision measurement as the bar table shows it, with its wall-time p99; `None` when it
@@ -509,10 +527,11 @@ fn ledgers(out: &mut String, r: &Results) {
     let _ = writeln!(out);
 }
 
-const SUBJECTS: [Subject; 6] = [
+const SUBJECTS: [Subject; 7] = [
     Subject::Floor,
     Subject::Nginx,
-    Subject::LiteLlm,
+    Subject::Peer(Peer::LiteLlm),
+    Subject::Peer(Peer::Portkey),
     Subject::Gateway(Route::Named),
     Subject::Gateway(Route::Auto),
     Subject::Gateway(Route::JudgeHit),
@@ -790,7 +809,8 @@ mod tests {
     fn litellm_rows_are_shown_beside_nginx_and_their_errors_are_its_own() {
         let mut r = sample();
         assert!(!markdown(&r).contains("LiteLLM"));
-        let mut litellm = row(Load::Concurrency(16), Subject::LiteLlm, 9_100, 12_300, 3);
+        let mut litellm =
+            row(Load::Concurrency(16), Subject::Peer(Peer::LiteLlm), 9_100, 12_300, 3);
         litellm.summary.rps = 210.0;
         r.unary.push(litellm);
         let text = markdown(&r);
@@ -811,7 +831,16 @@ mod tests {
         );
         // Its failures are not the gateway's.
         assert!(text.contains("0 failed request(s)"), "{text}");
-        assert_eq!(r.capacity(Subject::LiteLlm), Some(210.0));
+        assert_eq!(r.capacity(Subject::Peer(Peer::LiteLlm)), Some(210.0));
+        // Portkey, run at every load, gets its own sentence and no "left out".
+        assert!(!text.contains("Portkey"), "{text}");
+        for load in [Load::Concurrency(16), Load::Rate(2000)] {
+            r.unary.push(row(load, Subject::Peer(Peer::Portkey), 900, 5_000, 0));
+        }
+        let text = markdown(&r);
+        assert!(text.contains("Portkey's gateway ran as a hop"), "{text}");
+        assert!(text.contains("| 2,000 RPS | Portkey gateway | 1000 |"), "{text}");
+        assert_eq!(text.matches("It was left out at").count(), 1, "{text}");
         assert_eq!(r.capacity(Subject::Nginx), Some(1000.0));
     }
 

@@ -28,10 +28,30 @@ pub enum Subject {
     Floor,
     /// nginx in front of the fake upstream: the reference for one more hop.
     Nginx,
-    /// LiteLLM's proxy in front of the fake upstream: the most used LLM gateway, for
-    /// comparison (only when the run is given one).
-    LiteLlm,
+    /// Another LLM gateway in front of the fake upstream, for comparison (only when the run
+    /// is given one).
+    Peer(Peer),
     Gateway(Route),
+}
+
+/// The other LLM gateways a run can measure beside this one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    /// LiteLLM's proxy (Python): the most used one.
+    LiteLlm,
+    /// Portkey's gateway (TypeScript on Node.js).
+    Portkey,
+}
+
+impl Peer {
+    pub const ALL: [Peer; 2] = [Peer::LiteLlm, Peer::Portkey];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Peer::LiteLlm => "LiteLLM",
+            Peer::Portkey => "Portkey",
+        }
+    }
 }
 
 impl Subject {
@@ -39,7 +59,8 @@ impl Subject {
         match self {
             Subject::Floor => "direct (floor)",
             Subject::Nginx => "nginx hop",
-            Subject::LiteLlm => "LiteLLM proxy",
+            Subject::Peer(Peer::LiteLlm) => "LiteLLM proxy",
+            Subject::Peer(Peer::Portkey) => "Portkey gateway",
             Subject::Gateway(Route::Named) => "gateway, named model",
             Subject::Gateway(Route::Auto) => "gateway, `auto`",
             Subject::Gateway(Route::JudgeHit) => "gateway, `auto` + judge cache hit",
@@ -188,10 +209,10 @@ impl Results {
             .max_by(f64::total_cmp)
     }
 
-    /// Requests that failed anywhere in the run, LiteLLM's aside: they are its own, shown in
-    /// its rows, and say nothing of the gateway or the machine.
+    /// Requests that failed anywhere in the run, the other gateways' aside: they are theirs,
+    /// shown in their rows, and say nothing of this gateway or the machine.
     pub fn errors(&self) -> u64 {
-        let ours = |subject: Subject| subject != Subject::LiteLlm;
+        let ours = |subject: Subject| !matches!(subject, Subject::Peer(_));
         self.unary.iter().filter(|r| ours(r.subject)).map(|r| r.summary.errors).sum::<u64>()
             + self
                 .streaming

@@ -17,13 +17,13 @@ use crate::load::Load;
 use crate::oha::{OhaRun, Summary};
 use crate::process::{Machine, Memory, Watch};
 use crate::results::{
-    DECISION_LOAD, DECISION_PAUSE, DecisionTime, GatewayView, Ledger, Pacing, Results, Route,
+    DECISION_LOAD, DECISION_PAUSE, DecisionTime, GatewayView, Ledger, Pacing, Peer, Results, Route,
     StreamRow, Subject, UnaryRow,
 };
 use crate::scrape;
 use crate::services::{
-    JudgeSetup, LITELLM_ENV, LITELLM_LOG_CONFIG, Service, Serving, free_port, gateway_config,
-    litellm_config, nginx_config,
+    Endpoint, JudgeSetup, LITELLM_ENV, LITELLM_LOG_CONFIG, Service, Serving, free_port,
+    gateway_config, litellm_config, nginx_config,
 };
 use crate::stream::{self, StreamLoad, StreamReport};
 
@@ -37,8 +37,9 @@ pub struct Options {
     pub oha: PathBuf,
     /// nginx, for the reference hop; without it those rows are left out.
     pub nginx: Option<PathBuf>,
-    /// LiteLLM's `litellm` command, for its proxy's rows; without it they are left out.
-    pub litellm: Option<PathBuf>,
+    /// Other gateways to measure beside this one, each with what starts it: LiteLLM's
+    /// `litellm` command, Portkey's `build/start-server.js`.
+    pub peers: Vec<(Peer, PathBuf)>,
     /// Each scenario's measured time.
     pub duration: Duration,
     /// Load before each scenario that is not measured: connections open, caches warm.
@@ -107,19 +108,26 @@ pub async fn run(options: &Options) -> anyhow::Result<Results> {
     )?;
     let sim_url = format!("http://127.0.0.1:{sim_port}");
     sim.wait_for_http(&format!("{sim_url}/api/version"), Duration::from_secs(10)).await?;
-    let nginx = match &options.nginx {
-        Some(bin) => Some(start_nginx(bin, dir, sim_port).await?),
-        None => {
-            eprintln!("router-bench: no nginx; the reference-hop rows are left out");
-            None
+    // The hops that are not this gateway, each asked for the named model: the floor, the
+    // reference hop, the other gateways.
+    let mut hops = vec![(Subject::Floor, Endpoint::plain(sim_url.clone()))];
+    let mut references = Vec::new();
+    match &options.nginx {
+        Some(bin) => {
+            let (service, endpoint) = start_nginx(bin, dir, sim_port).await?;
+            hops.push((Subject::Nginx, endpoint));
+            references.push(service);
         }
-    };
-    let litellm = match &options.litellm {
-        Some(bin) => Some(start_litellm(bin, dir, &sim_url).await?),
-        None => None,
-    };
-    let nginx_url = nginx.as_ref().map(|(_, url)| url.clone());
-    let litellm_url = litellm.as_ref().map(|(_, url)| url.clone());
+        None => eprintln!("router-bench: no nginx; the reference-hop rows are left out"),
+    }
+    for (peer, program) in &options.peers {
+        let (service, endpoint) = match peer {
+            Peer::LiteLlm => start_litellm(program, dir, &sim_url).await?,
+            Peer::Portkey => start_portkey(program, dir, &sim_url).await?,
+        };
+        hops.push((Subject::Peer(*peer), endpoint));
+        references.push(service);
+    }
 
     // The gateway: named, auto and streaming scenarios.
     let models = [(SMALL, sim_url.as_str()), (LARGE, sim_url.as_str())];
@@ -133,49 +141,30 @@ pub async fn run(options: &Options) -> anyhow::Result<Results> {
 
     let bench = Bench { options, client: client.clone() };
     for &load in &options.loads {
-        let floor = bench.unary(load, Subject::Floor, &sim_url, &bodies.named, None).await?;
-        results.unary.push(floor);
-        if let Some(url) = &nginx_url {
-            results.unary.push(bench.unary(load, Subject::Nginx, url, &bodies.named, None).await?);
+        let here: Vec<(Subject, Endpoint)> = hops
+            .iter()
+            .filter(|(subject, _)| keeps_up(&results, *subject, load))
+            .cloned()
+            .collect();
+        for (subject, endpoint) in &here {
+            results.unary.push(bench.unary(load, *subject, endpoint, &bodies.named, None).await?);
         }
-        let litellm_url =
-            litellm_url.as_ref().filter(|_| keeps_up(&results, Subject::LiteLlm, load));
-        if let Some(url) = litellm_url {
-            results
-                .unary
-                .push(bench.unary(load, Subject::LiteLlm, url, &bodies.named, None).await?);
-        }
+        let at_gateway = Endpoint::plain(gateway.url.clone());
         for (route, body) in [(Route::Named, &bodies.named), (Route::Auto, &bodies.auto)] {
             let row = bench
-                .unary(
-                    load,
-                    Subject::Gateway(route),
-                    &gateway.url.clone(),
-                    body,
-                    Some(&mut gateway),
-                )
+                .unary(load, Subject::Gateway(route), &at_gateway, body, Some(&mut gateway))
                 .await?;
             results.unary.push(row);
         }
-        results
-            .streaming
-            .push(bench.stream(load, Subject::Floor, &sim_url, &bodies.stream_named, None).await?);
-        if let Some(url) = &nginx_url {
-            results
-                .streaming
-                .push(bench.stream(load, Subject::Nginx, url, &bodies.stream_named, None).await?);
+        for (subject, endpoint) in &here {
+            let row = bench.stream(load, *subject, endpoint, &bodies.stream_named, None).await?;
+            results.streaming.push(row);
         }
-        if let Some(url) = litellm_url {
-            results
-                .streaming
-                .push(bench.stream(load, Subject::LiteLlm, url, &bodies.stream_named, None).await?);
-        }
-        let url = gateway.url.clone();
         let row = bench
             .stream(
                 load,
                 Subject::Gateway(Route::Auto),
-                &url,
+                &at_gateway,
                 &bodies.stream_auto,
                 Some(&mut gateway),
             )
@@ -188,6 +177,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Results> {
         oha: options.oha.clone(),
         url: format!("{}/v1/chat/completions", gateway.url),
         body_file: bodies.auto.clone(),
+        headers: Vec::new(),
         load: DECISION_LOAD,
         // Long enough for the samples to be taken while the load runs.
         duration: options.duration.max(Duration::from_secs(8)),
@@ -215,9 +205,15 @@ pub async fn run(options: &Options) -> anyhow::Result<Results> {
     let judge = JudgeSetup { url: &sim_url, model: JUDGE };
     let mut gateway = Gateway::start(options, "gateway-judge", &models, Some(judge)).await?;
     for &load in &options.loads {
-        let url = gateway.url.clone();
+        let at_gateway = Endpoint::plain(gateway.url.clone());
         let row = bench
-            .unary(load, Subject::Gateway(Route::JudgeHit), &url, &bodies.auto, Some(&mut gateway))
+            .unary(
+                load,
+                Subject::Gateway(Route::JudgeHit),
+                &at_gateway,
+                &bodies.auto,
+                Some(&mut gateway),
+            )
             .await?;
         results.unary.push(row);
     }
@@ -245,6 +241,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Results> {
 
     let held_load = StreamLoad {
         url: format!("{}/v1/chat/completions", gateway.url),
+        headers: Vec::new(),
         body: stream_body(HELD, PROMPT),
         load: Load::Concurrency(options.streams),
         duration: options.duration.max(Duration::from_secs(15)),
@@ -261,18 +258,21 @@ pub async fn run(options: &Options) -> anyhow::Result<Results> {
     results.memory.held = report;
     results.ledgers.push(gateway.stop().await?);
 
-    let references = [nginx, litellm].into_iter().flatten().map(|(service, _)| service);
     for service in [paced, held].into_iter().chain(references).chain([sim]) {
         service.stop(Duration::from_secs(10)).await?;
     }
     Ok(results)
 }
 
-/// Whether `subject` is measured at `load`: at every concurrency, and at a fixed rate only
-/// if it has answered that many requests a second at some concurrency of this run. Past its
+/// Whether another gateway is measured at `load`: at every concurrency, and at a fixed rate
+/// only if it has answered that many requests a second at some concurrency of this run. Past its
 /// capacity an open-loop load measures nothing but the queue it builds, for as long as the
 /// scenario lasts.
 fn keeps_up(results: &Results, subject: Subject, load: Load) -> bool {
+    // The floor and the reference hop are measured at every load.
+    if !matches!(subject, Subject::Peer(_)) {
+        return true;
+    }
     match load {
         Load::Concurrency(_) => true,
         Load::Rate(rate) => {
@@ -291,7 +291,7 @@ fn keeps_up(results: &Results, subject: Subject, load: Load) -> bool {
 }
 
 /// nginx as a plain reverse proxy in front of the fake upstream.
-async fn start_nginx(bin: &Path, dir: &Path, sim_port: u16) -> anyhow::Result<(Service, String)> {
+async fn start_nginx(bin: &Path, dir: &Path, sim_port: u16) -> anyhow::Result<(Service, Endpoint)> {
     let port = free_port()?;
     let conf = dir.join("nginx.conf");
     std::fs::write(&conf, nginx_config(dir, port, sim_port))?;
@@ -300,12 +300,16 @@ async fn start_nginx(bin: &Path, dir: &Path, sim_port: u16) -> anyhow::Result<(S
     let mut service = Service::spawn("nginx", command, &dir.join("nginx.log"))?;
     let url = format!("http://127.0.0.1:{port}");
     service.wait_for_http(&format!("{url}/api/version"), Duration::from_secs(10)).await?;
-    Ok((service, url))
+    Ok((service, Endpoint::plain(url)))
 }
 
 /// LiteLLM's proxy in front of the fake upstream, serving the named model, with a worker
 /// process per CPU (as nginx has a worker per CPU and the gateway a serving thread).
-async fn start_litellm(bin: &Path, dir: &Path, sim_url: &str) -> anyhow::Result<(Service, String)> {
+async fn start_litellm(
+    bin: &Path,
+    dir: &Path,
+    sim_url: &str,
+) -> anyhow::Result<(Service, Endpoint)> {
     let port = free_port()?;
     let config = dir.join("litellm.yaml");
     std::fs::write(&config, litellm_config(SMALL, sim_url))?;
@@ -326,7 +330,31 @@ async fn start_litellm(bin: &Path, dir: &Path, sim_url: &str) -> anyhow::Result<
     // A Python program with many imports: it takes its time to start.
     service.wait_for_http(&format!("{url}/health/liveliness"), Duration::from_secs(180)).await?;
     eprintln!("router-bench: LiteLLM's proxy answers on {url} ({workers} workers)");
-    Ok((service, url))
+    Ok((service, Endpoint::plain(url)))
+}
+
+/// Portkey's gateway in front of the fake upstream: one Node.js process, as it ships, without
+/// its web UI. It is configured per request: the provider and the upstream's address travel
+/// in headers.
+async fn start_portkey(
+    script: &Path,
+    dir: &Path,
+    sim_url: &str,
+) -> anyhow::Result<(Service, Endpoint)> {
+    let port = free_port()?;
+    let mut command = Command::new("node");
+    command.arg(script).arg(format!("--port={port}")).arg("--headless");
+    let mut service = Service::spawn("portkey", command, &dir.join("portkey.log"))?;
+    let url = format!("http://127.0.0.1:{port}");
+    service.wait_for_http(&format!("{url}/"), Duration::from_secs(60)).await?;
+    eprintln!("router-bench: Portkey's gateway answers on {url}");
+    let headers = [
+        ("x-portkey-provider", "openai".to_string()),
+        ("x-portkey-custom-host", format!("{sim_url}/v1")),
+        ("authorization", "Bearer not-used".to_string()),
+    ];
+    let headers = headers.into_iter().map(|(name, value)| (name.to_string(), value)).collect();
+    Ok((service, Endpoint { url, headers }))
 }
 
 /// The request bodies, as files for oha and bytes for the streaming client.
@@ -464,14 +492,15 @@ impl Bench<'_> {
         &self,
         load: Load,
         subject: Subject,
-        base_url: &str,
+        endpoint: &Endpoint,
         body_file: &Path,
         gateway: Option<&mut Gateway>,
     ) -> anyhow::Result<UnaryRow> {
         let mut oha = OhaRun {
             oha: self.options.oha.clone(),
-            url: format!("{base_url}/v1/chat/completions"),
+            url: format!("{}/v1/chat/completions", endpoint.url),
             body_file: body_file.to_path_buf(),
+            headers: endpoint.headers.clone(),
             load,
             duration: self.options.warmup,
         };
@@ -498,12 +527,13 @@ impl Bench<'_> {
         &self,
         load: Load,
         subject: Subject,
-        base_url: &str,
+        endpoint: &Endpoint,
         body: &Bytes,
         gateway: Option<&mut Gateway>,
     ) -> anyhow::Result<StreamRow> {
         let mut scenario = StreamLoad {
-            url: format!("{base_url}/v1/chat/completions"),
+            url: format!("{}/v1/chat/completions", endpoint.url),
+            headers: endpoint.headers.clone(),
             body: body.clone(),
             load,
             duration: self.options.warmup,
@@ -546,6 +576,7 @@ impl Bench<'_> {
     ) -> anyhow::Result<StreamReport> {
         let scenario = StreamLoad {
             url: format!("{base_url}/v1/chat/completions"),
+            headers: Vec::new(),
             body: body.clone(),
             load,
             duration: self.options.duration,
@@ -696,10 +727,24 @@ fn versions(options: &Options) -> Vec<(String, String)> {
     if let Some(nginx) = &options.nginx {
         out.push(("reference hop".to_string(), first_line(nginx, "-v")));
     }
-    if let Some(litellm) = &options.litellm {
-        out.push(("compared gateway".to_string(), first_line(litellm, "--version")));
+    for (peer, program) in &options.peers {
+        let version = match peer {
+            Peer::LiteLlm => first_line(program, "--version"),
+            Peer::Portkey => portkey_version(program),
+        };
+        out.push((peer.name().to_string(), version));
     }
     out
+}
+
+/// The version in the `package.json` of the package a Portkey start script belongs to.
+fn portkey_version(script: &Path) -> String {
+    let package = script.ancestors().map(|dir| dir.join("package.json")).find(|p| p.is_file());
+    package
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+        .and_then(|v| v.get("version").and_then(Value::as_str).map(str::to_string))
+        .map_or_else(String::new, |v| format!("@portkey-ai/gateway {v}"))
 }
 
 fn utc_now() -> String {
@@ -725,13 +770,13 @@ mod tests {
     fn a_fixed_rate_is_run_only_within_what_the_subject_answered() {
         let mut results = Results::default();
         // Nothing measured yet: no rate is known to be within reach.
-        assert!(!keeps_up(&results, Subject::LiteLlm, Load::Rate(500)));
-        assert!(keeps_up(&results, Subject::LiteLlm, Load::Concurrency(16)));
+        assert!(!keeps_up(&results, Subject::Peer(Peer::LiteLlm), Load::Rate(500)));
+        assert!(keeps_up(&results, Subject::Peer(Peer::LiteLlm), Load::Concurrency(16)));
         for (load, rps) in [(Load::Concurrency(1), 100.0), (Load::Concurrency(16), 600.0)] {
             let summary = Summary { rps, ..Summary::default() };
             results.unary.push(UnaryRow {
                 load,
-                subject: Subject::LiteLlm,
+                subject: Subject::Peer(Peer::LiteLlm),
                 summary,
                 gateway: None,
             });
@@ -740,13 +785,16 @@ mod tests {
         let offered = Summary { rps: 5000.0, ..Summary::default() };
         results.unary.push(UnaryRow {
             load: Load::Rate(5000),
-            subject: Subject::LiteLlm,
+            subject: Subject::Peer(Peer::LiteLlm),
             summary: offered,
             gateway: None,
         });
-        assert!(keeps_up(&results, Subject::LiteLlm, Load::Rate(500)));
-        assert!(!keeps_up(&results, Subject::LiteLlm, Load::Rate(1000)));
-        assert!(!keeps_up(&results, Subject::Nginx, Load::Rate(500)));
+        assert!(keeps_up(&results, Subject::Peer(Peer::LiteLlm), Load::Rate(500)));
+        assert!(!keeps_up(&results, Subject::Peer(Peer::LiteLlm), Load::Rate(1000)));
+        assert!(!keeps_up(&results, Subject::Peer(Peer::Portkey), Load::Rate(500)));
+        // The floor and nginx run at every load, whatever was measured before.
+        assert!(keeps_up(&Results::default(), Subject::Nginx, Load::Rate(2000)));
+        assert!(keeps_up(&Results::default(), Subject::Floor, Load::Rate(2000)));
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The processes a run starts — the fake upstream, nginx, LiteLLM's proxy when asked for, the
-//! gateway — and how they are started, waited for and stopped.
+//! The processes a run starts — the fake upstream, nginx, the other gateways when asked for,
+//! this gateway — and how they are started, waited for and stopped.
 
 use std::fs::File;
 use std::net::{Ipv4Addr, TcpListener};
@@ -96,6 +96,21 @@ impl Drop for Service {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// Where a hop listens, and the headers every request to it carries (beyond the content type).
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// The base URL; `/v1/chat/completions` is appended.
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Endpoint {
+    /// A hop that needs no headers of its own.
+    pub fn plain(url: String) -> Endpoint {
+        Endpoint { url, headers: Vec::new() }
     }
 }
 

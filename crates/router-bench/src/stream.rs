@@ -22,6 +22,8 @@ pub struct StreamLoad {
     pub url: String,
     /// The request body (with `"stream": true`).
     pub body: Bytes,
+    /// Sent with every request besides `content-type`.
+    pub headers: Vec<(String, String)>,
     pub load: Load,
     pub duration: Duration,
 }
@@ -65,8 +67,18 @@ type Outcome = Result<Sample, (bool, String)>;
 
 /// Runs a streaming scenario and measures it.
 pub async fn run(load: &StreamLoad) -> anyhow::Result<StreamReport> {
-    let client =
-        reqwest::Client::builder().pool_max_idle_per_host(usize::MAX).tcp_nodelay(true).build()?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    for (name, value) in &load.headers {
+        headers.insert(
+            reqwest::header::HeaderName::from_bytes(name.as_bytes())?,
+            reqwest::header::HeaderValue::from_str(value)?,
+        );
+    }
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(usize::MAX)
+        .tcp_nodelay(true)
+        .default_headers(headers)
+        .build()?;
     let shared = Arc::new((client, load.url.clone(), load.body.clone()));
     let started = Instant::now();
     let deadline = started + load.duration;
@@ -283,6 +295,7 @@ mod tests {
         });
         let load = StreamLoad {
             url: format!("{}/v1/chat/completions", sim.base_url()),
+            headers: Vec::new(),
             body: Bytes::from(body.to_string()),
             load: Load::Concurrency(2),
             duration: Duration::from_millis(300),
@@ -306,6 +319,7 @@ mod tests {
         let sim = SimServer::start(SimConfig::new()).await.unwrap();
         let load = StreamLoad {
             url: format!("{}/v1/chat/completions", sim.base_url()),
+            headers: Vec::new(),
             body: Bytes::from_static(b"{\"model\":\"nobody\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"),
             load: Load::Rate(50),
             duration: Duration::from_millis(100),
