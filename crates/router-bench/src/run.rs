@@ -297,10 +297,26 @@ async fn start_nginx(bin: &Path, dir: &Path, sim_port: u16) -> anyhow::Result<(S
     std::fs::write(&conf, nginx_config(dir, port, sim_port))?;
     let mut command = Command::new(bin);
     command.arg("-c").arg(&conf).arg("-p").arg(dir).args(["-e", "stderr"]);
-    let mut service = Service::spawn("nginx", command, &dir.join("nginx.log"))?;
-    let url = format!("http://127.0.0.1:{port}");
-    service.wait_for_http(&format!("{url}/api/version"), Duration::from_secs(10)).await?;
+    // nginx passes the probe on to the fake upstream: an answer means the hop works.
+    let (service, url) =
+        start_hop("nginx", command, dir, port, "/api/version", Duration::from_secs(10)).await?;
     Ok((service, Endpoint::plain(url)))
+}
+
+/// Starts a hop listening on loopback `port` (its log in `dir/<name>.log`) and waits until
+/// `probe` answers there; returns it with its base URL.
+async fn start_hop(
+    name: &str,
+    command: Command,
+    dir: &Path,
+    port: u16,
+    probe: &str,
+    timeout: Duration,
+) -> anyhow::Result<(Service, String)> {
+    let mut service = Service::spawn(name, command, &dir.join(format!("{name}.log")))?;
+    let url = format!("http://127.0.0.1:{port}");
+    service.wait_for_http(&format!("{url}{probe}"), timeout).await?;
+    Ok((service, url))
 }
 
 /// LiteLLM's proxy in front of the fake upstream, serving the named model, with a worker
@@ -325,10 +341,10 @@ async fn start_litellm(
         .arg("--log_config")
         .arg(&logging)
         .envs(LITELLM_ENV);
-    let mut service = Service::spawn("litellm", command, &dir.join("litellm.log"))?;
-    let url = format!("http://127.0.0.1:{port}");
     // A Python program with many imports: it takes its time to start.
-    service.wait_for_http(&format!("{url}/health/liveliness"), Duration::from_secs(180)).await?;
+    let startup = Duration::from_secs(180);
+    let (service, url) =
+        start_hop("litellm", command, dir, port, "/health/liveliness", startup).await?;
     eprintln!("router-bench: LiteLLM's proxy answers on {url} ({workers} workers)");
     Ok((service, Endpoint::plain(url)))
 }
@@ -344,9 +360,8 @@ async fn start_portkey(
     let port = free_port()?;
     let mut command = Command::new("node");
     command.arg(script).arg(format!("--port={port}")).arg("--headless");
-    let mut service = Service::spawn("portkey", command, &dir.join("portkey.log"))?;
-    let url = format!("http://127.0.0.1:{port}");
-    service.wait_for_http(&format!("{url}/"), Duration::from_secs(60)).await?;
+    let (service, url) =
+        start_hop("portkey", command, dir, port, "/", Duration::from_secs(60)).await?;
     eprintln!("router-bench: Portkey's gateway answers on {url}");
     let headers = [
         ("x-portkey-provider", "openai".to_string()),
