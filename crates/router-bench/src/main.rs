@@ -126,6 +126,22 @@ struct StreamArgs {
     duration: f64,
     #[arg(long, default_value = "Explain how a hash map works, briefly.")]
     prompt: String,
+    /// A header every request carries, as `name: value` (repeatable), for a server that
+    /// wants one, e.g. `--header 'authorization: Bearer sk-…'`.
+    #[arg(long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
+    headers: Vec<(String, String)>,
+}
+
+/// `name: value` as a header pair.
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("`{text}` is not a header: write it as `name: value`"))?;
+    let name = name.trim();
+    if name.is_empty() || name.contains(char::is_whitespace) {
+        return Err(format!("`{text}`: a header's name is one word before the colon"));
+    }
+    Ok((name.to_string(), value.trim().to_string()))
 }
 
 fn main() -> ExitCode {
@@ -231,7 +247,7 @@ async fn run_stream(args: StreamArgs) -> anyhow::Result<()> {
     });
     let load = stream::StreamLoad {
         url: format!("{}/v1/chat/completions", args.url.trim_end_matches('/')),
-        headers: Vec::new(),
+        headers: args.headers,
         body: Bytes::from(body.to_string()),
         load: args.load,
         duration: seconds(args.duration)?,
@@ -273,4 +289,24 @@ fn timestamp() -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "latest".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_read_as_name_and_value() {
+        assert_eq!(
+            parse_header("x-portkey-provider: openai").unwrap(),
+            ("x-portkey-provider".to_string(), "openai".to_string())
+        );
+        assert_eq!(
+            parse_header("authorization:Bearer a:b").unwrap(),
+            ("authorization".to_string(), "Bearer a:b".to_string())
+        );
+        assert!(parse_header("no colon").unwrap_err().contains("name: value"));
+        assert!(parse_header("two words: x").is_err());
+        assert!(parse_header(": x").is_err());
+    }
 }
