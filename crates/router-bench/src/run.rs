@@ -1,7 +1,7 @@
-//! One run of the harness: start the fake upstream, nginx (and LiteLLM's proxy, when given)
+//! One run of the harness: start the fake upstream, nginx (and the other gateways, when given)
 //! and the gateway; measure every scenario; stop them; check the books.
 //!
-//! The scenarios of one load run back to back (floor, nginx, LiteLLM, gateway), so slow drift
+//! The scenarios of one load run back to back (floor, nginx, other gateways, this one), so drift
 //! in the machine's state touches the floor and the hops alike.
 
 use std::path::{Path, PathBuf};
