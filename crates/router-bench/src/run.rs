@@ -121,10 +121,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Results> {
         None => eprintln!("router-bench: no nginx; the reference-hop rows are left out"),
     }
     for (peer, program) in &options.peers {
-        let (service, endpoint) = match peer {
-            Peer::LiteLlm => start_litellm(program, dir, &sim_url).await?,
-            Peer::Portkey => start_portkey(program, dir, &sim_url).await?,
-        };
+        let (service, endpoint) = start_peer(*peer, program, dir, &sim_url).await?;
         hops.push((Subject::Peer(*peer), endpoint));
         references.push(service);
     }
@@ -319,14 +316,35 @@ async fn start_hop(
     Ok((service, url))
 }
 
-/// LiteLLM's proxy in front of the fake upstream, serving the named model, with a worker
-/// process per CPU (as nginx has a worker per CPU and the gateway a serving thread).
-async fn start_litellm(
-    bin: &Path,
+/// Another gateway in front of the fake upstream, serving the named model.
+async fn start_peer(
+    peer: Peer,
+    program: &Path,
     dir: &Path,
     sim_url: &str,
 ) -> anyhow::Result<(Service, Endpoint)> {
     let port = free_port()?;
+    let (command, probe, startup, headers) = match peer {
+        // A Python program with many imports: it takes its time to start.
+        Peer::LiteLlm => {
+            let command = litellm_command(program, dir, port, sim_url)?;
+            (command, "/health/liveliness", Duration::from_secs(180), Vec::new())
+        }
+        Peer::Portkey => {
+            let mut command = Command::new("node");
+            command.arg(program).arg(format!("--port={port}")).arg("--headless");
+            (command, "/", Duration::from_secs(60), portkey_headers(sim_url))
+        }
+    };
+    let name = peer.name().to_lowercase();
+    let (service, url) = start_hop(&name, command, dir, port, probe, startup).await?;
+    eprintln!("router-bench: {} answers on {url}", peer.name());
+    Ok((service, Endpoint { url, headers }))
+}
+
+/// LiteLLM's proxy serving the named model, with a worker process per CPU (as nginx has a
+/// worker per CPU and the gateway a serving thread); its configuration is written to `dir`.
+fn litellm_command(bin: &Path, dir: &Path, port: u16, sim_url: &str) -> anyhow::Result<Command> {
     let config = dir.join("litellm.yaml");
     std::fs::write(&config, litellm_config(SMALL, sim_url))?;
     let logging = dir.join("litellm-logging.json");
@@ -341,35 +359,20 @@ async fn start_litellm(
         .arg("--log_config")
         .arg(&logging)
         .envs(LITELLM_ENV);
-    // A Python program with many imports: it takes its time to start.
-    let startup = Duration::from_secs(180);
-    let (service, url) =
-        start_hop("litellm", command, dir, port, "/health/liveliness", startup).await?;
-    eprintln!("router-bench: LiteLLM's proxy answers on {url} ({workers} workers)");
-    Ok((service, Endpoint::plain(url)))
+    Ok(command)
 }
 
-/// Portkey's gateway in front of the fake upstream: one Node.js process, as it ships, without
-/// its web UI. It is configured per request: the provider and the upstream's address travel
-/// in headers.
-async fn start_portkey(
-    script: &Path,
-    dir: &Path,
-    sim_url: &str,
-) -> anyhow::Result<(Service, Endpoint)> {
-    let port = free_port()?;
-    let mut command = Command::new("node");
-    command.arg(script).arg(format!("--port={port}")).arg("--headless");
-    let (service, url) =
-        start_hop("portkey", command, dir, port, "/", Duration::from_secs(60)).await?;
-    eprintln!("router-bench: Portkey's gateway answers on {url}");
-    let headers = [
+/// Portkey's gateway runs as it ships — one Node.js process, here without its web UI — and
+/// is configured per request: the provider and the upstream's address travel in headers.
+fn portkey_headers(sim_url: &str) -> Vec<(String, String)> {
+    [
         ("x-portkey-provider", "openai".to_string()),
         ("x-portkey-custom-host", format!("{sim_url}/v1")),
         ("authorization", "Bearer not-used".to_string()),
-    ];
-    let headers = headers.into_iter().map(|(name, value)| (name.to_string(), value)).collect();
-    Ok((service, Endpoint { url, headers }))
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_string(), value))
+    .collect()
 }
 
 /// The request bodies, as files for oha and bytes for the streaming client.
