@@ -747,7 +747,11 @@ fn versions(options: &Options) -> Vec<(String, String)> {
     }
     for (peer, program) in &options.peers {
         let version = match peer {
-            Peer::LiteLlm => first_line(program, "--version"),
+            // It prints `LiteLLM: Current Version = 1.108.7`.
+            Peer::LiteLlm => {
+                let line = first_line(program, "--version");
+                line.rsplit("= ").next().unwrap_or_default().to_string()
+            }
             Peer::Portkey => portkey_version(program),
         };
         out.push((peer.name().to_string(), version));
@@ -762,7 +766,7 @@ fn portkey_version(script: &Path) -> String {
         .and_then(|p| std::fs::read_to_string(p).ok())
         .and_then(|text| serde_json::from_str::<Value>(&text).ok())
         .and_then(|v| v.get("version").and_then(Value::as_str).map(str::to_string))
-        .map_or_else(String::new, |v| format!("@portkey-ai/gateway {v}"))
+        .unwrap_or_default()
 }
 
 fn utc_now() -> String {
