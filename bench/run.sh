@@ -42,9 +42,15 @@ for arg in "$@"; do
         *) args+=("$arg") ;;
     esac
 done
+# oha builds beside the gateway's release build rather than before it: on a fresh machine
+# that saves the several minutes it would take alone.
+oha_install=""
 if [ ! -x "$tools/bin/oha" ] && ! command -v oha >/dev/null; then
-    log "installing oha (the HTTP load generator) into $tools — once; a few minutes"
-    cargo install oha --locked --root "$tools"
+    log "installing oha (the HTTP load generator) into $tools, beside the build — once; a few minutes (log: $tools/oha-install.log)"
+    mkdir -p "$tools"
+    cargo install oha --locked --root "$tools" > "$tools/oha-install.log" 2>&1 &
+    oha_install=$!
+    trap 'kill "$oha_install" 2>/dev/null || true' EXIT
 fi
 
 if [ ! -x /usr/sbin/nginx ]; then
@@ -87,6 +93,15 @@ fi
 
 log "building the release binaries (the first build takes a while)"
 cargo build --release -p llm-router -p router-sim -p router-bench
+if [ -n "$oha_install" ]; then
+    log "waiting for oha's install to finish"
+    if ! wait "$oha_install"; then
+        tail -n 20 "$tools/oha-install.log" >&2
+        echo "installing oha failed; its log is $tools/oha-install.log" >&2
+        exit 1
+    fi
+    trap - EXIT
+fi
 
 read -r load _ < /proc/loadavg
 log "load average now: $load (on $(nproc) cores) — the quieter, the truer the tails"
