@@ -21,7 +21,11 @@
 //! Where the cores are shared — with the upstream, a load generator, other services — polling
 //! takes CPU time they could use. So when a yield hands the CPU to another thread for more
 //! than a quick turn, the poller stops and stays out of the way for a while: it polls only
-//! when the CPU would otherwise sit idle. BENCHMARKS.md has both sides measured.
+//! when the CPU would otherwise sit idle. And polling through a gap longer than the window
+//! buys nothing, so the window adapts to the gaps the poller rests through, as a guest's
+//! halt-polling governor does ([`adapt`]): at a moderate rate spread over the threads, where
+//! each thread's requests come far apart, it shrinks to nothing, and the thread sleeps as
+//! without polling. BENCHMARKS.md has both sides measured.
 
 use std::cell::Cell;
 use std::io::IoSlice;
@@ -43,9 +47,21 @@ const CONTENDED: Duration = Duration::from_micros(100);
 /// one-client gain; 2 ms kept it and left 16 clients' throughput as without polling).
 const BACK_OFF: Duration = Duration::from_millis(2);
 
+/// Where an adapting window starts again once it has shrunk to nothing (the window never
+/// exceeds the configured one).
+const GROW_START: Duration = Duration::from_micros(50);
+
+/// Below this a shrinking window is dropped to nothing: so short a poll catches little.
+const SHRINK_FLOOR: Duration = Duration::from_micros(10);
+
 /// What one serving thread's poller reads and its connections write.
 struct Activity {
     last: Cell<Instant>,
+    /// The configured window: the longest the poller polls after activity.
+    max: Cell<Duration>,
+    /// The window it polls for now, adapted to the gaps between activities (see
+    /// [`adapt`]).
+    window: Cell<Duration>,
     /// True while the poller waits for activity rather than polling.
     resting: Cell<bool>,
     /// Activity before this does not wake the poller (it backs off from a busy CPU).
@@ -58,6 +74,8 @@ struct Activity {
 thread_local! {
     static ACTIVITY: Activity = Activity {
         last: Cell::new(Instant::now()),
+        max: Cell::new(Duration::ZERO),
+        window: Cell::new(Duration::ZERO),
         resting: Cell::new(false),
         quiet_until: Cell::new(Instant::now()),
         wake: Arc::new(Notify::new()),
@@ -66,16 +84,37 @@ thread_local! {
 }
 
 /// Marks this thread as active now, waking its poller if it was resting and is not backing
-/// off.
+/// off. Activity that ends a rest also adapts the window to the gap it ended.
 fn mark_active() {
     ACTIVITY.with(|a| {
         let now = Instant::now();
+        if a.resting.get() {
+            let gap = now.saturating_duration_since(a.last.get());
+            a.window.set(adapt(a.window.get(), a.max.get(), gap));
+        }
         a.last.set(now);
         if a.resting.get() && now >= a.quiet_until.get() {
             a.resting.set(false);
             a.wake.notify_one();
         }
     });
+}
+
+/// The next polling window after the poller rested through a gap of `gap` between two
+/// activities, as a halt-polling governor adapts its window: a gap a longer poll (up to
+/// `max`) would have covered doubles the window; a gap no poll would have covered halves it,
+/// down to nothing. So a thread whose next request comes soon after its last polls through
+/// the wait, and one whose requests come far apart (a moderate rate spread over threads,
+/// where polling only takes CPU others could use) stops polling.
+fn adapt(window: Duration, max: Duration, gap: Duration) -> Duration {
+    if gap > max {
+        let half = window / 2;
+        if half < SHRINK_FLOOR { Duration::ZERO } else { half }
+    } else if gap > window {
+        (window * 2).max(GROW_START).min(max)
+    } else {
+        window
+    }
 }
 
 /// Starts the poller on the current thread's runtime: it keeps the thread polling for I/O
@@ -85,11 +124,15 @@ fn mark_active() {
 /// Meant for a current-thread runtime that owns the thread (a serving thread): the activity
 /// it watches is that thread's.
 pub(crate) fn spawn_poller(window: Duration) {
-    let wake = ACTIVITY.with(|a| a.wake.clone());
+    let wake = ACTIVITY.with(|a| {
+        a.max.set(window);
+        a.window.set(window);
+        a.wake.clone()
+    });
     tokio::spawn(async move {
         let mut contended = false;
         loop {
-            let idle = ACTIVITY.with(|a| a.last.get().elapsed());
+            let (idle, window) = ACTIVITY.with(|a| (a.last.get().elapsed(), a.window.get()));
             if idle < window && !contended {
                 ACTIVITY.with(|a| a.polls.set(a.polls.get() + 1));
                 // Any other thread waiting for this CPU gets it first. If one did, the CPU is
@@ -211,6 +254,51 @@ mod tests {
             server.write_all(b"pong").await.unwrap();
             tokio::time::sleep(Duration::from_millis(5)).await;
             assert!(polls() > rested, "a write did not wake the poller");
+        });
+    }
+
+    #[test]
+    fn the_window_follows_the_gaps_it_rests_through() {
+        let max = Duration::from_micros(200);
+        let us = Duration::from_micros;
+        // A gap longer than the whole window: no poll would have covered it.
+        assert_eq!(adapt(max, max, us(1_000)), us(100));
+        assert_eq!(adapt(us(100), max, us(1_000)), us(50));
+        assert_eq!(adapt(us(15), max, us(1_000)), Duration::ZERO, "too short a window is dropped");
+        assert_eq!(adapt(Duration::ZERO, max, us(1_000)), Duration::ZERO);
+        // A gap a longer poll would have covered: the window grows, from a start if it had
+        // none, never past the configured one.
+        assert_eq!(adapt(Duration::ZERO, max, us(80)), GROW_START);
+        assert_eq!(adapt(us(50), max, us(80)), us(100));
+        assert_eq!(adapt(us(150), max, us(180)), max);
+        // A gap the window already covers leaves it as it is (the poller rested for
+        // another reason, such as backing off from a wanted CPU).
+        assert_eq!(adapt(us(100), max, us(80)), us(100));
+        // A window configured shorter than the grow start never grows past it.
+        assert_eq!(adapt(Duration::ZERO, us(30), us(20)), us(30));
+    }
+
+    #[test]
+    fn far_apart_activity_stops_the_polling() {
+        runtime().block_on(async {
+            spawn_poller(Duration::from_millis(4));
+            let (mut client, server) = tokio::io::duplex(64);
+            let mut server = Watched::new(server, true);
+            let mut got = [0u8; 4];
+            // Each gap is far longer than the window: it halves after each, 4 ms → 2 → 1 →
+            // 0.5 → … → nothing.
+            for _ in 0..12 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                client.write_all(b"ping").await.unwrap();
+                server.read_exact(&mut got).await.unwrap();
+            }
+            assert_eq!(ACTIVITY.with(|a| a.window.get()), Duration::ZERO);
+            let before = polls();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            client.write_all(b"ping").await.unwrap();
+            server.read_exact(&mut got).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            assert_eq!(polls(), before, "the poller polled with a window of nothing");
         });
     }
 

@@ -93,8 +93,9 @@ pub struct ServerConfig {
     /// its own; `None`: the runtime of the program that starts the gateway, shared with
     /// everything else it runs.
     pub threads: Option<NonZeroUsize>,
-    /// How long a serving thread keeps polling for I/O after its connections' last read or
-    /// write before it sleeps (`server.busy_poll_us`); `None`: it sleeps at once.
+    /// The longest a serving thread keeps polling for I/O after its connections' last read
+    /// or write before it sleeps (`server.busy_poll_us`; the window adapts below it to the
+    /// gaps between requests); `None`: it sleeps at once.
     pub busy_poll: Option<Duration>,
 }
 
