@@ -118,7 +118,8 @@ fn adapt(window: Duration, max: Duration, gap: Duration) -> Duration {
 }
 
 /// Starts the poller on the current thread's runtime: it keeps the thread polling for I/O
-/// until `window` has passed since the last activity on a [`Watched`] connection. The task
+/// until the window has passed since the last activity on a [`Watched`] connection — at
+/// most `window`, less while the gaps between activities are longer ([`adapt`]). The task
 /// ends with the runtime.
 ///
 /// Meant for a current-thread runtime that owns the thread (a serving thread): the activity
