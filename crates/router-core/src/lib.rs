@@ -8,7 +8,10 @@
 //!
 //! It is pure on purpose: no I/O, no async, no clock reads or randomness it is not handed.
 //! That keeps the decision testable and benchmarkable on its own, and lets the gateway, the
-//! CLI's `analyze` and the offline evaluation all run the very same code.
+//! CLI's `analyze` and the offline evaluation all run the very same code. The one call it
+//! makes to the operating system is a hint about memory: the domain model's table asks to
+//! be mapped with huge pages, which changes how fast it is read, never what is read
+//! (`features/domain/weights.rs`).
 
 pub mod candidate;
 pub mod decision;

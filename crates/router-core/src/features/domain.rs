@@ -15,10 +15,12 @@
 //! deployment train on its own examples and load the result.
 
 mod training;
+mod weights;
 
 use std::sync::{Arc, OnceLock};
 
 pub use training::{DataError, LabelledExample, TrainOptions};
+use weights::Weights;
 
 use super::scan::Scan;
 use super::{Domain, DomainGuess};
@@ -41,7 +43,7 @@ const FORMAT_VERSION: u8 = 1;
 pub struct DomainModel {
     bits: u8,
     /// Row-major: `weights[bucket * CLASSES + domain]`.
-    weights: Vec<f32>,
+    weights: Weights,
     bias: [f32; CLASSES],
 }
 
@@ -220,7 +222,7 @@ impl DomainModel {
             *s = f32::from_le_bytes(r.array()?);
         }
         let buckets = 1u64 << bits;
-        let mut weights = vec![0f32; (buckets as usize) * CLASSES];
+        let mut weights = Weights::zeroed((buckets as usize) * CLASSES);
         let rows = r.varint()?;
         let mut bucket = 0u64;
         for i in 0..rows {

@@ -129,7 +129,7 @@ impl DomainModel {
 
         let mut model = DomainModel {
             bits,
-            weights: vec![0.0; (1usize << bits) * CLASSES],
+            weights: super::Weights::zeroed((1usize << bits) * CLASSES),
             bias: [0.0; CLASSES],
         };
         let mut order: Vec<usize> = (0..rows.len()).collect();
