@@ -3,11 +3,12 @@
 //! Why: a prompt's features land in a few hundred buckets scattered over the table (2 MiB
 //! at the default 16 bucket bits), so scoring one reads a few hundred rows on as many 4 KiB
 //! pages. While a serving thread sleeps between requests, a virtual machine's host runs
-//! other work on the core, and the translations of those pages are gone when it wakes: on
-//! the hosts measured, each page then cost a walk of the page tables of a quarter of a
-//! microsecond, which made the decision after an idle spell several times its warm time
-//! (BENCHMARKS.md, "The domain model's table in huge pages"). In 2 MiB pages the whole
-//! table is one translation.
+//! other work on the core, and what the core held for those pages — their translations
+//! most of all — is gone when the thread wakes. In 2 MiB pages the whole table is one
+//! translation: on the host measured (an Intel Xeon virtual machine), the gateway's
+//! decision on a long prompt after a 10 ms pause became 3–8 times faster at the median and
+//! 2–4 times at p99 (BENCHMARKS.md, "The domain model's table in huge pages";
+//! `bench/decision-ab.py`).
 //!
 //! How: a table of at least 2 MiB is allocated aligned to 2 MiB and, on Linux, marked with
 //! `MADV_HUGEPAGE` and collapsed into huge pages at once (`MADV_COLLAPSE`, Linux 6.1 and
