@@ -4,11 +4,14 @@
     bench/decision-ab.py BEFORE AFTER               # two llm-router binaries
     bench/decision-ab.py BEFORE AFTER --pause-ms 0  # back to back instead
     bench/decision-ab.py A B --rounds 3 --samples 600
+    bench/decision-ab.py BEFORE AFTER --chat        # a short `auto` chat request instead
 
 Starts the fake upstream and one gateway of each build (SQLite store on, dashboard off),
 then asks both for the analysis of a ~2,000-token prompt (`POST /api/routing/analyze`), in
 turn, with a pause before every request, and prints the percentiles of the decision time
-each gateway reports (`decision_us`). Alternating request by request, rather than run by
+each gateway reports (`decision_us`). With `--chat` it sends a short `auto` chat completion
+instead (answered by the fake upstream) and reads the whole request's overhead as the
+gateway reports it (`x-router-overhead-us`: its time outside the upstream call). Alternating request by request, rather than run by
 run, puts both builds through the same moments of a shared host: on a virtual machine
 whose host runs other work while a vCPU rests, whole runs differ by more than the builds.
 The order within each pair alternates too.
@@ -37,6 +40,10 @@ PARAGRAPH = (
     "to 900 milliseconds, and the database shows lock waits on the ledger table. We suspect "
     "the transaction isolation level and the order in which rows are locked. "
 )
+
+
+# The load test's short `auto` request (bench/threads-ab.sh's).
+CHAT = "Explain hash maps briefly, with an example in Python."
 
 
 def long_prompt(chars=9_600):
@@ -86,6 +93,7 @@ def main():
     parser.add_argument("--pause-ms", type=float, default=10.0, help="pause before each request (default 10)")
     parser.add_argument("--samples", type=int, default=600, help="requests to each gateway a round (default 600)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--chat", action="store_true", help="a short `auto` chat request; its overhead instead")
     args = parser.parse_args()
 
     work = tempfile.mkdtemp(prefix="decision-ab-")
@@ -104,10 +112,15 @@ def main():
             processes.append(gateway)
             wait_for(port, gateway, log_path)
 
-        body = json.dumps({"query": long_prompt()})
+        if args.chat:
+            path, measure = "/v1/chat/completions", "x-router-overhead-us, short `auto` chat request"
+            body = json.dumps({"model": "auto", "messages": [{"role": "user", "content": CHAT}]})
+        else:
+            path, measure = "/api/routing/analyze", "decision_us, ~2,000-token prompt"
+            body = json.dumps({"query": long_prompt()})
         connections = {port: http.client.HTTPConnection("127.0.0.1", port) for _, _, port in builds}
         warmup = 20
-        print(f"decision_us, ~2,000-token prompt, {args.pause_ms:g} ms pause before each request, "
+        print(f"{measure}, {args.pause_ms:g} ms pause before each request, "
               f"{args.samples} requests to each gateway a round")
         for round_number in range(1, args.rounds + 1):
             times = {port: [] for _, _, port in builds}
@@ -116,10 +129,16 @@ def main():
                 for _, _, port in order:
                     time.sleep(args.pause_ms / 1000)
                     conn = connections[port]
-                    conn.request("POST", "/api/routing/analyze", body, {"content-type": "application/json"})
-                    answer = json.loads(conn.getresponse().read())
+                    conn.request("POST", path, body, {"content-type": "application/json"})
+                    response = conn.getresponse()
+                    answer = response.read()
+                    if response.status != 200:
+                        sys.exit(f"{path} answered {response.status}: {answer[:300]!r}")
                     if i >= warmup:
-                        times[port].append(answer["decision_us"])
+                        if args.chat:
+                            times[port].append(int(response.getheader("x-router-overhead-us")))
+                        else:
+                            times[port].append(json.loads(answer)["decision_us"])
             for name, binary, port in builds:
                 t = sorted(times[port])
                 print(f"round {round_number}  {name:6}  p50 {percentile(t, 0.5):4} µs  p90 {percentile(t, 0.9):4} µs  "
